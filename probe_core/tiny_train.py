@@ -1,0 +1,332 @@
+"""Train the embedded tiny-scenes model: render data, fit the VAE, then the UNet + text encoder.
+
+    >>> cfg = TrainConfig(workdir="/tmp/tiny", out="weights/tiny-scenes", max_minutes=60)
+    >>> train(cfg)   # resumable: run it again and it continues where it stopped
+
+Everything is resumable from `workdir`: the rendered data set, the VAE checkpoint, the encoded
+latents and the UNet checkpoint (with optimiser and EMA state). The EMA weights are exported as a
+diffusers pipeline folder to `out` every `export_every` steps and when training stops, so the
+newest model is always loadable. Training seeds start at `first_seed` (1,000,000 by default);
+held-out evaluation uses seeds below it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .scenes import render_chunk
+from .tiny_ldm import (TinyLDMConfig, build_pipeline, build_scheduler, build_text_encoder,
+                       build_tokenizer, build_unet, build_vae, load_pipeline, save_pipeline)
+
+TRAIN_FIRST_SEED = 1_000_000
+
+
+@dataclass
+class TrainConfig:
+    workdir: str = "~/.cache/scene-probe/tiny-scenes"  # data cache, checkpoints, logs
+    out: str = "weights/tiny-scenes"  # exported pipeline folder (EMA weights)
+    init_from: str | None = None  # warm start UNet/text/VAE from a saved pipeline folder
+    n_scenes: int = 40_000  # rendered training scenes
+    first_seed: int = TRAIN_FIRST_SEED
+    vae_steps: int = 2_000
+    vae_batch: int = 32
+    vae_lr: float = 5e-4
+    kl_weight: float = 1e-6
+    unet_steps: int = 200_000  # an upper bound; stop earlier with max_minutes
+    unet_batch: int = 64
+    unet_lr: float = 5e-4
+    warmup: int = 300  # linear lr warm-up steps for the UNet
+    ema_decay: float = 0.999
+    cond_drop: float = 0.1  # probability of the empty prompt (for classifier-free guidance)
+    snr_gamma: float = 5.0  # min-SNR loss weighting; 0 turns it off
+    ckpt_every: int = 200
+    export_every: int = 1_000
+    log_every: int = 50
+    max_minutes: float | None = None  # wall-clock budget of this invocation
+    threads: int = 2
+    seed: int = 0
+    model: TinyLDMConfig = field(default_factory=TinyLDMConfig)
+
+
+# ----------------------------------------------------------------------------- data
+
+def render_dataset(first_seed: int, n: int, size: int = 64, processes: int = 2,
+                   progress: bool = True):
+    """Render n scenes with consecutive seeds. Returns images (n, size, size, 3) uint8, captions."""
+    seeds = np.arange(first_seed, first_seed + n)
+    chunks = np.array_split(seeds, max(1, n // 500))
+    jobs = [(c, size) for c in chunks]
+    images, captions = [], []
+    # spawn, not fork: a forked child of a process that has run torch can hang in OpenMP
+    with get_context("spawn").Pool(processes) if processes > 1 else nullcontext() as pool:
+        results = pool.imap(render_chunk, jobs) if pool else map(render_chunk, jobs)
+        for im, cap in tqdm(results, total=len(jobs), desc="render scenes", disable=not progress):
+            images.append(im)
+            captions.extend(cap)
+    return np.concatenate(images), captions
+
+
+def cached_dataset(cfg: TrainConfig):
+    size = cfg.model.image_size
+    name = f"scenes_{cfg.first_seed}_{cfg.n_scenes}" + ("" if size == 64 else f"_{size}px")
+    path = Path(cfg.workdir).expanduser() / f"{name}.npz"
+    if not path.exists():
+        images, captions = render_dataset(cfg.first_seed, cfg.n_scenes, size, cfg.threads)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, images=images, captions=np.array(captions))
+        os.replace(tmp, path)
+    data = np.load(path)
+    return data["images"], [str(c) for c in data["captions"]]
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+class _Stopper:
+    """Turns SIGTERM/SIGINT and a time budget into a flag the loops poll."""
+
+    def __init__(self, max_minutes):
+        self.deadline = time.time() + 60 * max_minutes if max_minutes else None
+        self.signalled = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread
+                pass
+
+    def _handle(self, *_):
+        self.signalled = True
+
+    @property
+    def stop(self) -> bool:
+        return self.signalled or (self.deadline is not None and time.time() > self.deadline)
+
+
+def _atomic_save(obj, path: Path):
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _log(workdir: Path, **row):
+    with open(workdir / "train_log.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+# ----------------------------------------------------------------------------- VAE
+
+def vae_loss(vae, x: torch.Tensor, kl_weight: float):
+    """L1 + MSE reconstruction plus a tiny KL term. x: (B, 3, H, W) in [-1, 1]."""
+    post = vae.encode(x).latent_dist
+    rec = vae.decode(post.sample()).sample
+    rec_loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+    return rec_loss + kl_weight * post.kl().mean(), rec_loss
+
+
+def train_vae(cfg: TrainConfig, images: np.ndarray, workdir: Path, stopper: _Stopper):
+    """Returns the VAE once it has `vae_steps` steps (resuming from workdir/vae.pt)."""
+    vae = build_vae(cfg.model)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    ckpt = workdir / "vae.pt"
+    step, seconds = 0, 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+    rng = np.random.default_rng(cfg.seed + step)
+    bar = tqdm(total=cfg.vae_steps, initial=step, desc="vae")
+    t0 = time.time()
+    while step < cfg.vae_steps and not stopper.stop:
+        for g in opt.param_groups:  # cosine decay to a tenth over vae_steps
+            g["lr"] = cfg.vae_lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / cfg.vae_steps)))
+        x = to_tensor(images[rng.integers(0, len(images), cfg.vae_batch)])
+        flip = torch.from_numpy(rng.random(cfg.vae_batch) < 0.5)
+        x[flip] = x[flip].flip(-1)
+        loss, rec = vae_loss(vae, x, cfg.kl_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0:
+            psnr = 10 * math.log10(4 / max(F.mse_loss(
+                vae.decode(vae.encode(x).latent_dist.mode()).sample, x).item(), 1e-10))
+            bar.set_postfix(loss=f"{rec.item():.4f}", psnr=f"{psnr:.1f}")
+            _log(workdir, phase="vae", step=step, loss=rec.item(), train_psnr=psnr,
+                 seconds=seconds + time.time() - t0)
+        if step % cfg.ckpt_every == 0 or step == cfg.vae_steps or stopper.stop:
+            _atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step,
+                          "seconds": seconds + time.time() - t0}, ckpt)
+    bar.close()
+    return vae, step, seconds + time.time() - t0
+
+
+@torch.no_grad()
+def encode_dataset(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of every image: two (N, 4, h, w) float16 tensors."""
+    means, stds = [], []
+    for i in tqdm(range(0, len(images), batch), desc="encode latents"):
+        post = vae.encode(to_tensor(images[i:i + batch])).latent_dist
+        means.append(post.mean.half())
+        stds.append(post.std.half())
+    return torch.cat(means), torch.cat(stds)
+
+
+# ----------------------------------------------------------------------------- UNet
+
+def diffusion_loss(unet, text_encoder, scheduler, latents, input_ids, snr_gamma: float,
+                   generator: torch.Generator | None = None):
+    """Epsilon-prediction loss with optional min-SNR weighting.
+
+    latents: (B, 4, h, w), already times the VAE scaling factor; input_ids: (B, L)."""
+    noise = torch.randn(latents.shape, generator=generator)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),),
+                      generator=generator)
+    noisy = scheduler.add_noise(latents, noise, t)
+    pred = unet(noisy, t, text_encoder(input_ids)[0]).sample
+    per_sample = (pred - noise).pow(2).mean(dim=(1, 2, 3))
+    if snr_gamma > 0:
+        alphas = scheduler.alphas_cumprod[t]
+        snr = alphas / (1 - alphas)
+        per_sample = per_sample * torch.clamp(snr, max=snr_gamma) / snr
+    return per_sample.mean()
+
+
+def _ema_update(ema: dict, model: torch.nn.Module, decay: float):
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            if p.dtype.is_floating_point:
+                ema[name].lerp_(p, 1 - decay)
+            else:
+                ema[name].copy_(p)
+
+
+def export(cfg: TrainConfig, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info: dict):
+    unet_e = build_unet(cfg.model)
+    unet_e.load_state_dict(ema_unet)
+    text_e = build_text_encoder(cfg.model, len(tokenizer.get_vocab()))
+    text_e.load_state_dict(ema_text)
+    pipe = build_pipeline(cfg.model, vae=vae, unet=unet_e, text_encoder=text_e, tokenizer=tokenizer)
+    recipe = {k: v for k, v in asdict(cfg).items() if k not in ("workdir", "out", "model")}
+    save_pipeline(pipe, Path(cfg.out), cfg.model, extra={"training": info, "recipe": recipe})
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) the whole recipe. Returns a summary of what was done."""
+    torch.set_num_threads(cfg.threads)
+    workdir = Path(cfg.workdir).expanduser()
+    workdir.mkdir(parents=True, exist_ok=True)
+    stopper = _Stopper(cfg.max_minutes)
+    tokenizer = build_tokenizer(cfg.model.vocabulary, cfg.model.max_length)
+    images, captions = cached_dataset(cfg)
+
+    unet_ckpt = workdir / "unet.pt"
+    warm = None
+    if cfg.init_from and not unet_ckpt.exists():
+        warm = load_pipeline(cfg.init_from)
+        vae, vae_step, vae_seconds = warm.vae, cfg.vae_steps, 0.0
+    else:
+        vae, vae_step, vae_seconds = train_vae(cfg, images, workdir, stopper)
+        if vae_step < cfg.vae_steps:
+            return {"phase": "vae", "vae_step": vae_step}
+    vae.eval().requires_grad_(False)
+
+    lat_path = workdir / "latents.pt"
+    if not lat_path.exists():
+        mean, std = encode_dataset(vae, images)
+        scale = float(1.0 / mean.float().std())
+        _atomic_save({"mean": mean, "std": std, "scale": scale}, lat_path)
+    lat = torch.load(lat_path, weights_only=True)
+    vae.register_to_config(scaling_factor=lat["scale"])
+    ids = tokenizer(captions, padding="max_length", max_length=cfg.model.max_length,
+                    truncation=True, return_tensors="pt").input_ids  # (N, L)
+    empty_ids = tokenizer([""], padding="max_length", max_length=cfg.model.max_length,
+                          return_tensors="pt").input_ids  # (1, L)
+
+    unet = build_unet(cfg.model)
+    text_encoder = build_text_encoder(cfg.model, len(tokenizer.get_vocab()))
+    if warm is not None:
+        unet.load_state_dict(warm.unet.state_dict())
+        text_encoder.load_state_dict(warm.text_encoder.state_dict())
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
+    step, seconds = 0, 0.0
+    ema_unet = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    ema_text = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
+    if unet_ckpt.exists():
+        state = torch.load(unet_ckpt, weights_only=True)
+        unet.load_state_dict(state["unet"])
+        text_encoder.load_state_dict(state["text_encoder"])
+        ema_unet, ema_text = state["ema_unet"], state["ema_text"]
+        opt.load_state_dict(state["opt"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+    scheduler = build_scheduler()
+    gen = torch.Generator().manual_seed(cfg.seed + step)
+    rng = np.random.default_rng(cfg.seed + step)
+    bar = tqdm(total=cfg.unet_steps, initial=step, desc="unet")
+    t0 = time.time()
+    running = None
+
+    def info():
+        return {"vae_steps": vae_step, "vae_seconds": round(vae_seconds),
+                "unet_steps": step, "unet_seconds": round(seconds + time.time() - t0),
+                "n_scenes": cfg.n_scenes, "warm_start": cfg.init_from}
+
+    def checkpoint():
+        _atomic_save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
+                      "ema_unet": ema_unet, "ema_text": ema_text, "opt": opt.state_dict(),
+                      "step": step, "seconds": seconds + time.time() - t0}, unet_ckpt)
+
+    while step < cfg.unet_steps and not stopper.stop:
+        idx = torch.from_numpy(rng.integers(0, len(ids), cfg.unet_batch))
+        z = lat["mean"][idx].float() + lat["std"][idx].float() * torch.randn(
+            (len(idx), *lat["mean"].shape[1:]), generator=gen)
+        z = z * lat["scale"]
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        z[flip] = z[flip].flip(-1)
+        batch_ids = ids[idx].clone()
+        drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
+        batch_ids[drop] = empty_ids[0]
+        for g in opt.param_groups:
+            g["lr"] = cfg.unet_lr * min(1.0, (step + 1) / cfg.warmup)
+        loss = diffusion_loss(unet, text_encoder, scheduler, z, batch_ids, cfg.snr_gamma, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+        _ema_update(ema_unet, unet, decay)
+        _ema_update(ema_text, text_encoder, decay)
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        if step % cfg.log_every == 0:
+            bar.set_postfix(loss=f"{running:.4f}")
+            _log(workdir, phase="unet", step=step, loss=running,
+                 seconds=seconds + time.time() - t0)
+        if step % cfg.ckpt_every == 0:
+            checkpoint()
+        if step % cfg.export_every == 0:
+            export(cfg, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info())
+    bar.close()
+    checkpoint()
+    export(cfg, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info())
+    return {"phase": "unet", **info()}

@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from probe_core.scenes import caption_vocabulary, render_scene, sample_scene
+from probe_core.tiny_ldm import (UnknownWordsError, build_pipeline, build_tokenizer, check_prompt,
+                                 generate, load_pipeline, save_pipeline, unknown_words)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(caption_vocabulary(), max_length=24)
+
+
+def test_tokenizer_round_trip_on_captions(tokenizer):
+    for seed in range(20):
+        caption = render_scene(sample_scene(seed), size=16).caption
+        ids = tokenizer(caption).input_ids
+        assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+        assert tokenizer.unk_token_id not in ids
+        assert tokenizer.decode(ids, skip_special_tokens=True) == caption
+        assert len(ids) <= tokenizer.model_max_length
+
+
+def test_unknown_words_are_named_with_the_vocabulary(tokenizer):
+    assert unknown_words(tokenizer, "A Red dragon, on a gray floor") == ["dragon", ","]
+    with pytest.raises(UnknownWordsError) as err:
+        check_prompt(tokenizer, "a red dragon and a unicorn")
+    msg = str(err.value)
+    assert "dragon" in msg and "unicorn" in msg and "sphere" in msg and "checkered" in msg
+    with pytest.warns(UserWarning, match="dragon"):
+        check_prompt(tokenizer, "a red dragon", strict=False)
+
+
+def test_empty_prompt_is_fine_and_long_prompt_is_refused(tokenizer):
+    check_prompt(tokenizer, "")
+    assert tokenizer("").input_ids == [tokenizer.bos_token_id, tokenizer.eos_token_id]
+    with pytest.raises(ValueError, match="at most 24"):
+        check_prompt(tokenizer, " ".join(["red"] * 30))
+
+
+def test_untrained_pipeline_saves_and_reloads_offline(tiny_cfg, tmp_path):
+    torch.manual_seed(0)
+    pipe = build_pipeline(tiny_cfg)
+    pipe.set_progress_bar_config(disable=True)
+    before = generate(pipe, "a red sphere on a gray plain floor", seed=3, num_inference_steps=3)
+    save_pipeline(pipe, tmp_path / "p", tiny_cfg)
+    assert json.loads((tmp_path / "p" / "model_index.json").read_text())["tokenizer"][1] == \
+        "PreTrainedTokenizerFast"
+    assert list((tmp_path / "p" / "unet").glob("*.safetensors"))
+    from diffusers import StableDiffusionPipeline
+
+    again = StableDiffusionPipeline.from_pretrained(tmp_path / "p")
+    again.set_progress_bar_config(disable=True)
+    after = generate(again, "a red sphere on a gray plain floor", seed=3, num_inference_steps=3)
+    assert before.shape == (32, 32, 3)
+    np.testing.assert_array_equal(before, after)
+    # the empty prompt runs (unconditional), an unknown word is refused before any compute
+    generate(again, "", seed=1, num_inference_steps=2)
+    with pytest.raises(UnknownWordsError, match="dragon"):
+        generate(again, "a dragon", seed=1, num_inference_steps=2)
+
+
+def test_load_pipeline_reports_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        load_pipeline(tmp_path / "nothing")
