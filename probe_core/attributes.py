@@ -45,15 +45,16 @@ def caption_attributes(caption: str) -> dict[str, int]:
 
 
 class AttributeClassifier(nn.Module):
-    """Four conv stages (64 -> 4 px), global pooling, one linear head per attribute.
+    """A strided stem (64 -> 32 px), three conv stages (-> 4 px), mean+max pooling, and one
+    linear head per attribute.
 
         >>> logits = AttributeClassifier()(torch.zeros(2, 3, 64, 64))  # {'colour': (2, 10), ...}
     """
 
-    def __init__(self, width: int = 48):
+    def __init__(self, width: int = 32):
         super().__init__()
-        chans = [3, width, 2 * width, 4 * width, 4 * width]
-        layers = []
+        chans = [width, 2 * width, 4 * width, 4 * width]
+        layers = [nn.Conv2d(3, width, 4, stride=2, padding=1), nn.SiLU()]
         for cin, cout in zip(chans[:-1], chans[1:]):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
                        nn.Conv2d(cout, cout, 3, stride=2, padding=1), nn.SiLU()]
@@ -82,28 +83,30 @@ def _to_input(images: np.ndarray) -> torch.Tensor:
 
 
 def render_labelled(seeds: range):
-    """Renders of `seeds` (skipping scenes with no visible object) and their true attributes."""
-    images, labels = [], []
+    """Renders of `seeds` (skipping scenes with no visible object), their true attributes and
+    their captions."""
+    images, labels, captions = [], [], []
     for s in seeds:
         sc = render_scene(sample_scene(s))
         big = largest_object(sc)
         if big is None:
             continue
         images.append(sc.image)
+        captions.append(sc.caption)
         labels.append({"colour": ATTRIBUTES["colour"].index(big.colour),
                        "shape": ATTRIBUTES["shape"].index(big.shape),
                        "floor_colour": ATTRIBUTES["floor_colour"].index(sc.spec.floor_colour),
                        "floor_pattern": ATTRIBUTES["floor_pattern"].index(sc.spec.floor_pattern)})
-    return np.stack(images), labels
+    return np.stack(images), labels, captions
 
 
-def train_attribute_classifier(n_images: int = 20_000, steps: int = 2_500, batch: int = 128,
+def train_attribute_classifier(n_images: int = 20_000, steps: int = 2_000, batch: int = 128,
                                lr: float = 2e-3, seed: int = 0, progress: bool = True):
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    images, labels = render_labelled(range(CLASSIFIER_FIRST_SEED, CLASSIFIER_FIRST_SEED + n_images))
+    images, labels, _ = render_labelled(range(CLASSIFIER_FIRST_SEED, CLASSIFIER_FIRST_SEED + n_images))
     y = {k: torch.tensor([lab[k] for lab in labels]) for k in ATTRIBUTES}
     model = AttributeClassifier()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)

@@ -181,13 +181,20 @@ def train_vae(cfg: TrainConfig, images: np.ndarray, workdir: Path, stopper: _Sto
 
 @torch.no_grad()
 def encode_dataset(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and std of every image: two (N, 4, h, w) float16 tensors."""
+    """Posterior mean and std of every image and of its mirror image: two (2, N, 4, h, w)
+    float16 tensors, index 0 as rendered, 1 flipped left-right. Flips happen in pixel space:
+    a flipped latent is not the latent of a flipped image."""
     means, stds = [], []
-    for i in tqdm(range(0, len(images), batch), desc="encode latents"):
-        post = vae.encode(to_tensor(images[i:i + batch])).latent_dist
-        means.append(post.mean.half())
-        stds.append(post.std.half())
-    return torch.cat(means), torch.cat(stds)
+    for flip in (False, True):
+        m, s = [], []
+        for i in tqdm(range(0, len(images), batch), desc=f"encode latents (flip={flip})"):
+            x = to_tensor(images[i:i + batch])
+            post = vae.encode(x.flip(-1) if flip else x).latent_dist
+            m.append(post.mean.half())
+            s.append(post.std.half())
+        means.append(torch.cat(m))
+        stds.append(torch.cat(s))
+    return torch.stack(means), torch.stack(stds)
 
 
 # ----------------------------------------------------------------------------- UNet
@@ -252,7 +259,7 @@ def train(cfg: TrainConfig) -> dict:
     lat_path = workdir / "latents.pt"
     if not lat_path.exists():
         mean, std = encode_dataset(vae, images)
-        scale = float(1.0 / mean.float().std())
+        scale = float(1.0 / mean[0].float().std())
         _atomic_save({"mean": mean, "std": std, "scale": scale}, lat_path)
     lat = torch.load(lat_path, weights_only=True)
     vae.register_to_config(scaling_factor=lat["scale"])
@@ -297,11 +304,10 @@ def train(cfg: TrainConfig) -> dict:
 
     while step < cfg.unet_steps and not stopper.stop:
         idx = torch.from_numpy(rng.integers(0, len(ids), cfg.unet_batch))
-        z = lat["mean"][idx].float() + lat["std"][idx].float() * torch.randn(
-            (len(idx), *lat["mean"].shape[1:]), generator=gen)
+        flip = torch.from_numpy(rng.integers(0, 2, cfg.unet_batch))  # 1: the mirrored image
+        z = lat["mean"][flip, idx].float() + lat["std"][flip, idx].float() * torch.randn(
+            (len(idx), *lat["mean"].shape[2:]), generator=gen)
         z = z * lat["scale"]
-        flip = torch.rand(len(idx), generator=gen) < 0.5
-        z[flip] = z[flip].flip(-1)
         batch_ids = ids[idx].clone()
         drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
         batch_ids[drop] = empty_ids[0]

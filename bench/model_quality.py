@@ -1,0 +1,145 @@
+"""Measure the embedded tiny-scenes model: VAE PSNR, prompt adherence, a sample grid, speed.
+
+    python bench/model_quality.py                       # everything, prints a Markdown table
+    python bench/model_quality.py --skip-adherence      # PSNR and speed only
+
+Held-out data: renders with seeds below 1,000,000 never enter model training (which starts at
+1,000,000) and the attribute classifier trains on seeds from 3,000,000. PSNR uses seeds 0-499;
+adherence uses the captions of seeds 10,000-10,199 (each generated with its own seed).
+Results go to bench/results/model_quality.json; the grid to docs/tiny-scenes-samples.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from probe_core.attributes import (ATTRIBUTES, accuracy, caption_attributes,  # noqa: E402
+                                   load_classifier, predict_attributes, render_labelled,
+                                   save_classifier, train_attribute_classifier)
+from probe_core.scenes import render_scene, sample_scene  # noqa: E402
+from probe_core.tiny_ldm import DEFAULT_GUIDANCE, generate, load_pipeline  # noqa: E402
+
+
+def vae_psnr(pipe, seeds: range) -> dict:
+    """Mean per-image PSNR (dB) of encode(mode) -> decode on renders of `seeds`."""
+    images = np.stack([render_scene(sample_scene(s)).image for s in seeds])
+    psnrs = []
+    with torch.no_grad():
+        for i in range(0, len(images), 100):
+            x = torch.from_numpy(images[i:i + 100]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+            mse = ((rec - x) ** 2).mean(dim=(1, 2, 3)) / 4  # on a [0, 1] scale
+            psnrs += (10 * torch.log10(1 / mse)).tolist()
+    return {"n": len(psnrs), "mean_psnr_db": statistics.fmean(psnrs),
+            "median_psnr_db": statistics.median(psnrs)}
+
+
+def classifier(path: Path, retrain: bool):
+    if path.exists() and not retrain:
+        return load_classifier(path)
+    clf = train_attribute_classifier()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_classifier(clf, path)
+    return clf
+
+
+def adherence(pipe, clf, seeds: range, steps: int, guidance: float) -> tuple[dict, list]:
+    renders, truth, captions = render_labelled(seeds)
+    generated = np.stack([generate(pipe, c, seed=seeds.start + k, num_inference_steps=steps,
+                                   guidance_scale=guidance) for k, c in enumerate(captions)])
+    from_captions = [caption_attributes(c) for c in captions]
+    result = {
+        "n": len(captions),
+        "generated": accuracy(predict_attributes(clf, generated), from_captions),
+        "renders_ceiling": accuracy(predict_attributes(clf, renders), truth),
+    }
+    return result, list(zip(captions, renders, generated))
+
+
+def sample_grid(triples, path: Path, n: int = 16, scale: int = 2):
+    """Pairs (render | generated) for the first n captions, 4 pairs a row, upscaled."""
+    tiles = [np.concatenate([r, g], 1) for _, r, g in triples[:n]]
+    rows = [np.concatenate(tiles[i:i + 4], 1) for i in range(0, len(tiles), 4)]
+    grid = np.concatenate(rows, 0)
+    img = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale),
+                                       Image.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    (path.with_suffix(".txt")).write_text(
+        "Each pair: a render of the caption (left) and the model's image for it (right).\n"
+        + "\n".join(f"{k + 1:2d}. {c}" for k, (c, _, _) in enumerate(triples[:n])) + "\n")
+
+
+def speed(pipe, steps: int = 25, runs: int = 7) -> dict:
+    prompt = "a large red sphere and a small blue box on a gray checkered floor"
+    generate(pipe, prompt, seed=0, num_inference_steps=steps)  # warm-up
+    times = []
+    for r in range(runs):
+        t = time.perf_counter()
+        generate(pipe, prompt, seed=r, num_inference_steps=steps)
+        times.append(time.perf_counter() - t)
+    return {"steps": steps, "runs": runs, "median_s": statistics.median(times),
+            "min_s": min(times), "threads": torch.get_num_threads()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(ROOT / "weights" / "tiny-scenes"))
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    p.add_argument("--n-adherence", type=int, default=200)
+    p.add_argument("--classifier", default="~/.cache/scene-probe/attribute_classifier.safetensors")
+    p.add_argument("--retrain-classifier", action="store_true")
+    p.add_argument("--skip-adherence", action="store_true")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "model_quality.json"))
+    p.add_argument("--grid", default=str(ROOT / "docs" / "tiny-scenes-samples.png"))
+    args = p.parse_args()
+    torch.set_num_threads(2)
+
+    pipe = load_pipeline(args.model)
+    info_path = Path(args.model) / "tiny_ldm.json"
+    results = {"model": args.model, "guidance_scale": args.guidance,
+               "training": json.loads(info_path.read_text()).get("training")
+               if info_path.exists() else None}
+    results["vae"] = vae_psnr(pipe, range(0, 500))
+    results["speed_25_steps"] = speed(pipe, args.steps)
+    if not args.skip_adherence:
+        clf = classifier(Path(args.classifier).expanduser(), args.retrain_classifier)
+        results["adherence"], triples = adherence(
+            pipe, clf, range(10_000, 10_000 + args.n_adherence), args.steps, args.guidance)
+        sample_grid(triples, Path(args.grid))
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print("| measure | value | target |\n|---|---|---|")
+    print(f"| VAE PSNR, {results['vae']['n']} held-out renders | "
+          f"{results['vae']['mean_psnr_db']:.2f} dB | >= 30 dB |")
+    s = results["speed_25_steps"]
+    print(f"| 25 steps, 64x64, batch 1, guidance on (median of {s['runs']}) | "
+          f"{s['median_s']:.3f} s | <= 0.5 s |")
+    if "adherence" in results:
+        a = results["adherence"]
+        targets = {"colour": ">= 85%", "shape": ">= 70%"}
+        for k in ATTRIBUTES:
+            print(f"| adherence: {k} ({a['n']} held-out captions; renders ceiling "
+                  f"{a['renders_ceiling'][k]:.1%}) | {a['generated'][k]:.1%} | "
+                  f"{targets.get(k, '-')} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
