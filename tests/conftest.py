@@ -27,3 +27,30 @@ def tiny_pipe(tiny_cfg):
     pipe = build_pipeline(tiny_cfg)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+SD_V1_LAYERS = (
+    [f"down_blocks.{b}.attentions.{i}.transformer_blocks.0.attn1" for b in range(3) for i in range(2)]
+    + ["mid_block.attentions.0.transformer_blocks.0.attn1"]
+    + [f"up_blocks.{b}.attentions.{i}.transformer_blocks.0.attn1" for b in (1, 2, 3) for i in range(3)]
+)
+
+
+def build_tiny_sd_unet(sample_size: int = 16):
+    """Same block structure as SD v1.x's UNet (4 levels, 2 layers per block, cross-attention in
+    the first three down and last three up blocks), with tiny channels."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(0)
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(32, 32, 64, 64),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=32, attention_head_dim=2, norm_num_groups=32,
+    )
+
+
+@pytest.fixture
+def tiny_sd_unet():
+    return build_tiny_sd_unet()

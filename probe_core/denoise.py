@@ -1,0 +1,118 @@
+"""The denoising loop of `StableDiffusionPipeline`, written out, yielding one `StepState` per step.
+
+    >>> for state in denoise(pipe, "a red sphere on a gray plain floor", num_inference_steps=15,
+    ...                      generator=torch.Generator().manual_seed(0), capture_layers=None):
+    ...     state.index, state.timestep, state.x0_image.shape, state.activations.keys()
+
+Without an edit, the final latents equal stock diffusers' for the same seed and settings
+(the same calls in the same order); probing only reads. Any scheduler with `step()` returning
+`pred_original_sample` works (DDIM, LMS, Euler, ...).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .hooks import EditFn, capture, edit
+
+
+@dataclass
+class StepState:
+    index: int  # 0-based step
+    timestep: int
+    latents: torch.Tensor  # (1, 4, h, w) after this step
+    x0_latents: torch.Tensor | None  # (1, 4, h, w) the scheduler's prediction of the clean latent
+    x0_image: np.ndarray | None  # (H, W, 3) uint8, decoded x0 prediction (if decode_x0)
+    activations: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> (HW, C) float32
+
+
+@dataclass
+class Generation:
+    steps: list[StepState]
+    image: np.ndarray  # (H, W, 3) uint8, the decoded final latents
+    latents: torch.Tensor  # (1, 4, h, w) final latents
+    prompt: str
+    num_inference_steps: int
+    guidance_scale: float
+
+
+def encode(pipe, prompt: str, guidance_scale: float, negative_prompt: str | None = None):
+    """Prompt embeddings as the pipeline builds them: (2, L, D) [uncond, cond] under guidance,
+    else (1, L, D)."""
+    do_cfg = guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+    cond, uncond = pipe.encode_prompt(prompt, pipe._execution_device, 1, do_cfg, negative_prompt)
+    return (torch.cat([uncond, cond]) if do_cfg else cond), do_cfg
+
+
+@torch.no_grad()
+def decode_latents(pipe, latents: torch.Tensor) -> np.ndarray:
+    """(1, 4, h, w) latents -> (H, W, 3) uint8, as the pipeline's 'np' output rounds."""
+    image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    image = (image / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).float().cpu().numpy()
+    return (image * 255 + 0.5).astype(np.uint8)
+
+
+def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: float = 7.5,
+            generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+            height: int | None = None, width: int | None = None,
+            negative_prompt: str | None = None, capture_layers: list[str] | None = (),
+            edit_fn: EditFn | None = None, edit_layers: list[str] | None = None,
+            edit_steps: range | None = None, decode_x0: bool = True) -> Iterator[StepState]:
+    """Yield a StepState after every scheduler step.
+
+    capture_layers: layer names to record (None: all self-attention layers; empty: none).
+    edit_fn / edit_layers / edit_steps: apply `edit_fn` to those layers at those step indices."""
+    unet, scheduler = pipe.unet, pipe.scheduler
+    height = height or unet.config.sample_size * pipe.vae_scale_factor
+    width = width or unet.config.sample_size * pipe.vae_scale_factor
+    device = pipe._execution_device
+
+    # 1. encode the prompt ([uncond, cond] under guidance)
+    prompt_embeds, do_cfg = encode(pipe, prompt, guidance_scale, negative_prompt)
+    # 2. timesteps
+    scheduler.set_timesteps(num_inference_steps, device=device)
+    timesteps = scheduler.timesteps
+    # 3. initial latents, (1, 4, h, w), scaled by the scheduler's initial sigma
+    latents = pipe.prepare_latents(1, unet.config.in_channels, height, width,
+                                   prompt_embeds.dtype, device, generator, latents)
+    extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
+
+    for i, t in enumerate(timesteps):
+        with ExitStack() as stack:
+            acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg))
+                    if capture_layers is None or len(capture_layers) else {})
+            if edit_fn is not None and (edit_steps is None or i in edit_steps):
+                stack.enter_context(edit(unet, edit_fn, edit_layers, conditional_only=do_cfg))
+            # 4. scale the input, predict the noise (both halves at once under guidance)
+            model_input = torch.cat([latents] * 2) if do_cfg else latents
+            model_input = scheduler.scale_model_input(model_input, t)
+            with torch.no_grad():  # an edit_fn that optimises opens its own grad context
+                noise_pred = unet(model_input, t, encoder_hidden_states=prompt_embeds,
+                                  return_dict=False)[0]
+        # 5. classifier-free guidance
+        if do_cfg:
+            uncond, cond = noise_pred.chunk(2)
+            noise_pred = uncond + guidance_scale * (cond - uncond)
+        # 6. scheduler step x_t -> x_{t-1}
+        out = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
+        latents = out.prev_sample
+        x0 = getattr(out, "pred_original_sample", None)
+        yield StepState(
+            index=i, timestep=int(t), latents=latents, x0_latents=x0,
+            x0_image=decode_latents(pipe, x0) if decode_x0 and x0 is not None else None,
+            activations={k: v[0].float() for k, v in acts.items()},
+        )
+
+
+def generate_steps(pipe, prompt: str, **kwargs) -> Generation:
+    """Run `denoise` to the end and decode the final latents."""
+    steps = list(denoise(pipe, prompt, **kwargs))
+    return Generation(steps=steps, image=decode_latents(pipe, steps[-1].latents),
+                      latents=steps[-1].latents, prompt=prompt,
+                      num_inference_steps=kwargs.get("num_inference_steps", 15),
+                      guidance_scale=kwargs.get("guidance_scale", 7.5))
