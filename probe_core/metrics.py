@@ -1,0 +1,52 @@
+"""Scores for probe maps against labels. Pure numpy, one image at a time.
+
+    >>> dice(pred_mask, true_mask), rmse(pred_depth, true_depth), pearson(pred_depth, true_depth)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dice(pred: np.ndarray, target: np.ndarray) -> float:
+    """Dice of two boolean masks (foreground class); 1.0 when both are empty."""
+    pred, target = np.asarray(pred, bool), np.asarray(target, bool)
+    total = pred.sum() + target.sum()
+    if total == 0:
+        return 1.0
+    return float(2 * np.logical_and(pred, target).sum() / total)
+
+
+def rmse(pred: np.ndarray, target: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(pred, float) - np.asarray(target, float)) ** 2)))
+
+
+def pearson(pred: np.ndarray, target: np.ndarray) -> float:
+    """Pearson correlation over pixels; 0.0 when either map is constant."""
+    a = np.asarray(pred, float).ravel()
+    b = np.asarray(target, float).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
+
+
+def spearman(pred: np.ndarray, target: np.ndarray) -> float:
+    """Spearman rank correlation over pixels (ties get average ranks)."""
+    return pearson(_ranks(np.asarray(pred, float).ravel()), _ranks(np.asarray(target, float).ravel()))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    # average the ranks of ties
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return (sums / counts)[inverse]
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Per-image z-normalisation (the paper's depth targets); constant maps become zeros."""
+    x = np.asarray(x, float)
+    s = x.std()
+    return (x - x.mean()) / s if s > 0 else np.zeros_like(x)

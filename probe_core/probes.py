@@ -1,0 +1,188 @@
+"""Bias-free per-token linear probes (the paper's 1x1 convolutions) and probe sets on disk.
+
+    >>> probes = ProbeSet.load("weights/probes/tiny-scenes", expect=settings)
+    >>> depth = probes.depth_map(3, layer, acts, latent_hw=(16, 16), out_size=64)     # (64, 64)
+    >>> saliency = probes.saliency_map(3, layer, acts, latent_hw=(16, 16), out_size=64)  # P(fg)
+
+A probe is a weight matrix (out, C): depth has out=1 (regression on per-image z-normalised
+depth), saliency out=2 (background/foreground logits). It is applied to every token of a layer's
+(HW, C) activation, reshaped to the layer's grid and nearest-upsampled, as in the paper.
+Fitting at token resolution against the mean label of each token's patch is exactly the paper's
+full-resolution loss for squared error and for cross-entropy, and much cheaper.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .hooks import token_grid
+
+TASKS = {"depth": 1, "saliency": 2}  # task -> probe outputs
+FORMAT_VERSION = 1
+
+
+class ProbeMismatchError(ValueError):
+    """A probe set made for another model, schedule or layer set."""
+
+
+@dataclass
+class ProbeSettings:
+    """What a probe set is tied to; loading refuses a set whose settings differ."""
+    model: str  # e.g. "tiny-scenes" or "CompVis/stable-diffusion-v1-4"
+    scheduler: str  # scheduler class name
+    num_inference_steps: int
+    image_size: int
+    guidance_scale: float
+    layers: list[str] = field(default_factory=list)
+
+    def differences(self, other: "ProbeSettings") -> list[str]:
+        out = []
+        for key in ("model", "scheduler", "num_inference_steps", "image_size", "guidance_scale"):
+            a, b = getattr(self, key), getattr(other, key)
+            if a != b:
+                out.append(f"{key}: probes have {a!r}, run uses {b!r}")
+        return out
+
+
+def apply_probe(weight: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    """(out, C) weight, (HW, C) activations -> (HW, out) outputs, computed in float32."""
+    return activations.float() @ weight.float().T
+
+
+def to_map(values: torch.Tensor, latent_hw: tuple[int, int], out_size: int) -> np.ndarray:
+    """(HW,) per-token values -> (out_size, out_size) map, nearest-upsampled."""
+    h, w = token_grid(values.shape[0], latent_hw)
+    grid = values.reshape(1, 1, h, w).float()
+    return F.interpolate(grid, size=(out_size, out_size), mode="nearest")[0, 0].numpy()
+
+
+def patch_means(label: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+    """(H, W) label -> (h*w,) mean of each token's patch (H, W multiples of h, w)."""
+    H, W = label.shape
+    h, w = grid_hw
+    return label.reshape(h, H // h, w, W // w).mean(axis=(1, 3)).reshape(-1)
+
+
+def fit_ridge(X: torch.Tensor, y: torch.Tensor, lam: float = 1e-3) -> torch.Tensor:
+    """Closed-form bias-free ridge: X (N, C), y (N,) or (N, k) -> weight (k, C).
+
+    lam is relative to the mean diagonal of X^T X, so it does not depend on the scale of X."""
+    X = X.double()
+    y = y.double().reshape(len(X), -1)
+    gram = X.T @ X
+    reg = lam * gram.diagonal().mean().clamp_min(1e-12)
+    w = torch.linalg.solve(gram + reg * torch.eye(X.shape[1], dtype=X.dtype), X.T @ y)
+    return w.T.float()
+
+
+def fit_logistic(X: torch.Tensor, p: torch.Tensor, lam: float = 1e-3, steps: int = 50) -> torch.Tensor:
+    """Bias-free 2-logit probe by L-BFGS on soft cross-entropy: X (N, C), p (N,) foreground
+    fraction in [0, 1] -> weight (2, C) with logits [-f/2, f/2] (softmax = sigmoid(f))."""
+    X = X.float()
+    scale = X.pow(2).mean().sqrt().clamp_min(1e-12)
+    Xs = X / scale
+    w = torch.zeros(X.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
+    target = p.float()
+
+    def closure():
+        opt.zero_grad()
+        f = Xs @ w
+        loss = F.binary_cross_entropy_with_logits(f, target) + lam * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    f_w = (w.detach() / scale)
+    return torch.stack([-f_w / 2, f_w / 2])
+
+
+class ProbeSet:
+    """Probe weights keyed by (task, step, layer), plus the settings they were trained for.
+
+        >>> ps = ProbeSet(settings); ps.add("depth", 0, layer, weight)   # weight (1, C)
+        >>> ps.save("weights/probes/tiny-scenes"); ProbeSet.load(..., expect=settings)
+    """
+
+    def __init__(self, settings: ProbeSettings, weights=None, extra: dict | None = None):
+        self.settings = settings
+        self.weights: dict[tuple[str, int, str], torch.Tensor] = dict(weights or {})
+        self.extra = extra or {}  # e.g. evaluation scores, best layers
+
+    def add(self, task: str, step: int, layer: str, weight: torch.Tensor) -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; tasks are {list(TASKS)}")
+        if weight.ndim != 2 or weight.shape[0] != TASKS[task]:
+            raise ValueError(f"{task} probe weight must be ({TASKS[task]}, C), got "
+                             f"{tuple(weight.shape)}")
+        self.weights[(task, int(step), layer)] = weight.detach().float().cpu()
+
+    def get(self, task: str, step: int, layer: str) -> torch.Tensor:
+        try:
+            return self.weights[(task, int(step), layer)]
+        except KeyError:
+            raise KeyError(f"no {task} probe for step {step}, layer {layer!r}") from None
+
+    def keys(self, task: str | None = None) -> list[tuple[str, int, str]]:
+        return sorted(k for k in self.weights if task is None or k[0] == task)
+
+    def depth_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
+        """(HW, C) activations -> (out_size, out_size) z-normalised depth prediction."""
+        return to_map(apply_probe(self.get("depth", step, layer), activations)[:, 0],
+                      latent_hw, out_size)
+
+    def saliency_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
+        """(HW, C) activations -> (out_size, out_size) foreground probability."""
+        logits = apply_probe(self.get("saliency", step, layer), activations)
+        return to_map(logits.softmax(-1)[:, 1], latent_hw, out_size)
+
+    # ------------------------------------------------------------------ disk format
+    def save(self, folder: str | Path) -> Path:
+        """folder/probes.safetensors (one tensor per key) + folder/probes.json (settings)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {f"{t}/{s}/{layer}": w.contiguous() for (t, s, layer), w in self.weights.items()}
+        save_file(tensors, str(folder / "probes.safetensors"))
+        meta = {"format": FORMAT_VERSION, "settings": self.settings.__dict__, "extra": self.extra}
+        (folder / "probes.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, expect: ProbeSettings | None = None) -> "ProbeSet":
+        """Load a saved set; with `expect`, refuse one made for other settings."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        meta_path, tensor_path = folder / "probes.json", folder / "probes.safetensors"
+        if not meta_path.is_file() or not tensor_path.is_file():
+            raise FileNotFoundError(f"no probe set at {folder} (needs probes.json and "
+                                    "probes.safetensors)")
+        try:
+            meta = json.loads(meta_path.read_text())
+            settings = ProbeSettings(**meta["settings"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ProbeMismatchError(f"{meta_path} is not a probe set description: {err}") from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise ProbeMismatchError(f"{meta_path} has format {meta.get('format')!r}; "
+                                     f"this version reads {FORMAT_VERSION}")
+        if expect is not None:
+            diffs = settings.differences(expect)
+            if diffs:
+                raise ProbeMismatchError(f"probe set {folder} was made for other settings: "
+                                         + "; ".join(diffs))
+        ps = cls(settings, extra=meta.get("extra"))
+        for key, w in load_file(str(tensor_path)).items():
+            task, step, layer = key.split("/", 2)
+            if expect is not None and expect.layers and layer not in expect.layers:
+                raise ProbeMismatchError(f"probe set {folder} has layer {layer!r}, which this "
+                                         "model does not have")
+            ps.add(task, int(step), layer, w)
+        return ps

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from probe_core.probes import (ProbeMismatchError, ProbeSet, ProbeSettings, apply_probe,
+                               fit_logistic, fit_ridge, patch_means, to_map)
+
+LAYERS = ["down_blocks.0.attentions.0.transformer_blocks.0.attn1",
+          "mid_block.attentions.0.transformer_blocks.0.attn1"]
+
+
+def _settings(**kw):
+    base = dict(model="tiny-scenes", scheduler="DDIMScheduler", num_inference_steps=15,
+                image_size=64, guidance_scale=4.0, layers=LAYERS)
+    base.update(kw)
+    return ProbeSettings(**base)
+
+
+def test_ridge_recovers_a_known_linear_map():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(3000, 24, generator=g) * 5
+    w_true = torch.randn(1, 24, generator=g)
+    y = X @ w_true.T + 0.01 * torch.randn(3000, 1, generator=g)
+    w = fit_ridge(X, y, lam=1e-6)
+    assert w.shape == (1, 24)
+    assert torch.allclose(w, w_true, atol=1e-2)
+
+
+def test_logistic_recovers_a_known_direction():
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(5000, 12, generator=g)
+    w_true = torch.randn(12, generator=g)
+    p = torch.sigmoid(X @ w_true)  # soft labels from a known linear logit
+    w = fit_logistic(X, p, lam=0.0, steps=200)
+    assert w.shape == (2, 12)
+    f = w[1] - w[0]  # foreground minus background logit direction
+    assert torch.allclose(f, w_true, atol=0.05)
+    probs = apply_probe(w, X).softmax(-1)[:, 1]
+    assert torch.allclose(probs, p, atol=0.02)
+
+
+def test_patch_means_and_nearest_map_agree():
+    label = np.arange(16.0).reshape(4, 4)
+    means = patch_means(label, (2, 2))
+    assert means.tolist() == [2.5, 4.5, 10.5, 12.5]
+    m = to_map(torch.tensor(means), latent_hw=(2, 2), out_size=4)
+    assert m[0, 0] == m[1, 1] == 2.5 and m[3, 3] == 12.5
+
+
+def test_save_load_round_trip(tmp_path):
+    ps = ProbeSet(_settings(), extra={"note": "test"})
+    ps.add("depth", 0, LAYERS[0], torch.randn(1, 32))
+    ps.add("saliency", 14, LAYERS[1], torch.randn(2, 64))
+    ps.save(tmp_path / "p")
+    again = ProbeSet.load(tmp_path / "p", expect=_settings())
+    assert again.keys() == ps.keys()
+    for k in ps.keys():
+        assert torch.equal(again.get(*k), ps.get(*k))
+    assert again.extra == {"note": "test"}
+    acts = torch.randn(16 * 16, 32)
+    d = again.depth_map(0, LAYERS[0], acts, latent_hw=(16, 16), out_size=64)
+    assert d.shape == (64, 64)
+    s = again.saliency_map(14, LAYERS[1], torch.randn(4, 64), latent_hw=(16, 16), out_size=64)
+    assert s.shape == (64, 64) and 0 <= s.min() and s.max() <= 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(num_inference_steps=25), "num_inference_steps: probes have 15, run uses 25"),
+    (dict(model="CompVis/stable-diffusion-v1-4"), "model"),
+    (dict(scheduler="LMSDiscreteScheduler"), "scheduler"),
+    (dict(guidance_scale=7.5), "guidance_scale"),
+])
+def test_load_refuses_other_settings(tmp_path, change, message):
+    ps = ProbeSet(_settings())
+    ps.add("depth", 0, LAYERS[0], torch.randn(1, 32))
+    ps.save(tmp_path / "p")
+    with pytest.raises(ProbeMismatchError, match=message):
+        ProbeSet.load(tmp_path / "p", expect=_settings(**change))
+
+
+def test_load_refuses_unknown_layers_and_missing_files(tmp_path):
+    ps = ProbeSet(_settings())
+    ps.add("depth", 0, "up_blocks.9.attentions.0.transformer_blocks.0.attn1", torch.randn(1, 8))
+    ps.save(tmp_path / "p")
+    with pytest.raises(ProbeMismatchError, match="up_blocks.9"):
+        ProbeSet.load(tmp_path / "p", expect=_settings())
+    with pytest.raises(FileNotFoundError, match="probes.json"):
+        ProbeSet.load(tmp_path / "missing")
+    (tmp_path / "p" / "probes.json").write_text("{not json")
+    with pytest.raises(ProbeMismatchError, match="not a probe set"):
+        ProbeSet.load(tmp_path / "p")
+
+
+def test_add_checks_task_and_shape():
+    ps = ProbeSet(_settings())
+    with pytest.raises(ValueError, match="unknown task"):
+        ps.add("normals", 0, LAYERS[0], torch.randn(3, 8))
+    with pytest.raises(ValueError, match=r"\(2, C\)"):
+        ps.add("saliency", 0, LAYERS[0], torch.randn(1, 8))
+    with pytest.raises(KeyError, match="no depth probe"):
+        ps.get("depth", 3, LAYERS[0])
