@@ -25,6 +25,7 @@ from .hooks import EditFn, capture, edit
 class StepState:
     index: int  # 0-based step
     timestep: int
+    unet_input: torch.Tensor  # (1, 4, h, w) the scaled latents the UNet saw (one half of the batch)
     latents: torch.Tensor  # (1, 4, h, w) after this step
     x0_latents: torch.Tensor | None  # (1, 4, h, w) the scheduler's prediction of the clean latent
     x0_image: np.ndarray | None  # (H, W, 3) uint8, decoded x0 prediction (if decode_x0)
@@ -90,7 +91,7 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
                 stack.enter_context(edit(unet, edit_fn, edit_layers, conditional_only=do_cfg))
             # 4. scale the input, predict the noise (both halves at once under guidance)
             model_input = torch.cat([latents] * 2) if do_cfg else latents
-            model_input = scheduler.scale_model_input(model_input, t)
+            model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)
             with torch.no_grad():  # an edit_fn that optimises opens its own grad context
                 noise_pred = unet(model_input, t, encoder_hidden_states=prompt_embeds,
                                   return_dict=False)[0]
@@ -103,7 +104,8 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
         latents = out.prev_sample
         x0 = getattr(out, "pred_original_sample", None)
         yield StepState(
-            index=i, timestep=int(t), latents=latents, x0_latents=x0,
+            index=i, timestep=int(t), unet_input=model_input[-1:], latents=latents,
+            x0_latents=x0,
             x0_image=decode_latents(pipe, x0) if decode_x0 and x0 is not None else None,
             activations={k: v[0].float() for k, v in acts.items()},
         )

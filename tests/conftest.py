@@ -18,15 +18,21 @@ def tiny_cfg():
                          unet_heads=2, text_hidden=32, text_layers=1, text_heads=2)
 
 
-@pytest.fixture
-def tiny_pipe(tiny_cfg):
-    """An untrained tiny pipeline (32x32 images), built in memory."""
-    from probe_core.tiny_ldm import build_pipeline
+def _tiny_pipe_for_module():
+    """An untrained tiny pipeline (32x32 images), built in memory, same weights every call."""
+    from probe_core.tiny_ldm import TinyLDMConfig, build_pipeline
 
     torch.manual_seed(0)
-    pipe = build_pipeline(tiny_cfg)
+    pipe = build_pipeline(TinyLDMConfig(
+        image_size=32, vae_channels=(16, 16, 16), unet_channels=(32, 32, 32), unet_heads=2,
+        text_hidden=32, text_layers=1, text_heads=2))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture
+def tiny_pipe():
+    return _tiny_pipe_for_module()
 
 
 SD_V1_LAYERS = (

@@ -1,0 +1,183 @@
+"""Probe data, fitting and evaluation: the paper's experiment, for any diffusers SD pipeline.
+
+    >>> data = collect(pipe, prompts, seeds, labeler, num_inference_steps=15, guidance_scale=4.0)
+    >>> train, test = data.split(n_train=200)
+    >>> probes = fit_probes(train, settings)
+    >>> scores = evaluate_probes(probes, test)      # dice / rmse / pearson per (step, layer)
+
+`collect` generates every image, labels the final one with the labeler (as the paper labels with
+MiDaS and TRACER), and keeps every step's self-attention activations (conditional half, float16)
+and x0 prediction. With `control_unet`, the same steps' UNet inputs are also fed through a
+control UNet (every weight tensor permuted) and its activations kept: the paper's control.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .denoise import decode_latents, denoise, encode
+from .hooks import capture, resolve_layers, token_grid
+from .metrics import dice, pearson, rmse
+from .probes import ProbeSet, ProbeSettings, fit_logistic, fit_ridge, patch_means
+
+
+@dataclass
+class ProbeData:
+    layers: list[str]
+    latent_hw: tuple[int, int]
+    acts: dict[tuple[int, str], torch.Tensor]  # (step, layer) -> (N, HW, C) float16
+    depth: np.ndarray  # (N, H, W) z-normalised inverse depth of the final image (labeler)
+    saliency: np.ndarray  # (N, H, W) bool object mask of the final image (labeler, p > 0.5)
+    x0_images: np.ndarray | None  # (N, S, H, W, 3) uint8, each step's decoded x0 prediction
+    prompts: list[str]
+    seeds: list[int]
+    control_acts: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted({s for s, _ in self.acts})
+
+    def subset(self, idx) -> "ProbeData":
+        idx = list(idx)
+        return ProbeData(
+            layers=self.layers, latent_hw=self.latent_hw,
+            acts={k: v[idx] for k, v in self.acts.items()},
+            depth=self.depth[idx], saliency=self.saliency[idx],
+            x0_images=None if self.x0_images is None else self.x0_images[idx],
+            prompts=[self.prompts[i] for i in idx], seeds=[self.seeds[i] for i in idx],
+            control_acts={k: v[idx] for k, v in self.control_acts.items()},
+        )
+
+    def split(self, n_train: int) -> tuple["ProbeData", "ProbeData"]:
+        """First n_train images for fitting, the rest held out."""
+        if not 0 < n_train < self.n:
+            raise ValueError(f"n_train must be between 1 and {self.n - 1}, got {n_train}")
+        return self.subset(range(n_train)), self.subset(range(n_train, self.n))
+
+
+def permuted_unet(unet: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """The paper's control: a copy of `unet` with every weight tensor's entries permuted."""
+    control = copy.deepcopy(unet)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in control.parameters():
+            flat = p.reshape(-1)
+            p.copy_(flat[torch.randperm(flat.numel(), generator=g)].reshape(p.shape))
+    return control
+
+
+@torch.no_grad()
+def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_steps: int = 15,
+            guidance_scale: float = 7.5, layers: list[str] | None = None,
+            control_unet: torch.nn.Module | None = None, keep_x0: bool = True,
+            progress: bool = False) -> ProbeData:
+    """Generate one image per (prompt, seed), label it, and keep every step's activations."""
+    from tqdm.auto import tqdm
+
+    if len(prompts) != len(seeds):
+        raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    layers = resolve_layers(pipe.unet, layers)
+    acts: dict = {}
+    control: dict = {}
+    finals, x0s = [], []
+    latent_hw = None
+    for prompt, seed in tqdm(list(zip(prompts, seeds)), desc="collect", disable=not progress):
+        embeds, do_cfg = encode(pipe, prompt, guidance_scale)
+        steps = list(denoise(pipe, prompt, num_inference_steps=num_inference_steps,
+                             guidance_scale=guidance_scale,
+                             generator=torch.Generator().manual_seed(int(seed)),
+                             capture_layers=layers, decode_x0=keep_x0))
+        latent_hw = tuple(steps[0].latents.shape[-2:])
+        for st in steps:
+            for layer, a in st.activations.items():
+                acts.setdefault((st.index, layer), []).append(a.half())
+            if control_unet is not None:
+                x = torch.cat([st.unet_input] * 2) if do_cfg else st.unet_input
+                with capture(control_unet, layers, conditional_only=do_cfg) as c:
+                    control_unet(x, st.timestep, encoder_hidden_states=embeds)
+                for layer, a in c.items():
+                    control.setdefault((st.index, layer), []).append(a[0].half())
+        finals.append(decode_latents(pipe, steps[-1].latents))
+        if keep_x0:
+            x0s.append(np.stack([st.x0_image for st in steps]))
+    depth, sal = labeler(np.stack(finals))
+    return ProbeData(
+        layers=layers, latent_hw=latent_hw,
+        acts={k: torch.stack(v) for k, v in acts.items()},
+        depth=depth, saliency=sal > 0.5,
+        x0_images=np.stack(x0s) if keep_x0 else None,
+        prompts=list(prompts), seeds=[int(s) for s in seeds],
+        control_acts={k: torch.stack(v) for k, v in control.items()},
+    )
+
+
+def _targets(data: ProbeData, layer_tokens: int):
+    """Per-token targets for a layer: depth patch means (N*HW,), foreground fraction (N*HW,)."""
+    grid = token_grid(layer_tokens, data.latent_hw)
+    d = np.concatenate([patch_means(x, grid) for x in data.depth])
+    s = np.concatenate([patch_means(x.astype(np.float32), grid) for x in data.saliency])
+    return torch.from_numpy(d).float(), torch.from_numpy(s).float()
+
+
+def fit_probes(data: ProbeData, settings: ProbeSettings, lam: float = 1e-3,
+               control: bool = False, progress: bool = False) -> ProbeSet:
+    """One depth (ridge) and one saliency (logistic) probe per (step, layer)."""
+    from tqdm.auto import tqdm
+
+    source = data.control_acts if control else data.acts
+    if not source:
+        raise ValueError("no control activations collected" if control else "no activations")
+    probes = ProbeSet(settings)
+    for (step, layer), a in tqdm(sorted(source.items()), desc="fit", disable=not progress):
+        X = a.float().reshape(-1, a.shape[-1])  # (N*HW, C)
+        depth_t, sal_t = _targets(data, a.shape[1])
+        probes.add("depth", step, layer, fit_ridge(X, depth_t, lam))
+        probes.add("saliency", step, layer, fit_logistic(X, sal_t, lam))
+    return probes
+
+
+def evaluate_probes(probes: ProbeSet, data: ProbeData, control: bool = False) -> dict:
+    """Mean over images of Dice (argmax mask vs labeler mask), depth RMSE and Pearson (vs the
+    labeler's z-normalised inverse depth), as [step][layer] lists in data.steps x data.layers."""
+    source = data.control_acts if control else data.acts
+    size = data.depth.shape[-1]
+    out = {"steps": data.steps, "layers": data.layers, "n": data.n,
+           "dice": [], "rmse": [], "pearson": []}
+    for step in data.steps:
+        rows = {"dice": [], "rmse": [], "pearson": []}
+        for layer in data.layers:
+            a = source[(step, layer)]
+            dd, rr, pp = [], [], []
+            for i in range(data.n):
+                sal = probes.saliency_map(step, layer, a[i], data.latent_hw, size)
+                dep = probes.depth_map(step, layer, a[i], data.latent_hw, size)
+                dd.append(dice(sal > 0.5, data.saliency[i]))
+                rr.append(rmse(dep, data.depth[i]))
+                pp.append(pearson(dep, data.depth[i]))
+            rows["dice"].append(float(np.mean(dd)))
+            rows["rmse"].append(float(np.mean(rr)))
+            rows["pearson"].append(float(np.mean(pp)))
+        for k in rows:
+            out[k].append(rows[k])
+    return out
+
+
+def evaluate_labeler_on_x0(labeler, data: ProbeData) -> dict:
+    """Per step: the labeler applied to that step's decoded x0 image, scored against the
+    labels of the final image: what a viewer (or a labeler) could see at that step."""
+    if data.x0_images is None:
+        raise ValueError("collect(..., keep_x0=True) is needed")
+    out = {"steps": data.steps, "dice": [], "pearson": []}
+    for k, _ in enumerate(data.steps):
+        d, s = labeler(data.x0_images[:, k])
+        out["dice"].append(float(np.mean([dice(p > 0.5, m) for p, m in zip(s, data.saliency)])))
+        out["pearson"].append(float(np.mean([pearson(p, t) for p, t in zip(d, data.depth)])))
+    return out

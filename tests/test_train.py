@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+
+from probe_core.metrics import zscore
+from probe_core.probes import ProbeSettings
+from probe_core.train import (collect, evaluate_labeler_on_x0, evaluate_probes, fit_probes,
+                              permuted_unet)
+
+
+def brightness_labeler(images):
+    """A stand-in labeler: 'depth' is z-scored brightness, 'saliency' the red pixels."""
+    x = images.astype(np.float32) / 255
+    depth = np.stack([zscore(im.mean(-1)) for im in x]).astype(np.float32)
+    sal = (x[..., 0] > x[..., 1:].mean(-1) + 0.05).astype(np.float32)
+    return depth, sal
+
+
+@pytest.fixture(scope="module")
+def data():
+    from tests.conftest import _tiny_pipe_for_module
+
+    pipe = _tiny_pipe_for_module()
+    prompts = ["a large red sphere on a gray plain floor", "a small blue box on a green plain floor",
+               "a large yellow cylinder on a beige striped floor", ""] * 2
+    return collect(pipe, prompts, list(range(8)), brightness_labeler, num_inference_steps=2,
+                   guidance_scale=4.0, control_unet=permuted_unet(pipe.unet, seed=1)), pipe
+
+
+def test_collect_shapes(data):
+    d, pipe = data
+    assert d.n == 8 and d.steps == [0, 1]
+    assert d.depth.shape == (8, 32, 32) and d.saliency.dtype == bool
+    assert d.x0_images.shape == (8, 2, 32, 32, 3)
+    first = d.layers[0]
+    assert d.acts[(0, first)].shape == (8, 64, 32) and d.acts[(0, first)].dtype == torch.float16
+    assert set(d.control_acts) == set(d.acts)
+    assert not torch.equal(d.control_acts[(0, first)], d.acts[(0, first)])
+
+
+def test_fit_and_evaluate_give_scores_for_every_step_and_layer(data):
+    d, _ = data
+    train, test = d.split(6)
+    settings = ProbeSettings("tiny", "DDIMScheduler", 2, 32, 4.0, d.layers)
+    probes = fit_probes(train, settings)
+    assert len(probes.keys()) == 2 * len(d.steps) * len(d.layers)
+    scores = evaluate_probes(probes, test)
+    assert np.array(scores["dice"]).shape == (2, len(d.layers))
+    assert all(0 <= v <= 1 for row in scores["dice"] for v in row)
+    assert all(-1 <= v <= 1 for row in scores["pearson"] for v in row)
+    # fitted and scored on the same 8 images, ridge must beat the all-zero prediction, whose
+    # RMSE against a z-normalised target is 1
+    own = evaluate_probes(fit_probes(d, settings, lam=1e-6), d)
+    assert min(min(r) for r in own["rmse"]) < 0.99
+    assert max(max(r) for r in own["pearson"]) > 0
+    ctrl = evaluate_probes(fit_probes(train, settings, control=True), test, control=True)
+    assert np.array(ctrl["rmse"]).shape == (2, len(d.layers))
+
+
+def test_labeler_on_x0(data):
+    d, _ = data
+    out = evaluate_labeler_on_x0(brightness_labeler, d)
+    assert len(out["dice"]) == 2 and len(out["pearson"]) == 2
+    assert out["pearson"][-1] > 0.5  # the last x0 is close to the final image
+
+
+def test_permuted_unet_keeps_values_but_changes_order(tiny_pipe):
+    control = permuted_unet(tiny_pipe.unet, seed=0)
+    for (name, a), b in zip(tiny_pipe.unet.named_parameters(), control.parameters()):
+        assert torch.equal(a.flatten().sort().values, b.flatten().sort().values), name
+    w = dict(tiny_pipe.unet.named_parameters())["conv_in.weight"]
+    assert not torch.equal(w, dict(control.named_parameters())["conv_in.weight"])
