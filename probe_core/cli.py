@@ -1,6 +1,9 @@
 """`python -m probe_core SUBCOMMAND ...`: the library's command line.
 
     python -m probe_core train-model --workdir ~/.cache/scene-probe/tiny-scenes --max-minutes 90
+    python -m probe_core train-labeler --out weights/labeler
+    python -m probe_core train-probes --seeds 100000-100399 --out weights/probes/tiny-scenes
+    python -m probe_core evaluate --seeds 200000-200149 --out docs/probe-eval
     python -m probe_core render --seeds 0-15 --out docs/renders.png
 """
 
@@ -57,6 +60,73 @@ def _render(args) -> int:
     return 0
 
 
+def _load(model: str):
+    from .tiny_ldm import load_pipeline
+
+    return load_pipeline(model)
+
+
+def _model_name(model: str) -> str:
+    from pathlib import Path
+
+    return Path(model).name if Path(model).exists() else model
+
+
+def _prompts(args, seeds):
+    from .train import prompts_for
+
+    lines = None
+    if args.prompts:
+        with open(args.prompts) as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+        if not lines:
+            raise SystemExit(f"{args.prompts} has no prompts")
+    return prompts_for(list(seeds), lines)
+
+
+def _train_labeler(args) -> int:
+    from .labelers import build_scene_labeler
+
+    labeler = build_scene_labeler(_load(args.model).vae, args.n_images, args.steps, args.n_eval)
+    labeler.save(args.out)
+    print(json.dumps(labeler.info["held_out"], indent=2))
+    return 0
+
+
+def _train_probes(args) -> int:
+    from .labelers import SceneLabeler
+    from .train import settings_for, train_probe_sets
+
+    pipe = _load(args.model)
+    settings = settings_for(pipe, _model_name(args.model), args.steps, args.guidance)
+    probes, _ = train_probe_sets(pipe, settings, SceneLabeler.load(args.labeler),
+                                 _prompts(args, args.seeds), list(args.seeds), args.out, args.lam)
+    print(f"saved {len(probes.keys())} probes (and as many control probes) to {args.out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from pathlib import Path
+
+    from .labelers import SceneLabeler
+    from .probes import ProbeSet
+    from .train import evaluate_probe_sets, settings_for
+
+    pipe = _load(args.model)
+    meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
+    expect = settings_for(pipe, _model_name(args.model), meta["num_inference_steps"],
+                          meta["guidance_scale"])
+    probes = ProbeSet.load(args.probes, expect=expect)
+    control_dir = Path(args.probes) / "control"
+    control = ProbeSet.load(control_dir, expect=expect) if control_dir.exists() else None
+    head = evaluate_probe_sets(pipe, probes, control, SceneLabeler.load(args.labeler),
+                               _prompts(args, args.seeds), list(args.seeds), args.out)
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "labeler_on_x0"}
+                      for k, v in head.items()}, indent=2))
+    print(f"wrote {args.out}/metrics.json, table.md, probe_scores.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m probe_core", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,6 +148,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop (checkpoint + export) after this many minutes")
     t.add_argument("--threads", type=int)
     t.set_defaults(func=_train_model)
+
+    lab = sub.add_parser("train-labeler", help="train the depth/saliency labeler on renders")
+    lab.add_argument("--model", default="weights/tiny-scenes", help="pipeline whose VAE to use")
+    lab.add_argument("--out", default="weights/labeler")
+    lab.add_argument("--n-images", dest="n_images", type=int, default=8000)
+    lab.add_argument("--steps", type=int, default=3000)
+    lab.add_argument("--n-eval", dest="n_eval", type=int, default=500,
+                     help="held-out renders (seeds 0..N-1) to score it on")
+    lab.set_defaults(func=_train_labeler)
+
+    for name, func, helptext in (
+            ("train-probes", _train_probes, "fit depth and saliency probes (and control probes)"),
+            ("evaluate", _evaluate, "score probes on held-out images; write a report")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("--model", default="weights/tiny-scenes")
+        c.add_argument("--labeler", default="weights/labeler")
+        c.add_argument("--seeds", type=parse_range, required=True,
+                       help="generation seeds, e.g. 100000-100399 (held out: below 1000000)")
+        c.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds; "
+                                         "default: each seed's own scene caption")
+        c.set_defaults(func=func)
+        if name == "train-probes":
+            c.add_argument("--out", default="weights/probes/tiny-scenes")
+            c.add_argument("--steps", type=int, default=15, help="num_inference_steps")
+            c.add_argument("--guidance", type=float, default=4.0, help="guidance_scale")
+            c.add_argument("--lam", type=float, default=1e-3, help="relative ridge penalty")
+        else:
+            c.add_argument("--probes", default="weights/probes/tiny-scenes")
+            c.add_argument("--out", default="docs/probe-eval")
 
     r = sub.add_parser("render", help="render scenes and print their captions")
     r.add_argument("--seeds", type=parse_range, default=range(0, 16))

@@ -173,3 +173,23 @@ def evaluate_labeler(labeler: SceneLabeler, images: np.ndarray, depths: np.ndarr
         "depth_pearson": float(np.mean([pearson(p, t) for p, t in zip(pred_d, true_d)])),
         "depth_rmse": float(np.mean([rmse(p, t) for p, t in zip(pred_d, true_d)])),
     }
+
+
+def build_scene_labeler(vae, n_images: int = 8000, steps: int = 3000, n_eval: int = 500,
+                        progress: bool = True) -> SceneLabeler:
+    """Render n_images scenes (seeds from LABELER_FIRST_SEED), round-trip them through `vae`,
+    train, and record held-out scores (renders of seeds 0..n_eval-1, raw and round-tripped)."""
+    from .scenes import render_many
+
+    seeds = range(LABELER_FIRST_SEED, LABELER_FIRST_SEED + n_images)
+    images, depths, masks, _ = render_many(seeds)
+    labeler = train_labeler(vae_round_trip(vae, images), depths, masks, steps=steps,
+                            progress=progress)
+    ev_images, ev_depths, ev_masks, _ = render_many(range(n_eval))
+    labeler.info["held_out"] = {
+        "renders": evaluate_labeler(labeler, ev_images, ev_depths, ev_masks),
+        "vae_round_trip": evaluate_labeler(labeler, vae_round_trip(vae, ev_images), ev_depths,
+                                           ev_masks),
+        "seeds": [0, n_eval - 1],
+    }
+    return labeler

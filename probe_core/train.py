@@ -181,3 +181,58 @@ def evaluate_labeler_on_x0(labeler, data: ProbeData) -> dict:
         out["dice"].append(float(np.mean([dice(p > 0.5, m) for p, m in zip(s, data.saliency)])))
         out["pearson"].append(float(np.mean([pearson(p, t) for p, t in zip(d, data.depth)])))
     return out
+
+
+# ----------------------------------------------------------------------------- workflows
+
+def settings_for(pipe, model_name: str, num_inference_steps: int, guidance_scale: float,
+                 layers: list[str] | None = None) -> ProbeSettings:
+    return ProbeSettings(
+        model=model_name, scheduler=type(pipe.scheduler).__name__,
+        num_inference_steps=num_inference_steps,
+        image_size=pipe.unet.config.sample_size * pipe.vae_scale_factor,
+        guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers))
+
+
+def prompts_for(seeds: list[int], prompts: list[str] | None = None) -> list[str]:
+    """The given prompts, cycled over the seeds; without any, each seed's own scene caption."""
+    if prompts:
+        return [prompts[k % len(prompts)] for k in range(len(seeds))]
+    from .scenes import render_scene, sample_scene
+
+    return [render_scene(sample_scene(s), size=16).caption for s in seeds]
+
+
+def train_probe_sets(pipe, settings: ProbeSettings, labeler, prompts: list[str], seeds: list[int],
+                     out: str, lam: float = 1e-3, progress: bool = True) -> tuple:
+    """Fit trained-model and control probes on (prompts, seeds); save to out/ and out/control/."""
+    from pathlib import Path
+
+    data = collect(pipe, prompts, seeds, labeler, settings.num_inference_steps,
+                   settings.guidance_scale, settings.layers, permuted_unet(pipe.unet),
+                   keep_x0=False, progress=progress)
+    probes = fit_probes(data, settings, lam, progress=progress)
+    control = fit_probes(data, settings, lam, control=True, progress=progress)
+    probes.extra = {"n_train": data.n, "seeds": [min(seeds), max(seeds)], "lam": lam}
+    control.extra = {**probes.extra, "control": "every UNet weight tensor permuted, seed 0"}
+    probes.save(out)
+    control.save(Path(out) / "control")
+    return probes, control
+
+
+def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labeler,
+                        prompts: list[str], seeds: list[int], out_dir: str,
+                        progress: bool = True) -> dict:
+    """Held-out scores of both probe sets and of the labeler on x0; writes the report."""
+    from .report import write_report
+
+    s = probes.settings
+    data = collect(pipe, prompts, seeds, labeler, s.num_inference_steps, s.guidance_scale,
+                   s.layers, permuted_unet(pipe.unet) if control is not None else None,
+                   keep_x0=True, progress=progress)
+    scores = evaluate_probes(probes, data)
+    ctrl = evaluate_probes(control, data, control=True) if control is not None else None
+    x0 = evaluate_labeler_on_x0(labeler, data)
+    meta = {"settings": s.__dict__, "n_test": data.n, "seeds": [min(seeds), max(seeds)],
+            "probe_training": probes.extra}
+    return write_report(out_dir, scores, ctrl, x0, meta)

@@ -1,0 +1,45 @@
+"""The command line end to end on a tiny untrained pipeline: labeler, probes, evaluation."""
+
+import json
+
+import pytest
+
+from probe_core.cli import main, parse_range
+from probe_core.probes import ProbeMismatchError
+from probe_core.tiny_ldm import save_pipeline
+
+
+def test_parse_range():
+    assert parse_range("3-5") == range(3, 6) and parse_range("7") == range(7, 8)
+    with pytest.raises(Exception, match="seed range"):
+        parse_range("a-b")
+
+
+def test_labeler_probes_and_evaluation_end_to_end(tiny_pipe, tmp_path, capsys):
+    model = tmp_path / "tiny-model"
+    save_pipeline(tiny_pipe, model)
+    lab, probes, report = tmp_path / "lab", tmp_path / "probes", tmp_path / "report"
+    assert main(["train-labeler", "--model", str(model), "--out", str(lab), "--n-images", "16",
+                 "--steps", "2", "--n-eval", "4"]) == 0
+    assert json.loads((lab / "labeler.json").read_text())["held_out"]["renders"]["n"] == 4
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a large red sphere on a gray plain floor\n\na small blue box on a "
+                       "green striped floor\n")
+    assert main(["train-probes", "--model", str(model), "--labeler", str(lab), "--seeds", "0-5",
+                 "--prompts", str(prompts), "--steps", "2", "--out", str(probes)]) == 0
+    assert (probes / "probes.safetensors").exists()
+    assert (probes / "control" / "probes.safetensors").exists()
+    assert main(["evaluate", "--model", str(model), "--labeler", str(lab), "--probes",
+                 str(probes), "--seeds", "6-8", "--out", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["meta"]["n_test"] == 3
+    assert len(metrics["probes"]["dice"]) == 2 and metrics["control"] is not None
+    assert len(metrics["labeler_on_x0"]["dice"]) == 2
+    assert (report / "probe_scores.png").stat().st_size > 1000
+    assert "| step |" in (report / "table.md").read_text()
+    # probes made for 2 steps refuse a model saved under another name
+    other = tmp_path / "other-model"
+    save_pipeline(tiny_pipe, other)
+    with pytest.raises(ProbeMismatchError, match="model"):
+        main(["evaluate", "--model", str(other), "--labeler", str(lab), "--probes", str(probes),
+              "--seeds", "6-7", "--out", str(report)])
