@@ -142,6 +142,17 @@ class ProbeSet:
         logits = apply_probe(self.get("saliency", step, layer), activations)
         return to_map(logits.softmax(-1)[:, 1], latent_hw, out_size)
 
+    def read(self, step: int, activations: dict[str, torch.Tensor], latent_hw: tuple[int, int],
+             out_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Both maps for every captured layer that has probes at this step:
+        layer -> (depth (S, S), saliency probability (S, S))."""
+        out = {}
+        for layer, acts in activations.items():
+            if ("depth", int(step), layer) in self.weights:
+                out[layer] = (self.depth_map(step, layer, acts, latent_hw, out_size),
+                              self.saliency_map(step, layer, acts, latent_hw, out_size))
+        return out
+
     # ------------------------------------------------------------------ disk format
     def save(self, folder: str | Path) -> Path:
         """folder/probes.safetensors (one tensor per key) + folder/probes.json (settings)."""

@@ -99,3 +99,15 @@ def test_add_checks_task_and_shape():
         ps.add("saliency", 0, LAYERS[0], torch.randn(1, 8))
     with pytest.raises(KeyError, match="no depth probe"):
         ps.get("depth", 3, LAYERS[0])
+
+
+def test_read_gives_both_maps_for_layers_with_probes():
+    ps = ProbeSet(_settings())
+    ps.add("depth", 2, LAYERS[0], torch.randn(1, 32))
+    ps.add("saliency", 2, LAYERS[0], torch.randn(2, 32))
+    acts = {LAYERS[0]: torch.randn(256, 32), LAYERS[1]: torch.randn(16, 64)}
+    maps = ps.read(2, acts, latent_hw=(16, 16), out_size=64)
+    assert list(maps) == [LAYERS[0]]  # no probes for LAYERS[1]
+    depth, sal = maps[LAYERS[0]]
+    assert depth.shape == sal.shape == (64, 64)
+    assert ps.read(3, acts, (16, 16), 64) == {}
