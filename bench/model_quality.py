@@ -5,7 +5,8 @@
 
 Held-out data: renders with seeds below 1,000,000 never enter model training (which starts at
 1,000,000) and the attribute classifier trains on seeds from 3,000,000. PSNR uses seeds 0-499;
-adherence uses the captions of seeds 10,000-10,199 (each generated with its own seed).
+adherence uses the captions of seeds 10,000-10,199 (the k-th kept caption generated with
+seed 10,000 + k; scenes with no visible object are skipped).
 Results go to bench/results/model_quality.json; the grid to docs/tiny-scenes-samples.png.
 """
 

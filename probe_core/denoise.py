@@ -85,10 +85,11 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
 
     for i, t in enumerate(timesteps):
         with ExitStack() as stack:
-            acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg))
-                    if capture_layers is None or len(capture_layers) else {})
+            # the edit hook goes first, so the capture records the edited output
             if edit_fn is not None and (edit_steps is None or i in edit_steps):
                 stack.enter_context(edit(unet, edit_fn, edit_layers, conditional_only=do_cfg))
+            acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg))
+                    if capture_layers is None or len(capture_layers) else {})
             # 4. scale the input, predict the noise (both halves at once under guidance)
             model_input = torch.cat([latents] * 2) if do_cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)

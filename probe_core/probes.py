@@ -40,6 +40,7 @@ class ProbeSettings:
     image_size: int
     guidance_scale: float
     layers: list[str] = field(default_factory=list)
+    model_fingerprint: str = ""  # of the UNet weights (unet_fingerprint); "" = not recorded
 
     def differences(self, other: "ProbeSettings") -> list[str]:
         out = []
@@ -47,7 +48,23 @@ class ProbeSettings:
             a, b = getattr(self, key), getattr(other, key)
             if a != b:
                 out.append(f"{key}: probes have {a!r}, run uses {b!r}")
+        a, b = self.model_fingerprint, other.model_fingerprint
+        if a and b and a != b:
+            out.append(f"model weights differ (fingerprint {a} vs {b}): the model was retrained")
         return out
+
+
+def unet_fingerprint(unet: torch.nn.Module) -> str:
+    """A short hash of a UNet's parameter names, shapes and leading values: cheap even for
+    SD on a GPU, and different after any retraining."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in unet.named_parameters():
+        h.update(name.encode())
+        h.update(str(tuple(p.shape)).encode())
+        h.update(p.detach().reshape(-1)[:64].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def apply_probe(weight: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass, field
 from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class TrainConfig:
     init_from: str | None = None  # warm start UNet/text/VAE from a saved pipeline folder
     n_scenes: int = 40_000  # rendered training scenes
     first_seed: int = TRAIN_FIRST_SEED
-    vae_steps: int = 2_000
+    vae_steps: int = 4_000
     vae_batch: int = 32
     vae_lr: float = 5e-4
     kl_weight: float = 1e-6
@@ -105,14 +106,20 @@ class _Stopper:
     def __init__(self, max_minutes):
         self.deadline = time.time() + 60 * max_minutes if max_minutes else None
         self.signalled = False
+        self.previous = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
-                signal.signal(sig, self._handle)
+                self.previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not in the main thread
                 pass
 
     def _handle(self, *_):
         self.signalled = True
+
+    def close(self):
+        """Give the signals back to whoever handled them before."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     @property
     def stop(self) -> bool:
@@ -128,6 +135,17 @@ def _atomic_save(obj, path: Path):
 def _log(workdir: Path, **row):
     with open(workdir / "train_log.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def _trim_log(workdir: Path, phase: str, step: int):
+    """Drop rows of `phase` past `step`: they were logged after the checkpoint we resume from."""
+    path = workdir / "train_log.jsonl"
+    if not path.exists():
+        return
+    rows = [r for r in path.read_text().splitlines() if r.strip()]
+    keep = [r for r in rows if not (json.loads(r)["phase"] == phase and json.loads(r)["step"] > step)]
+    if len(keep) != len(rows):
+        path.write_text("".join(r + "\n" for r in keep))
 
 
 # ----------------------------------------------------------------------------- VAE
@@ -151,6 +169,7 @@ def train_vae(cfg: TrainConfig, images: np.ndarray, workdir: Path, stopper: _Sto
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, seconds = int(state["step"]), float(state["seconds"])
+    _trim_log(workdir, "vae", step)
     rng = np.random.default_rng(cfg.seed + step)
     bar = tqdm(total=cfg.vae_steps, initial=step, desc="vae")
     t0 = time.time()
@@ -233,30 +252,51 @@ def export(cfg: TrainConfig, vae, unet, text_encoder, tokenizer, ema_unet, ema_t
     text_e.load_state_dict(ema_text)
     pipe = build_pipeline(cfg.model, vae=vae, unet=unet_e, text_encoder=text_e, tokenizer=tokenizer)
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("workdir", "out", "model")}
-    save_pipeline(pipe, Path(cfg.out), cfg.model, extra={"training": info, "recipe": recipe})
+    # write beside the destination, then swap, so a reader never sees a half-written folder
+    out = Path(cfg.out)
+    tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_pipeline(pipe, tmp, cfg.model, extra={"training": info, "recipe": recipe})
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) the whole recipe. Returns a summary of what was done."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    stopper = _Stopper(cfg.max_minutes)
+    try:
+        return _train(cfg, stopper)
+    finally:
+        stopper.close()
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: TrainConfig, stopper: _Stopper) -> dict:
     workdir = Path(cfg.workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
-    stopper = _Stopper(cfg.max_minutes)
     tokenizer = build_tokenizer(cfg.model.vocabulary, cfg.model.max_length)
     images, captions = cached_dataset(cfg)
 
     unet_ckpt = workdir / "unet.pt"
     warm = None
     if cfg.init_from and not unet_ckpt.exists():
+        # keep the shipped VAE: store it as a finished VAE checkpoint, so resuming reuses it
         warm = load_pipeline(cfg.init_from)
-        vae, vae_step, vae_seconds = warm.vae, cfg.vae_steps, 0.0
-    else:
-        vae, vae_step, vae_seconds = train_vae(cfg, images, workdir, stopper)
-        if vae_step < cfg.vae_steps:
-            return {"phase": "vae", "vae_step": vae_step}
+        opt_state = torch.optim.AdamW(warm.vae.parameters()).state_dict()
+        _atomic_save({"model": warm.vae.state_dict(), "opt": opt_state, "step": cfg.vae_steps,
+                      "seconds": 0.0}, workdir / "vae.pt")
+    vae, vae_step, vae_seconds = train_vae(cfg, images, workdir, stopper)
+    if vae_step < cfg.vae_steps:
+        return {"phase": "vae", "vae_step": vae_step}
     vae.eval().requires_grad_(False)
 
-    lat_path = workdir / "latents.pt"
+    lat_path = workdir / f"latents_{cfg.first_seed}_{cfg.n_scenes}.pt"
     if not lat_path.exists():
         mean, std = encode_dataset(vae, images)
         scale = float(1.0 / mean[0].float().std())
@@ -285,6 +325,8 @@ def train(cfg: TrainConfig) -> dict:
         ema_unet, ema_text = state["ema_unet"], state["ema_text"]
         opt.load_state_dict(state["opt"])
         step, seconds = int(state["step"]), float(state["seconds"])
+    _trim_log(workdir, "unet", step)
+    start_step = step
     scheduler = build_scheduler()
     gen = torch.Generator().manual_seed(cfg.seed + step)
     rng = np.random.default_rng(cfg.seed + step)
@@ -333,6 +375,7 @@ def train(cfg: TrainConfig) -> dict:
         if step % cfg.export_every == 0:
             export(cfg, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info())
     bar.close()
-    checkpoint()
-    export(cfg, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info())
+    if step > start_step:  # never export a model that did not train in this run
+        checkpoint()
+        export(cfg, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info())
     return {"phase": "unet", **info()}

@@ -22,7 +22,8 @@ import torch
 from .denoise import decode_latents, denoise, encode
 from .hooks import capture, resolve_layers, token_grid
 from .metrics import dice, pearson, rmse
-from .probes import ProbeSet, ProbeSettings, fit_logistic, fit_ridge, patch_means
+from .probes import (ProbeSet, ProbeSettings, fit_logistic, fit_ridge, patch_means,
+                     unet_fingerprint)
 
 
 @dataclass
@@ -191,7 +192,8 @@ def settings_for(pipe, model_name: str, num_inference_steps: int, guidance_scale
         model=model_name, scheduler=type(pipe.scheduler).__name__,
         num_inference_steps=num_inference_steps,
         image_size=pipe.unet.config.sample_size * pipe.vae_scale_factor,
-        guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers))
+        guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers),
+        model_fingerprint=unet_fingerprint(pipe.unet))
 
 
 def prompts_for(seeds: list[int], prompts: list[str] | None = None) -> list[str]:

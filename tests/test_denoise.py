@@ -34,7 +34,7 @@ def test_steps_carry_timesteps_x0_images_and_activations(tiny_pipe):
     assert [s.timestep for s in states] == [int(t) for t in tiny_pipe.scheduler.timesteps]
     for s in states:
         assert s.x0_image.shape == (32, 32, 3) and s.x0_image.dtype == np.uint8
-        assert list(s.activations) == layers or set(s.activations) == set(layers)
+        assert set(s.activations) == set(layers)
         first = s.activations[layers[0]]
         assert first.shape == (8 * 8, 32) and first.dtype == torch.float32
     assert not torch.equal(states[0].activations[layers[0]], states[1].activations[layers[0]])
@@ -49,3 +49,13 @@ def test_no_capture_by_default_and_edit_changes_the_result(tiny_pipe):
                             edit_fn=lambda out, name: out * 0, edit_layers=[layer],
                             edit_steps=range(0, 1), **kw)
     assert not torch.equal(plain.latents, edited.latents)
+
+
+def test_capture_records_the_edited_output(tiny_pipe):
+    layer = self_attention_layers(tiny_pipe.unet)[0]
+    states = list(denoise(tiny_pipe, PROMPT, num_inference_steps=2, guidance_scale=4.0,
+                          generator=torch.Generator().manual_seed(2), capture_layers=[layer],
+                          edit_fn=lambda out, name: out * 0 + 3.0, edit_layers=[layer],
+                          edit_steps=range(1, 2)))
+    assert not torch.all(states[0].activations[layer] == 3.0)  # step 0 not edited
+    assert torch.all(states[1].activations[layer] == 3.0)

@@ -28,7 +28,12 @@ def test_unknown_layer_raises_lookup_error_listing_valid_names(tiny_sd_unet):
 def test_capture_shapes_conditional_half(tiny_sd_unet):
     with capture(tiny_sd_unet) as acts:
         _forward(tiny_sd_unet, batch=2)
-    assert list(acts) == SD_V1_LAYERS or set(acts) == set(SD_V1_LAYERS)
+    assert set(acts) == set(SD_V1_LAYERS)
+    with capture(tiny_sd_unet, conditional_only=False) as both:
+        _forward(tiny_sd_unet, batch=2)
+    for name in SD_V1_LAYERS:  # the conditional half is the second row of [uncond, cond]
+        assert torch.equal(acts[name], both[name][1:])
+        assert not torch.equal(acts[name], both[name][:1])
     channels = {"down_blocks.0": 32, "down_blocks.1": 32, "down_blocks.2": 64, "mid_block": 64,
                 "up_blocks.1": 64, "up_blocks.2": 32, "up_blocks.3": 32}
     for name, a in acts.items():

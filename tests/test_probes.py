@@ -111,3 +111,20 @@ def test_read_gives_both_maps_for_layers_with_probes():
     depth, sal = maps[LAYERS[0]]
     assert depth.shape == sal.shape == (64, 64)
     assert ps.read(3, acts, (16, 16), 64) == {}
+
+
+def test_fingerprint_refuses_probes_of_a_retrained_model(tmp_path, tiny_pipe):
+    from probe_core.probes import unet_fingerprint
+
+    fp = unet_fingerprint(tiny_pipe.unet)
+    assert fp == unet_fingerprint(tiny_pipe.unet)
+    ps = ProbeSet(_settings(model_fingerprint=fp))
+    ps.add("depth", 0, LAYERS[0], torch.randn(1, 32))
+    ps.save(tmp_path / "p")
+    ProbeSet.load(tmp_path / "p", expect=_settings(model_fingerprint=fp))
+    ProbeSet.load(tmp_path / "p", expect=_settings())  # not recorded: not compared
+    with torch.no_grad():
+        next(tiny_pipe.unet.parameters()).add_(1.0)
+    with pytest.raises(ProbeMismatchError, match="retrained"):
+        ProbeSet.load(tmp_path / "p", expect=_settings(model_fingerprint=unet_fingerprint(
+            tiny_pipe.unet)))

@@ -21,6 +21,7 @@ def pipe():
 
 
 def test_folder_is_small_and_safetensors_only():
+    assert (FOLDER / "model_index.json").is_file(), f"{FOLDER} is missing"
     files = [f for f in FOLDER.rglob("*") if f.is_file()]
     assert sum(f.stat().st_size for f in files) <= 40 * 2**20
     assert not [f for f in files if f.suffix in (".bin", ".pth", ".pt", ".ckpt", ".pkl")]

@@ -67,3 +67,25 @@ def test_train_exports_a_pipeline_and_resumes(tiny_cfg, tmp_path):
     info = json.loads((tmp_path / "out" / "tiny_ldm.json").read_text())
     assert info["training"]["unet_steps"] == 4
     assert pipe.vae.config.scaling_factor != 1.0  # set from the encoded latents' spread
+
+
+def test_warm_start_keeps_the_shipped_vae_and_resumes(tiny_cfg, tmp_path):
+    base = dict(n_scenes=24, vae_batch=4, unet_batch=4, ckpt_every=1, export_every=100,
+                log_every=1, threads=1, model=tiny_cfg)
+    train(TrainConfig(workdir=str(tmp_path / "a"), out=str(tmp_path / "shipped"), vae_steps=2,
+                      unet_steps=1, **base))
+    shipped_vae = load_pipeline(tmp_path / "shipped").vae.state_dict()
+    cfg = TrainConfig(workdir=str(tmp_path / "b"), out=str(tmp_path / "next"),
+                      init_from=str(tmp_path / "shipped"), vae_steps=2, unet_steps=1, **base)
+    train(cfg)
+    cfg.unet_steps = 2
+    assert train(cfg)["unet_steps"] == 2  # resumed; the warm VAE is reused, not retrained
+    rows = [json.loads(r) for r in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert not [r for r in rows if r["phase"] == "vae"]
+    after = load_pipeline(tmp_path / "next").vae.state_dict()
+    for k, v in shipped_vae.items():
+        assert torch.equal(v, after[k]), k
+    # a run that trains no step exports nothing
+    (tmp_path / "next" / "model_index.json").unlink()
+    assert train(cfg)["unet_steps"] == 2
+    assert not (tmp_path / "next" / "model_index.json").exists()
