@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-minutes", dest="max_minutes", type=float,
                    help="stop (checkpoint + export) after this many minutes")
     t.add_argument("--threads", type=int)
+    t.add_argument("--device", help="cpu (default) or cuda")
     t.set_defaults(func=_train_model)
 
     lab = sub.add_parser("train-labeler", help="train the depth/saliency labeler on renders")

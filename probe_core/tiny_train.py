@@ -58,6 +58,7 @@ class TrainConfig:
     log_every: int = 50
     max_minutes: float | None = None  # wall-clock budget of this invocation
     threads: int = 2
+    device: str = "cpu"  # "cuda" on a GPU machine: same recipe, same files
     seed: int = 0
     model: TinyLDMConfig = field(default_factory=TinyLDMConfig)
 
@@ -160,12 +161,12 @@ def vae_loss(vae, x: torch.Tensor, kl_weight: float):
 
 def train_vae(cfg: TrainConfig, images: np.ndarray, workdir: Path, stopper: _Stopper):
     """Returns the VAE once it has `vae_steps` steps (resuming from workdir/vae.pt)."""
-    vae = build_vae(cfg.model)
+    vae = build_vae(cfg.model).to(cfg.device)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     ckpt = workdir / "vae.pt"
     step, seconds = 0, 0.0
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
+        state = torch.load(ckpt, weights_only=True, map_location=cfg.device)
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, seconds = int(state["step"]), float(state["seconds"])
@@ -176,8 +177,8 @@ def train_vae(cfg: TrainConfig, images: np.ndarray, workdir: Path, stopper: _Sto
     while step < cfg.vae_steps and not stopper.stop:
         for g in opt.param_groups:  # cosine decay to a tenth over vae_steps
             g["lr"] = cfg.vae_lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / cfg.vae_steps)))
-        x = to_tensor(images[rng.integers(0, len(images), cfg.vae_batch)])
-        flip = torch.from_numpy(rng.random(cfg.vae_batch) < 0.5)
+        x = to_tensor(images[rng.integers(0, len(images), cfg.vae_batch)]).to(cfg.device)
+        flip = torch.from_numpy(rng.random(cfg.vae_batch) < 0.5).to(cfg.device)
         x[flip] = x[flip].flip(-1)
         loss, rec = vae_loss(vae, x, cfg.kl_weight)
         opt.zero_grad(set_to_none=True)
@@ -207,10 +208,10 @@ def encode_dataset(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Ten
     for flip in (False, True):
         m, s = [], []
         for i in tqdm(range(0, len(images), batch), desc=f"encode latents (flip={flip})"):
-            x = to_tensor(images[i:i + batch])
+            x = to_tensor(images[i:i + batch]).to(vae.device)
             post = vae.encode(x.flip(-1) if flip else x).latent_dist
-            m.append(post.mean.half())
-            s.append(post.std.half())
+            m.append(post.mean.half().cpu())
+            s.append(post.std.half().cpu())
         means.append(torch.cat(m))
         stds.append(torch.cat(s))
     return torch.stack(means), torch.stack(stds)
@@ -223,16 +224,18 @@ def diffusion_loss(unet, text_encoder, scheduler, latents, input_ids, snr_gamma:
     """Epsilon-prediction loss with optional min-SNR weighting.
 
     latents: (B, 4, h, w), already times the VAE scaling factor; input_ids: (B, L)."""
-    noise = torch.randn(latents.shape, generator=generator)
+    device = latents.device
+    # random numbers come from the (CPU) generator, so a run is the same on any device
+    noise = torch.randn(latents.shape, generator=generator).to(device)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),),
                       generator=generator)
-    noisy = scheduler.add_noise(latents, noise, t)
-    pred = unet(noisy, t, text_encoder(input_ids)[0]).sample
+    noisy = scheduler.add_noise(latents, noise, t.to(device))
+    pred = unet(noisy, t.to(device), text_encoder(input_ids)[0]).sample
     per_sample = (pred - noise).pow(2).mean(dim=(1, 2, 3))
     if snr_gamma > 0:
         alphas = scheduler.alphas_cumprod[t]
         snr = alphas / (1 - alphas)
-        per_sample = per_sample * torch.clamp(snr, max=snr_gamma) / snr
+        per_sample = per_sample * (torch.clamp(snr, max=snr_gamma) / snr).to(device)
     return per_sample.mean()
 
 
@@ -247,10 +250,14 @@ def _ema_update(ema: dict, model: torch.nn.Module, decay: float):
 
 def export(cfg: TrainConfig, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info: dict):
     unet_e = build_unet(cfg.model)
-    unet_e.load_state_dict(ema_unet)
+    unet_e.load_state_dict({k: v.cpu() for k, v in ema_unet.items()})
     text_e = build_text_encoder(cfg.model, len(tokenizer.get_vocab()))
-    text_e.load_state_dict(ema_text)
-    pipe = build_pipeline(cfg.model, vae=vae, unet=unet_e, text_encoder=text_e, tokenizer=tokenizer)
+    text_e.load_state_dict({k: v.cpu() for k, v in ema_text.items()})
+    vae_cpu = build_vae(cfg.model)
+    vae_cpu.load_state_dict({k: v.cpu() for k, v in vae.state_dict().items()})
+    vae_cpu.register_to_config(scaling_factor=vae.config.scaling_factor)
+    pipe = build_pipeline(cfg.model, vae=vae_cpu, unet=unet_e, text_encoder=text_e,
+                          tokenizer=tokenizer)
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("workdir", "out", "model")}
     # write beside the destination, then swap, so a reader never sees a half-written folder
     out = Path(cfg.out)
@@ -313,13 +320,15 @@ def _train(cfg: TrainConfig, stopper: _Stopper) -> dict:
     if warm is not None:
         unet.load_state_dict(warm.unet.state_dict())
         text_encoder.load_state_dict(warm.text_encoder.state_dict())
+    unet.to(cfg.device)
+    text_encoder.to(cfg.device)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
     step, seconds = 0, 0.0
     ema_unet = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     ema_text = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
     if unet_ckpt.exists():
-        state = torch.load(unet_ckpt, weights_only=True)
+        state = torch.load(unet_ckpt, weights_only=True, map_location=cfg.device)
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
         ema_unet, ema_text = state["ema_unet"], state["ema_text"]
@@ -349,13 +358,14 @@ def _train(cfg: TrainConfig, stopper: _Stopper) -> dict:
         flip = torch.from_numpy(rng.integers(0, 2, cfg.unet_batch))  # 1: the mirrored image
         z = lat["mean"][flip, idx].float() + lat["std"][flip, idx].float() * torch.randn(
             (len(idx), *lat["mean"].shape[2:]), generator=gen)
-        z = z * lat["scale"]
+        z = (z * lat["scale"]).to(cfg.device)
         batch_ids = ids[idx].clone()
         drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
         batch_ids[drop] = empty_ids[0]
         for g in opt.param_groups:
             g["lr"] = cfg.unet_lr * min(1.0, (step + 1) / cfg.warmup)
-        loss = diffusion_loss(unet, text_encoder, scheduler, z, batch_ids, cfg.snr_gamma, gen)
+        loss = diffusion_loss(unet, text_encoder, scheduler, z, batch_ids.to(cfg.device),
+                              cfg.snr_gamma, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
