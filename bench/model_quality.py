@@ -113,7 +113,7 @@ def main() -> int:
 
     pipe = load_pipeline(args.model)
     info_path = Path(args.model) / "tiny_ldm.json"
-    results = {"model": args.model, "guidance_scale": args.guidance,
+    results = {"model": os.path.relpath(args.model, ROOT), "guidance_scale": args.guidance,
                "training": json.loads(info_path.read_text()).get("training")
                if info_path.exists() else None}
     results["vae"] = vae_psnr(pipe, range(0, 500))
