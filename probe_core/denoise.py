@@ -11,9 +11,10 @@ Without an edit, the final latents equal stock diffusers' for the same seed and 
 
 from __future__ import annotations
 
+import copy
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -30,6 +31,21 @@ class StepState:
     x0_latents: torch.Tensor | None  # (1, 4, h, w) the scheduler's prediction of the clean latent
     x0_image: np.ndarray | None  # (H, W, 3) uint8, decoded x0 prediction (if decode_x0)
     activations: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> (HW, C) float32
+    resume_next: "ResumePoint | None" = None  # where a re-run from step index + 1 starts
+
+
+@dataclass
+class ResumePoint:
+    """Everything a run needs to start at step `index` instead of step 0."""
+    index: int  # the first step to run
+    latents: torch.Tensor  # (1, 4, h, w) the latents entering that step
+    scheduler: object  # a private copy of the scheduler's state entering that step
+
+
+# (latents (1, 4, h, w), step index, timestep, prompt_embeds, scheduler) -> new latents,
+# applied to the latents entering a step, before its UNet call
+LatentFn = Callable[[torch.Tensor, int, torch.Tensor, torch.Tensor, object], torch.Tensor]
+StepEditFn = Callable[[int], "EditFn | None"]  # step index -> the edit for that step, or None
 
 
 @dataclass
@@ -63,11 +79,18 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
             height: int | None = None, width: int | None = None,
             negative_prompt: str | None = None, capture_layers: list[str] | None = (),
             edit_fn: EditFn | None = None, edit_layers: list[str] | None = None,
-            edit_steps: range | None = None, decode_x0: bool = True) -> Iterator[StepState]:
+            edit_steps: range | None = None, step_edit: StepEditFn | None = None,
+            decode_x0: bool = True,
+            latent_fn: LatentFn | None = None, latent_steps: range | None = None,
+            start: ResumePoint | None = None, keep_resume: bool = False) -> Iterator[StepState]:
     """Yield a StepState after every scheduler step.
 
     capture_layers: layer names to record (None: all self-attention layers; empty: none).
-    edit_fn / edit_layers / edit_steps: apply `edit_fn` to those layers at those step indices."""
+    edit_fn / edit_layers / edit_steps: apply `edit_fn` to those layers at those step indices;
+    step_edit: instead, `step_edit(i)` gives step i's edit function (or None for no edit).
+    latent_fn / latent_steps: replace the latents entering those steps (guidance on the latent).
+    start: resume from a cached `ResumePoint` (same prompt, settings and seed) instead of step 0;
+    keep_resume: give every StepState the ResumePoint of the step after it."""
     unet, scheduler = pipe.unet, pipe.scheduler
     height = height or unet.config.sample_size * pipe.vae_scale_factor
     width = width or unet.config.sample_size * pipe.vae_scale_factor
@@ -82,12 +105,23 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
     latents = pipe.prepare_latents(1, unet.config.in_channels, height, width,
                                    prompt_embeds.dtype, device, generator, latents)
     extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
+    first = 0
+    if start is not None:
+        # a private copy, so the cached point can be resumed from again
+        scheduler = copy.deepcopy(start.scheduler)
+        latents, first = start.latents.clone(), start.index
 
     for i, t in enumerate(timesteps):
+        if i < first:
+            continue
+        if latent_fn is not None and (latent_steps is None or i in latent_steps):
+            latents = latent_fn(latents, i, t, prompt_embeds, scheduler)
         with ExitStack() as stack:
             # the edit hook goes first, so the capture records the edited output
-            if edit_fn is not None and (edit_steps is None or i in edit_steps):
-                stack.enter_context(edit(unet, edit_fn, edit_layers, conditional_only=do_cfg))
+            fn = step_edit(i) if step_edit is not None else (
+                edit_fn if edit_fn is not None and (edit_steps is None or i in edit_steps) else None)
+            if fn is not None:
+                stack.enter_context(edit(unet, fn, edit_layers, conditional_only=do_cfg))
             acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg))
                     if capture_layers is None or len(capture_layers) else {})
             # 4. scale the input, predict the noise (both halves at once under guidance)
@@ -109,6 +143,8 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
             x0_latents=x0,
             x0_image=decode_latents(pipe, x0) if decode_x0 and x0 is not None else None,
             activations={k: v[0].float() for k, v in acts.items()},
+            resume_next=ResumePoint(i + 1, latents.clone(), copy.deepcopy(scheduler))
+            if keep_resume else None,
         )
 
 

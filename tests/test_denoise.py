@@ -59,3 +59,38 @@ def test_capture_records_the_edited_output(tiny_pipe):
                           edit_steps=range(1, 2)))
     assert not torch.all(states[0].activations[layer] == 3.0)  # step 0 not edited
     assert torch.all(states[1].activations[layer] == 3.0)
+
+
+@pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, LMSDiscreteScheduler])
+def test_resume_from_a_cached_step_equals_the_full_run(tiny_pipe, scheduler_cls):
+    tiny_pipe.scheduler = scheduler_cls.from_config(tiny_pipe.scheduler.config)
+    kw = dict(num_inference_steps=5, guidance_scale=4.0)
+    full = list(denoise(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(4),
+                        keep_resume=True, **kw))
+    for k in (1, 3):
+        point = full[k - 1].resume_next
+        assert point.index == k
+        rest = list(denoise(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(4),
+                            start=point, **kw))
+        assert [s.index for s in rest] == list(range(k, 5))
+        assert torch.equal(rest[-1].latents, full[-1].latents)
+    # the cached point is not consumed: resuming twice gives the same result
+    again = list(denoise(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(4),
+                         start=full[2].resume_next, **kw))
+    assert torch.equal(again[-1].latents, full[-1].latents)
+
+
+def test_latent_fn_replaces_the_latents_entering_a_step(tiny_pipe):
+    kw = dict(num_inference_steps=3, guidance_scale=4.0)
+    seen = []
+
+    def latent_fn(latents, i, t, embeds, scheduler):
+        seen.append(i)
+        return latents * 0
+
+    plain = generate_steps(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(2), **kw)
+    changed = generate_steps(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(2),
+                             latent_fn=latent_fn, latent_steps=range(1, 2), **kw)
+    assert seen == [1]
+    assert torch.equal(changed.steps[0].latents, plain.steps[0].latents)
+    assert not torch.equal(changed.latents, plain.latents)

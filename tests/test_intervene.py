@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+import torch
+
+from probe_core.edit_scores import outside_change, score_depth, score_move
+from probe_core.hooks import self_attention_layers
+from probe_core.intervene import (Edit, intervene, probe_loss, run_generation, shift_latents,
+                                  token_target)
+from probe_core.probes import ProbeSet, ProbeSettings
+from probe_core.targets import move_mask, push_depth
+
+PROMPT = "a large red sphere on a gray plain floor"
+KW = dict(num_inference_steps=4, guidance_scale=4.0)
+
+
+@pytest.fixture
+def setup(tiny_pipe):
+    """The tiny pipeline, random probes for every (task, step, layer), and a target mask."""
+    layers = self_attention_layers(tiny_pipe.unet)
+    original = run_generation(tiny_pipe, PROMPT, seed=3, layers=layers, **KW)
+    probes = ProbeSet(ProbeSettings("tiny", "DDIMScheduler", 4, 32, 4.0, layers))
+    g = torch.Generator().manual_seed(0)
+    for step in range(4):
+        for layer in layers:
+            c = original[step].activations[layer].shape[-1]
+            probes.add("depth", step, layer, torch.randn(1, c, generator=g) / c**0.5)
+            probes.add("saliency", step, layer, torch.randn(2, c, generator=g) / c**0.5)
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 4:14] = True
+    return tiny_pipe, probes, original, move_mask(mask, 8, 0).map
+
+
+def test_shift_latents_translates_and_repeats_the_border():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    y = shift_latents(x, 1, 0)
+    assert torch.equal(y[..., 1:], x[..., :-1]) and torch.equal(y[..., 0], x[..., 0])
+    assert torch.equal(shift_latents(x, 0, -1)[..., :-1, :], x[..., 1:, :])
+
+
+def test_token_target_averages_patches():
+    t = np.zeros((32, 32), np.float32)
+    t[:16, :16] = 1
+    tok = token_target(t, 4, (8, 8))  # 2x2 grid of an 8x8 latent
+    assert tok.tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("method", ["activation", "guided"])
+def test_zero_strength_equals_the_unedited_run(setup, method):
+    pipe, probes, original, target = setup
+    run = intervene(pipe, probes, PROMPT, 3, Edit("saliency", target, method, strength=0.0,
+                                                  steps=range(0, 2)), original=None, **KW)
+    assert torch.equal(run.steps[-1].latents, original[-1].latents)
+
+
+@pytest.mark.parametrize("method,strength", [("activation", 0.05), ("guided", 0.2)])
+@pytest.mark.parametrize("task", ["saliency", "depth"])
+def test_each_method_lowers_the_probe_loss(setup, method, strength, task):
+    pipe, probes, original, target = setup
+    target = target.astype(np.float32) if task == "depth" else target
+    run = intervene(pipe, probes, PROMPT, 3, Edit(task, target, method, strength=strength,
+                                                  steps=range(1, 3), iterations=4),
+                    original=original, **KW)
+    assert set(run.probe_loss) == {1, 2}
+    for before, after in run.probe_loss.values():
+        assert after < before
+    assert not torch.equal(run.steps[-1].latents, original[-1].latents)
+
+
+@pytest.mark.parametrize("method", ["activation", "guided", "latent_shift"])
+def test_rerun_from_cache_equals_a_full_rerun(setup, method):
+    pipe, probes, original, target = setup
+    edit = Edit("saliency", target, method, strength=0.1, steps=range(2, 4), shift=(8, 0))
+    cached = intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)
+    full = intervene(pipe, probes, PROMPT, 3, edit, original=None, **KW)
+    assert torch.equal(cached.steps[-1].latents, full.steps[-1].latents)
+    assert [s.index for s in cached.steps] == [0, 1, 2, 3]
+    assert cached.steps[1] is original[1]  # steps before the edit are reused, not recomputed
+
+
+def test_bad_edits_are_refused(setup):
+    pipe, probes, original, target = setup
+    for edit, message in [
+        (Edit("saliency", target, "nudge"), "unknown edit method"),
+        (Edit("colour", target), "unknown task"),
+        (Edit("saliency", target, strength=float("nan")), "strength"),
+        (Edit("saliency", target, steps=range(3, 9)), "edit steps"),
+        (Edit("depth", np.full((32, 32), np.nan)), "finite"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)
+    with pytest.raises(ValueError, match="needs a probe set"):
+        intervene(pipe, None, PROMPT, 3, Edit("saliency", target), original=original, **KW)
+
+
+def test_probe_loss_is_zero_for_a_perfect_depth_readout():
+    w = torch.tensor([[1.0, 0.0]])
+    acts = torch.tensor([[0.5, 9.0], [-1.0, 3.0]])
+    assert float(probe_loss("depth", w, acts, torch.tensor([0.5, -1.0]))) == 0.0
+
+
+class FakeLabeler:
+    """Labels the bright pixels as the object; depth = brightness."""
+
+    def __call__(self, images):
+        v = images.astype(np.float32).mean(-1) / 255
+        return v, (v > 0.5).astype(np.float32)
+
+
+def _image_with_box(x0):
+    im = np.zeros((32, 32, 3), np.uint8)
+    im[10:20, x0:x0 + 8] = 255
+    return im
+
+
+def test_score_move_sees_the_shift_and_the_target():
+    before, after = _image_with_box(4), _image_with_box(12)
+    target = move_mask(before[..., 0] > 0, 8, 0)
+    s = score_move(FakeLabeler(), before, after, target)
+    assert s["shift_x"] == pytest.approx(8) and s["shift_y"] == pytest.approx(0)
+    assert s["dice_before"] == 0.0 and s["dice_after"] == 1.0
+    assert s["outside_change"] == 0.0
+
+
+def test_score_depth_and_outside_change():
+    before = _image_with_box(4)
+    after = before.copy()
+    after[10:20, 4:12] = 200  # the object got darker: farther for the fake labeler
+    after[0:2, 30:32] = 255  # collateral change far away
+    mask = before[..., 0] > 0
+    s = score_depth(FakeLabeler(), before, after, mask, push_depth(before[..., 0] / 255.0, mask, -1).region)
+    assert s["depth_change"] < 0
+    assert s["outside_change"] > 0
+    assert outside_change(before, before, mask) == 0.0
