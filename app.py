@@ -1,41 +1,187 @@
 """scene-probe: the one-page Gradio app. UI wiring only; the work is in probe_core.demo.
 
-Run `python app.py` and open the printed address. For now the page generates an image from a
-caption with the embedded tiny-scenes model; the probes, scrubbing and interventions follow.
+    python app.py            # the embedded tiny-scenes model, offline, on CPU
+
+Endpoints (gradio_client): /generate (streams), /scrub, /intervene (streams), /export.
 """
 
 import os
+import random
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 
-from probe_core.demo import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, ProbeDemo  # noqa: E402
+from probe_core.demo import (DEFAULT_STEPS, MAX_GUIDANCE, MAX_MOVE, MAX_SEED, MAX_STEPS,  # noqa: E402
+                             ProbeDemo)
+from probe_core.intervene import DEFAULT_METHOD, METHOD_DEFAULTS  # noqa: E402
 from probe_core.tiny_ldm import DEFAULT_GUIDANCE  # noqa: E402
+from probe_core.viz import depth_legend  # noqa: E402
+
+SESSION_TTL_S = 3600  # a session's cached run is dropped after an hour idle (and on unload)
+INTRO = """# scene-probe
+Watch a latent diffusion model build a 3D scene, step by step. Linear probes read a **depth map**
+and the **salient object** out of the UNet's self-attention activations at every denoising step,
+long before the decoded image shows them (Chen, Viégas & Wattenberg, 2023). Then steer the scene
+by editing what the probes read. Model: **{name}**."""
+
+
+def _error(err: Exception) -> gr.Error:
+    return gr.Error(str(err))
 
 
 def build_app(demo: ProbeDemo) -> gr.Blocks:
-    def on_generate(prompt, seed, steps, guidance):
+    method_defaults = METHOD_DEFAULTS[DEFAULT_METHOD]
+
+    def on_generate(prompt, seed, steps, guidance, layer, opacity):
         try:
-            return demo.generate(prompt, seed, steps, guidance)
+            for run in demo.stream(prompt, seed, steps, guidance):
+                k = len(run.steps) - 1
+                v = demo.view(run, k, layer, opacity)
+                status = f"{v['caption']} · {run.seconds:.2f} s"
+                if not run.done:
+                    yield (run, v["x0"], v["depth"], v["saliency"],
+                           gr.update(maximum=run.num_inference_steps, value=k + 1),
+                           gr.update(), gr.update(), status, gr.update(), gr.update())
+            n = run.num_inference_steps
+            yield (run, v["x0"], v["depth"], v["saliency"], gr.update(maximum=n, value=n),
+                   demo.filmstrip(run, layer), demo.emergence_plot(run, layer),
+                   status + " · done: drag the step slider to scrub",
+                   gr.update(maximum=n), gr.update(maximum=n))
         except ValueError as err:
-            raise gr.Error(str(err)) from None
+            raise _error(err) from None
+
+    def on_scrub(run, step, layer, opacity):
+        try:
+            v = demo.view(run, int(step) - 1 if step is not None else -1, layer, opacity)
+        except ValueError as err:
+            raise _error(err) from None
+        return v["x0"], v["depth"], v["saliency"], v["caption"]
+
+    def on_layer(run, step, layer, opacity):
+        x0, depth, sal, caption = on_scrub(run, step, layer, opacity)
+        return x0, depth, sal, caption, demo.filmstrip(run, layer), demo.emergence_plot(run, layer)
+
+    def on_intervene(run, move_x, move_y, scale, depth_push, strength, first, last, method):
+        try:
+            for update in demo.intervene(run, move_x, move_y, scale, depth_push, strength,
+                                         int(first) - 1, int(last) - 1, method):
+                if update.get("done"):
+                    yield ((update["before"], update["after"]), update["target"],
+                           update["achieved"], update["score"])
+                else:
+                    yield (gr.update(), gr.update(), gr.update(),
+                           f"re-running from the first edited step: step {update['step'] + 1}")
+        except ValueError as err:
+            raise _error(err) from None
+
+    def on_export(run, layer):
+        try:
+            return [str(p) for p in demo.export(run, tempfile.mkdtemp(prefix="scene-probe-"),
+                                                layer)]
+        except ValueError as err:
+            raise _error(err) from None
 
     with gr.Blocks(title="scene-probe") as app:
-        gr.Markdown("# scene-probe\nWatch a latent diffusion model build a 3D scene. "
-                    f"Model: **{demo.name}**.")
+        run_state = gr.State(None, time_to_live=SESSION_TTL_S)
+        gr.Markdown(INTRO.format(name=demo.name))
+        if demo.notice:
+            gr.Markdown(f"> {demo.notice}")
         with gr.Row():
-            with gr.Column():
-                prompt = gr.Textbox(label="Prompt", value=demo.example_prompts(1)[0])
-                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
-                steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps")
+            with gr.Column(scale=1, min_width=300):
+                prompt = gr.Textbox(label="Prompt", value=demo.example_prompts(1)[0], lines=2)
+                gr.Examples(demo.example_prompts(6), inputs=[prompt], label="Example prompts")
+                with gr.Row():
+                    seed = gr.Number(label="Seed", value=0, precision=0, minimum=0,
+                                     maximum=MAX_SEED, scale=3)
+                    dice_btn = gr.Button("🎲 random seed", scale=1, size="sm")
+                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps")
                 guidance = gr.Slider(0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5,
                                      label="Guidance scale")
-                button = gr.Button("Generate", variant="primary")
-                gr.Examples(demo.example_prompts(6), inputs=[prompt])
-                gr.Markdown("**Words this model knows:** " + ", ".join(demo.vocabulary()))
-            image = gr.Image(label="Generated image", type="numpy", height=320)
-        button.click(on_generate, [prompt, seed, steps, guidance], image, api_name="generate")
+                layer = gr.Dropdown(demo.layer_choices(), value="best", label="Probed layer")
+                opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+                with gr.Row():
+                    generate_btn = gr.Button("Generate", variant="primary")
+                    stop_btn = gr.Button("Stop", variant="stop")
+                with gr.Accordion("Words this model knows", open=False):
+                    gr.Markdown(", ".join(demo.vocabulary()))
+            with gr.Column(scale=3):
+                status = gr.Markdown("Press **Generate** to watch the scene emerge.")
+                with gr.Row():
+                    x0_img = gr.Image(label="Image: decoded x0 prediction", height=256,
+                                      elem_id="x0-image")
+                    depth_img = gr.Image(label="Depth probe (bright = near)", height=256,
+                                         elem_id="depth-image")
+                    sal_img = gr.Image(label="Saliency probe (magenta = object)", height=256,
+                                       elem_id="saliency-image")
+                gr.Image(depth_legend(), show_label=False, height=44, container=False,
+                         buttons=[], elem_id="depth-legend")
+                step = gr.Slider(1, DEFAULT_STEPS, value=DEFAULT_STEPS, step=1,
+                                 label="Step (scrub after a run)")
+                film = gr.Gallery(label="Every step: image | depth / saliency | depth with "
+                                        "object outline", columns=8,
+                                  rows=2, height=250, object_fit="contain")
+                with gr.Row():
+                    emergence_img = gr.Image(label="Emergence in this run", height=290)
+                    heat_img = gr.Image(demo.heatmap(), label="Probe scores on held-out images",
+                                        height=290)
+        with gr.Accordion("Steer the scene: edit what the probes read, and re-run", open=True):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    move_x = gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=1,
+                                       label="Move object x (px, + right)", elem_id="move-x")
+                    move_y = gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=1,
+                                       label="Move object y (px, + down)")
+                    scale = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Scale object")
+                    depth_push = gr.Slider(-2.0, 2.0, value=0.0, step=0.1,
+                                           label="Push depth (+ nearer; used when not moving)")
+                    method = gr.Dropdown(["guided", "activation"], value=DEFAULT_METHOD,
+                                         label="Edit method")
+                    strength = gr.Slider(0, 1, value=method_defaults["strength"], step=0.01,
+                                         label="Strength")
+                    with gr.Row():
+                        first = gr.Slider(1, MAX_STEPS, value=min(method_defaults["steps"]) + 1,
+                                          step=1, label="First edited step")
+                        last = gr.Slider(1, MAX_STEPS, value=max(method_defaults["steps"]) + 1,
+                                         step=1, label="Last edited step")
+                    apply_btn = gr.Button("Apply edit", variant="primary")
+                with gr.Column(scale=3):
+                    with gr.Row():
+                        compare = gr.ImageSlider(label="Before | after (drag)", max_height=256)
+                        target_img = gr.Image(label="Target", height=256)
+                        achieved_img = gr.Image(label="Achieved (labelled edited image)",
+                                                height=256)
+                    score = gr.Markdown("Generate an image, then move a slider.")
+        with gr.Accordion("Export this run", open=False):
+            export_btn = gr.Button("Export GIF, PNGs and JSON")
+            files = gr.File(label="Files", file_count="multiple")
+
+        gen_event = generate_btn.click(
+            on_generate, [prompt, seed, steps, guidance, layer, opacity],
+            [run_state, x0_img, depth_img, sal_img, step, film, emergence_img, status, first,
+             last], api_name="generate", concurrency_id="model", concurrency_limit=1)
+        stop_btn.click(None, None, None, cancels=[gen_event])
+        dice_btn.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name="random_seed")
+        step.input(on_scrub, [run_state, step, layer, opacity],
+                   [x0_img, depth_img, sal_img, status], api_name="scrub",
+                   show_progress="hidden")
+        opacity.input(on_scrub, [run_state, step, layer, opacity],
+                      [x0_img, depth_img, sal_img, status], api_name="set_opacity",
+                      api_visibility="undocumented", show_progress="hidden")
+        layer.input(on_layer, [run_state, step, layer, opacity],
+                    [x0_img, depth_img, sal_img, status, film, emergence_img],
+                    api_name="switch_layer")
+        edit_inputs = [run_state, move_x, move_y, scale, depth_push, strength, first, last, method]
+        edit_outputs = [compare, target_img, achieved_img, score]
+        apply_btn.click(on_intervene, edit_inputs, edit_outputs, api_name="intervene",
+                        concurrency_id="model", concurrency_limit=1)
+        for name, slider in (("move_x", move_x), ("move_y", move_y), ("scale", scale),
+                             ("depth_push", depth_push)):
+            slider.release(on_intervene, edit_inputs, edit_outputs,
+                           api_name=f"intervene_on_{name}", api_visibility="undocumented",
+                           concurrency_id="model", concurrency_limit=1)
+        export_btn.click(on_export, [run_state, layer], files, api_name="export")
     return app
 
 

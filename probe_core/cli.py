@@ -4,6 +4,7 @@
     python -m probe_core train-labeler --out weights/labeler
     python -m probe_core train-probes --seeds 100000-100399 --out weights/probes/tiny-scenes
     python -m probe_core evaluate --seeds 200000-200149 --out docs/probe-eval
+    python -m probe_core intervene-eval --seeds 300000-300059 --method guided
     python -m probe_core render --seeds 0-15 --out docs/renders.png
 """
 
@@ -127,6 +128,36 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _intervene_eval(args) -> int:
+    from pathlib import Path
+
+    from .edit_eval import evaluate_edits, table, write_edit_report
+    from .intervene import METHOD_DEFAULTS
+    from .labelers import SceneLabeler
+    from .probes import ProbeSet
+    from .train import settings_for
+
+    pipe = _load(args.model)
+    probes, steps, guidance = None, args.steps, args.guidance
+    if args.method != "latent_shift":
+        meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
+        steps, guidance = meta["num_inference_steps"], meta["guidance_scale"]
+        probes = ProbeSet.load(args.probes, expect=settings_for(
+            pipe, _model_name(args.model), steps, guidance))
+    d = METHOD_DEFAULTS[args.method]
+    edit_steps = args.edit_steps or d["steps"]
+    summary, examples = evaluate_edits(
+        pipe, probes, SceneLabeler.load(args.labeler), _prompts(args, args.seeds),
+        list(args.seeds), args.method,
+        args.strength if args.strength is not None else d["strength"], edit_steps,
+        args.iterations or d["iterations"], steps, guidance,
+        layers=args.layers.split(",") if args.layers else None, depth_delta=args.depth_delta)
+    out = write_edit_report(Path(args.out) / args.method, summary, examples)
+    print(table(summary))
+    print(f"wrote {out}/metrics.json, table.md, examples.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m probe_core", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             c.add_argument("--probes", default="weights/probes/tiny-scenes")
             c.add_argument("--out", default="docs/probe-eval")
+
+    e = sub.add_parser("intervene-eval", help="score interventions and their controls")
+    e.add_argument("--model", default="weights/tiny-scenes")
+    e.add_argument("--labeler", default="weights/labeler")
+    e.add_argument("--probes", default="weights/probes/tiny-scenes")
+    e.add_argument("--seeds", type=parse_range, required=True)
+    e.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
+    e.add_argument("--method", choices=["guided", "activation", "latent_shift"], default="guided")
+    e.add_argument("--strength", type=float)
+    e.add_argument("--edit-steps", dest="edit_steps", type=parse_range,
+                   help="step indices to edit, e.g. 0-3 (default: the method's)")
+    e.add_argument("--iterations", type=int)
+    e.add_argument("--layers", help="comma-separated layer names (default: all probed)")
+    e.add_argument("--depth-delta", dest="depth_delta", type=float, default=1.0)
+    e.add_argument("--steps", type=int, default=15, help="num_inference_steps (latent_shift)")
+    e.add_argument("--guidance", type=float, default=4.0, help="guidance_scale (latent_shift)")
+    e.add_argument("--out", default="docs/interventions")
+    e.set_defaults(func=_intervene_eval)
 
     r = sub.add_parser("render", help="render scenes and print their captions")
     r.add_argument("--seeds", type=parse_range, default=range(0, 16))

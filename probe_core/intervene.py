@@ -22,6 +22,7 @@ steps before it are not recomputed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,6 +33,13 @@ from .hooks import capture, resolve_layers, token_grid
 from .probes import ProbeSet
 
 METHODS = ("activation", "guided", "latent_shift")
+# Per-method defaults for the embedded model's 15-step schedule (tuned by `intervene-eval`).
+METHOD_DEFAULTS = {
+    "guided": {"strength": 0.2, "steps": range(0, 4), "iterations": 2},
+    "activation": {"strength": 0.05, "steps": range(0, 3), "iterations": 32},
+    "latent_shift": {"strength": 1.0, "steps": range(6, 7), "iterations": 1},
+}
+DEFAULT_METHOD = "guided"
 
 
 @dataclass
@@ -217,13 +225,13 @@ def resume_point(original: list[StepState], step: int) -> ResumePoint | None:
     return point
 
 
-def intervene(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
-              num_inference_steps: int, guidance_scale: float,
-              original: list[StepState] | None = None, capture_layers=(),
-              decode_x0: bool = False, stream=None) -> EditRun:
-    """Re-run the generation with `edit` applied. With `original` (a `run_generation` of the same
-    prompt, seed and settings), the steps before the first edited step are reused from it.
-    `stream(state)` is called after every newly computed step."""
+def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
+                     num_inference_steps: int, guidance_scale: float,
+                     original: list[StepState] | None = None, capture_layers=(),
+                     decode_x0: bool = False) -> Iterator[StepState | EditRun]:
+    """Re-run the generation with `edit` applied, yielding every newly computed StepState and,
+    last, the EditRun. With `original` (a `run_generation` of the same prompt, seed and
+    settings), the steps before the first edited step are reused from it."""
     edit.check(probes, num_inference_steps)
     first = min(edit.steps)
     start = resume_point(original, first) if original is not None else None
@@ -246,9 +254,18 @@ def intervene(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
                          generator=torch.Generator().manual_seed(int(seed)), start=start,
                          capture_layers=capture_layers, decode_x0=decode_x0, **kwargs):
         new_steps.append(state)
-        if stream is not None:
-            stream(state)
+        yield state
     steps = (list(original[:first]) if start is not None else []) + new_steps
     losses = {s: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
               for s, v in getattr(editor, "losses", {}).items()}
-    return EditRun(image=decode_latents(pipe, steps[-1].latents), steps=steps, probe_loss=losses)
+    yield EditRun(image=decode_latents(pipe, steps[-1].latents), steps=steps, probe_loss=losses)
+
+
+def intervene(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
+              num_inference_steps: int, guidance_scale: float,
+              original: list[StepState] | None = None, capture_layers=(),
+              decode_x0: bool = False) -> EditRun:
+    """`intervene_stream` run to the end: the EditRun."""
+    *_, run = intervene_stream(pipe, probes, prompt, seed, edit, num_inference_steps,
+                               guidance_scale, original, capture_layers, decode_x0)
+    return run

@@ -131,6 +131,7 @@ class ProbeSet:
         self.settings = settings
         self.weights: dict[tuple[str, int, str], torch.Tensor] = dict(weights or {})
         self.extra = extra or {}  # e.g. evaluation scores, best layers
+        self._stacked: dict = {}  # read()'s cache of stacked (3, C) weights
 
     def add(self, task: str, step: int, layer: str, weight: torch.Tensor) -> None:
         if task not in TASKS:
@@ -139,6 +140,8 @@ class ProbeSet:
             raise ValueError(f"{task} probe weight must be ({TASKS[task]}, C), got "
                              f"{tuple(weight.shape)}")
         self.weights[(task, int(step), layer)] = weight.detach().float().cpu()
+        if hasattr(self, "_stacked"):
+            self._stacked.pop(("depth", int(step), layer), None)
 
     def get(self, task: str, step: int, layer: str) -> torch.Tensor:
         try:
@@ -162,12 +165,26 @@ class ProbeSet:
     def read(self, step: int, activations: dict[str, torch.Tensor], latent_hw: tuple[int, int],
              out_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Both maps for every captured layer that has probes at this step:
-        layer -> (depth (S, S), saliency probability (S, S))."""
+        layer -> (depth (S, S), saliency probability (S, S)). The same numbers as depth_map and
+        saliency_map, with one matmul per layer (both probes stacked) for use inside the loop."""
         out = {}
         for layer, acts in activations.items():
-            if ("depth", int(step), layer) in self.weights:
+            key = ("depth", int(step), layer)
+            if key not in self.weights:
+                continue
+            stacked = self._stacked.get(key)
+            if stacked is None:  # (3, C): depth, background logit, foreground logit
+                stacked = torch.cat([self.weights[key],
+                                     self.get("saliency", step, layer)]).float()
+                self._stacked[key] = stacked
+            h, w = token_grid(acts.shape[0], latent_hw)
+            y = (acts.float() @ stacked.T).reshape(h, w, 3).numpy()  # (h, w, 3)
+            if out_size % h or out_size % w:
                 out[layer] = (self.depth_map(step, layer, acts, latent_hw, out_size),
                               self.saliency_map(step, layer, acts, latent_hw, out_size))
+                continue
+            y = y.repeat(out_size // h, 0).repeat(out_size // w, 1)  # nearest upsampling
+            out[layer] = (y[..., 0], 1.0 / (1.0 + np.exp(y[..., 1] - y[..., 2])))
         return out
 
     # ------------------------------------------------------------------ disk format

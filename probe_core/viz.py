@@ -1,11 +1,18 @@
 """Pure image helpers for display: no model code here.
 
-    >>> big = upscale(image, 4)   # (64, 64, 3) uint8 -> (256, 256, 3), nearest neighbour
+    >>> big = upscale(image, 4)                    # (64, 64, 3) uint8 -> (256, 256, 3), nearest
+    >>> rgb = colorize_depth(depth)                # (H, W) z-scores -> (H, W, 3), bright = near
+    >>> over = overlay_mask(image, prob, 0.5)      # magenta where P(object) > 0.5
 """
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+
+DEPTH_RANGE = (-2.5, 2.5)  # z-normalised inverse depth shown from far (dark) to near (bright)
+MASK_COLOUR = np.array([255, 40, 200], np.float32)  # magenta: rare in the scenes
 
 
 def upscale(image: np.ndarray, factor: int) -> np.ndarray:
@@ -13,3 +20,76 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def to_size(image: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize of a square (H, H, ...) array to (size, size, ...)."""
+    h = image.shape[0]
+    if size % h == 0:
+        return upscale(image, size // h)
+    idx = (np.arange(size) * h // size)
+    return image[idx][:, idx]
+
+
+def colorize_depth(depth: np.ndarray, vmin: float = DEPTH_RANGE[0],
+                   vmax: float = DEPTH_RANGE[1]) -> np.ndarray:
+    """(H, W) depth in probe units -> (H, W, 3) uint8 with the 'magma' map (bright = near)."""
+    from matplotlib import colormaps
+
+    x = (np.nan_to_num(np.asarray(depth, np.float32)) - vmin) / (vmax - vmin)
+    return (colormaps["magma"](np.clip(x, 0, 1))[..., :3] * 255 + 0.5).astype(np.uint8)
+
+
+def overlay_mask(image: np.ndarray, prob: np.ndarray, opacity: float = 0.5,
+                 threshold: float = 0.5) -> np.ndarray:
+    """Tint (H, W, 3) image magenta where (H, W) prob > threshold, with an outline."""
+    import cv2
+
+    mask = np.asarray(prob) > threshold
+    out = image.astype(np.float32).copy()
+    out[mask] = (1 - opacity) * out[mask] + opacity * MASK_COLOUR
+    edge = mask ^ (cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    out[edge] = MASK_COLOUR
+    return out.astype(np.uint8)
+
+
+def blend(image: np.ndarray, colour: np.ndarray, opacity: float) -> np.ndarray:
+    """(1 - opacity) * image + opacity * colour, both (H, W, 3) uint8."""
+    return ((1 - opacity) * image.astype(np.float32) + opacity * colour).astype(np.uint8)
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Render a matplotlib figure to an (H, W, 3) uint8 array and close it."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def depth_legend(width: int = 320, height: int = 44) -> np.ndarray:
+    """A horizontal colour bar for colorize_depth, labelled far ... near."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width / 100, height / 100))
+    ax.imshow(np.linspace(0, 1, 256)[None], aspect="auto", cmap="magma")
+    ax.set_xticks([0, 255], ["far", "near"], fontsize=9)
+    ax.set_yticks([])
+    ax.tick_params(length=0, pad=2)
+    ax.set_title("depth probe colours", fontsize=8, pad=2)
+    fig.subplots_adjust(left=0.08, right=0.92, top=0.75, bottom=0.38)
+    return figure_to_array(fig)
+
+
+def frames_to_gif(frames: list[np.ndarray], path, duration_ms: int = 250) -> None:
+    """Write (H, W, 3) uint8 frames as a looping GIF."""
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)

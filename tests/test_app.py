@@ -1,9 +1,13 @@
-"""The launched app through gradio_client: the `generate` endpoint and a bad input."""
+"""The launched app through gradio_client: generate, scrub, intervene, export, bad input."""
+
+import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from probe_core.demo import ProbeDemo
+from tests.test_demo import BoxLabeler, random_probes
 
 
 @pytest.fixture
@@ -12,7 +16,8 @@ def client(tiny_pipe):
 
     from app import build_app
 
-    app = build_app(ProbeDemo(tiny_pipe, "tiny test model"))
+    app = build_app(ProbeDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe),
+                              BoxLabeler()))
     app.queue()
     _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
@@ -21,11 +26,37 @@ def client(tiny_pipe):
         app.close()
 
 
-def test_generate_endpoint_and_bad_input(client):
-    path = client.predict("a red sphere on a gray plain floor", 3, 2, 4.0, api_name="/generate")
-    assert Image.open(path).size == (256, 256)
+def _image(value):
+    path = value["path"] if isinstance(value, dict) else value
+    return Image.open(path)
+
+
+def test_endpoints_generate_scrub_intervene_export(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/generate", "/scrub", "/intervene", "/export"} <= names
+    out = client.predict("a red sphere on a gray plain floor", 3, 3, 4.0, "best", 0.6,
+                         api_name="/generate")
+    x0, depth, sal, step, film, emergence, status, first, last = out
+    assert _image(x0).size == (256, 256) and _image(depth).size == (256, 256)
+    assert "step 3 of 3" in status and "done" in status
+    x0, depth, sal, caption = client.predict(1, "best", 0.3, api_name="/scrub")
+    assert "step 1 of 3" in caption
+    compare, target, achieved, score = client.predict(8, 0, 1.0, 0.0, 0.3, 2, 2, "guided",
+                                                      api_name="/intervene")
+    assert "Dice with target" in score
+    files = client.predict("best", api_name="/export")
+    record = [f for f in files if str(f).endswith("run.json")]
+    assert json.loads(Path(record[0]).read_text())["seed"] == 3
+
+
+def test_bad_input_gives_a_message_and_the_app_keeps_working(client):
     with pytest.raises(Exception, match="unknown words"):
-        client.predict("a purple dragon", 3, 2, 4.0, api_name="/generate")
-    # the app is still usable after the error
-    path = client.predict("", 1, 1, 4.0, api_name="/generate")
-    assert Image.open(path).size == (256, 256)
+        client.predict("a purple dragon", 3, 3, 4.0, "best", 0.6, api_name="/generate")
+    with pytest.raises(Exception, match="less than minimum|seed must be"):
+        client.predict("a red box", -5, 3, 4.0, "best", 0.6, api_name="/generate")
+    with pytest.raises(Exception, match="generate an image first"):
+        client.predict(8, 0, 1.0, 0.0, 0.3, 1, 2, "guided", api_name="/intervene")
+    with pytest.raises(Exception, match="not in the list of choices|no self-attention layer"):
+        client.predict("", 1, 2, 4.0, "up_blocks.9.nope", 0.6, api_name="/generate")
+    out = client.predict("", 1, 2, 4.0, "best", 0.6, api_name="/generate")
+    assert "done" in out[6]

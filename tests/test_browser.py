@@ -30,21 +30,29 @@ def app_url():
         app.close()
 
 
-def test_type_a_prompt_generate_and_see_the_image(app_url, tmp_path):
+def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     shots = Path(os.environ.get("SCENE_PROBE_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_url)
         page.get_by_label("Prompt").fill("a large red sphere and a small blue box on a gray "
                                          "checkered floor")
         page.get_by_role("button", name="Generate").click()
-        image = page.locator("img[src*='/file=']").or_(page.locator("img[src*='gradio_api']"))
-        expect(image.first).to_be_visible(timeout=60_000)
+        # the streamed image and both probe overlays arrive, then the run finishes
+        for elem in ("x0-image", "depth-image", "saliency-image"):
+            expect(page.locator(f"#{elem} img").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("done: drag the step slider").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(shots / "app_generate.png"), full_page=True)
+        # move an intervention slider: click on its track, right of centre
+        track = page.locator("#move-x input[type=range]")
+        box = track.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
+        expect(page.get_by_text("Dice with target").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(shots / "app_steer.png"), full_page=True)
         # a word the model does not know: a clear message, and the page still works
         page.get_by_label("Prompt").fill("a purple dragon")
         page.get_by_role("button", name="Generate").click()

@@ -1,26 +1,150 @@
+import json
+
 import numpy as np
 import pytest
+import torch
 
-from probe_core.demo import ProbeDemo
+from probe_core.demo import DISPLAY_SIZE, ProbeDemo
+from probe_core.hooks import self_attention_layers
+from probe_core.probes import ProbeSet, ProbeSettings
+
+PROMPT = "a small blue box on a beige plain floor"
+
+
+class BoxLabeler:
+    """Stands in for the scene labeler: brightness as depth, a fixed box as the object."""
+
+    def __call__(self, images):
+        depth = images.astype(np.float32).mean(-1)
+        depth = (depth - depth.mean()) / (depth.std() + 1e-6)
+        sal = np.zeros(images.shape[:3], np.float32)
+        sal[:, 10:20, 6:14] = 1
+        return depth, sal
+
+
+def random_probes(pipe, steps=3):
+    layers = self_attention_layers(pipe.unet)
+    probes = ProbeSet(ProbeSettings("tiny", "DDIMScheduler", steps, 32, 4.0, layers))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        from probe_core.hooks import capture
+        x = torch.zeros(1, 4, 8, 8)
+        emb = torch.zeros(1, pipe.tokenizer.model_max_length,
+                          pipe.text_encoder.config.hidden_size)
+        with capture(pipe.unet, layers, conditional_only=False) as acts:
+            pipe.unet(x, 10, encoder_hidden_states=emb)
+    for s in range(steps):
+        for layer in layers:
+            c = acts[layer].shape[-1]
+            probes.add("depth", s, layer, torch.randn(1, c, generator=g))
+            probes.add("saliency", s, layer, torch.randn(2, c, generator=g))
+    return probes
 
 
 @pytest.fixture
 def demo(tiny_pipe):
-    return ProbeDemo(tiny_pipe, "tiny test model")
+    return ProbeDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe), BoxLabeler())
 
 
-def test_generate_returns_a_display_sized_image_deterministically(demo):
-    a = demo.generate("a small blue box on a beige plain floor", seed=4, num_inference_steps=2)
-    b = demo.generate("a small blue box on a beige plain floor", seed=4, num_inference_steps=2)
-    assert a.shape == (256, 256, 3) and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
+@pytest.fixture
+def run(demo):
+    *_, last = demo.stream(PROMPT, seed=4, num_inference_steps=3, guidance_scale=4.0)
+    return last
 
 
-def test_vocabulary_and_examples(demo):
+def test_stream_yields_every_step_then_a_finished_run(demo):
+    runs = [(len(r.steps), r.done) for r in demo.stream(PROMPT, 4, 3, 4.0)]
+    assert runs == [(1, False), (2, False), (3, True)]
+
+
+def test_the_final_image_equals_plain_generation(demo, run):
+    plain = demo.generate(PROMPT, seed=4, num_inference_steps=3, guidance_scale=4.0)
+    np.testing.assert_array_equal(plain[::8, ::8], run.image)
+
+
+def test_view_and_scrub_come_from_the_cache(demo, run, monkeypatch):
+    v = demo.view(run, 2, "best", 0.5)
+    for key in ("x0", "depth", "saliency"):
+        assert v[key].shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3) and v[key].dtype == np.uint8
+    assert "step 3 of 3" in v["caption"]
+    # scrubbing and switching layers never call the model again
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was called")
+
+    monkeypatch.setattr(demo.pipe.unet, "forward", no_model)
+    monkeypatch.setattr(demo.pipe.vae, "decode", no_model)
+    for layer in demo.layers:
+        for k in range(3):
+            demo.view(run, k, layer, 0.3)
+    assert len(demo.filmstrip(run, demo.layers[0])) == 3
+
+
+def test_emergence_reaches_one_at_the_last_step(demo, run):
+    e = demo.emergence(run, "best")
+    assert len(e["probe_dice"]) == 3 and e["probe_pearson"][-1] == pytest.approx(1.0)
+    assert e["labeler_dice"][-1] == pytest.approx(1.0)
+    assert demo.emergence_plot(run).ndim == 3
+
+
+def test_intervene_streams_and_scores(demo, run):
+    updates = list(demo.intervene(run, move_x=8, first_step=1, last_step=1, strength=0.3))
+    assert [u["step"] for u in updates[:-1]] == [1, 2]  # resumed from step 1
+    final = updates[-1]
+    assert final["done"] and final["after"].shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
+    assert "Dice with target" in final["score"]
+    assert run.edit["scores"]["asked_x"] == pytest.approx(8)
+    assert not np.array_equal(run.edit["image"], run.image)
+
+
+def test_intervene_depth_push(demo, run):
+    *_, final = demo.intervene(run, depth_push=1.0, method="activation", strength=0.05,
+                               first_step=0, last_step=2)
+    assert "object depth" in final["score"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(move_x=float("nan")), "move x must be between"),
+    (dict(move_x=500), "move x must be between"),
+    (dict(scale=0), "scale must be between"),
+    (dict(), "set a move, a scale or a depth push"),
+    (dict(move_x=4, method="nudge"), "method must be one of"),
+    (dict(move_x=4, first_step=2, last_step=1), "last edited step"),
+    (dict(move_x=4, first_step=0, last_step=3), "last edited step must be between 0 and 2"),
+])
+def test_bad_intervention_input(demo, run, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        list(demo.intervene(run, **{"last_step": 2, **kwargs}))
+    assert list(demo.intervene(run, move_x=4, last_step=2))[-1]["done"]
+
+
+def test_intervene_needs_a_run(demo):
+    with pytest.raises(ValueError, match="generate an image first"):
+        list(demo.intervene(None, move_x=4))
+
+
+def test_export_writes_a_reproducible_record(demo, run, tmp_path):
+    list(demo.intervene(run, move_x=4, last_step=2))
+    paths = demo.export(run, tmp_path)
+    names = {p.name for p in paths}
+    assert {"steps.gif", "final.png", "depth.png", "saliency.png", "edited.png",
+            "run.json"} <= names
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["seed"] == 4 and record["prompt"] == PROMPT
+    assert record["intervention"]["settings"]["move_x"] == 4
+    again = demo.generate(record["prompt"], record["seed"], record["num_inference_steps"],
+                          record["guidance_scale"])
+    np.testing.assert_array_equal(again[::8, ::8], run.image)
+
+
+def test_vocabulary_examples_and_layers(demo):
     vocab = demo.vocabulary()
     assert "sphere" in vocab and not any(w.startswith("<") for w in vocab)
     for prompt in demo.example_prompts(4):
         assert set(prompt.split()) <= set(vocab)
+    choices = demo.layer_choices()
+    assert choices[0][1] == "best" and len(choices) == len(demo.layers) + 1
+    with pytest.raises(ValueError, match="no self-attention layer"):
+        demo.resolve_layer("nope")
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -38,6 +162,24 @@ def test_bad_input_gets_a_clear_error(demo, kwargs, message):
                 guidance_scale=4.0)
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        demo.generate(**args)
+        list(demo.stream(**args))
     # and the demo keeps working afterwards
-    assert demo.generate("", seed=1, num_inference_steps=1).shape == (256, 256, 3)
+    assert list(demo.stream("", seed=1, num_inference_steps=1))[-1].done
+
+
+def test_missing_probe_files_leave_a_working_demo(tiny_pipe, tmp_path):
+    demo = ProbeDemo.with_assets(tiny_pipe, "t", "t", tmp_path / "none", tmp_path / "none", None)
+    assert "No probe maps" in demo.notice and "No labeler" in demo.notice
+    *_, run = demo.stream(PROMPT, 1, 2, 4.0)
+    v = demo.view(run, 1, "best")
+    assert v["depth"] is None and v["x0"].shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
+    with pytest.raises(ValueError, match="no probe set"):
+        list(demo.intervene(run, move_x=4, last_step=1))
+
+
+def test_mismatched_probe_set_is_refused_with_a_message(tiny_pipe, tmp_path):
+    probes = random_probes(tiny_pipe)
+    probes.settings.model_fingerprint = "0123456789abcdef"
+    probes.save(tmp_path / "probes")
+    demo = ProbeDemo.with_assets(tiny_pipe, "t", "tiny", tmp_path / "probes", tmp_path, None)
+    assert "No probe maps" in demo.notice and demo.probes is None

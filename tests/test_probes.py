@@ -128,3 +128,16 @@ def test_fingerprint_refuses_probes_of_a_retrained_model(tmp_path, tiny_pipe):
     with pytest.raises(ProbeMismatchError, match="retrained"):
         ProbeSet.load(tmp_path / "p", expect=_settings(model_fingerprint=unet_fingerprint(
             tiny_pipe.unet)))
+
+
+def test_read_equals_the_single_map_functions():
+    ps = ProbeSet(_settings())
+    ps.add("depth", 0, LAYERS[0], torch.randn(1, 32))
+    ps.add("saliency", 0, LAYERS[0], torch.randn(2, 32))
+    acts = torch.randn(256, 32)
+    depth, sal = ps.read(0, {LAYERS[0]: acts}, (16, 16), 64)[LAYERS[0]]
+    np.testing.assert_allclose(depth, ps.depth_map(0, LAYERS[0], acts, (16, 16), 64), atol=1e-5)
+    np.testing.assert_allclose(sal, ps.saliency_map(0, LAYERS[0], acts, (16, 16), 64), atol=1e-5)
+    # re-fitting a probe replaces what read() uses
+    ps.add("depth", 0, LAYERS[0], torch.zeros(1, 32))
+    assert np.all(ps.read(0, {LAYERS[0]: acts}, (16, 16), 64)[LAYERS[0]][0] == 0)

@@ -52,3 +52,17 @@ def test_generates_a_scene_not_noise(pipe):
     assert _sky_minus_floor(renders) > 30  # the layout this test looks for
     assert _sky_minus_floor(images) > 15
     assert not np.array_equal(images[0], images[1])
+
+
+def test_shipped_probes_and_labeler_load_for_the_shipped_model():
+    from probe_core.demo import EMBEDDED_PROBES, ProbeDemo
+
+    demo = ProbeDemo.embedded()
+    assert demo.notice == "" and demo.probes is not None and demo.labeler is not None
+    s = demo.probes.settings
+    assert (s.model, s.scheduler, s.num_inference_steps) == ("tiny-scenes", "DDIMScheduler", 15)
+    assert len(demo.probes.keys("depth")) == 15 * len(demo.layers)
+    assert (EMBEDDED_PROBES / "control" / "probes.json").is_file()
+    # the held-out evaluation the app shows belongs to these probes
+    assert demo.evaluation["meta"]["settings"]["model_fingerprint"] == s.model_fingerprint
+    assert demo.best_layer() in demo.layers
