@@ -31,6 +31,11 @@ def _error(err: Exception) -> gr.Error:
     return gr.Error(str(err))
 
 
+def _slider_max(run) -> int:
+    """A step slider's maximum: the run's step count (a slider needs maximum > minimum = 1)."""
+    return max(run.num_inference_steps, 2)
+
+
 def build_app(demo: ProbeDemo) -> gr.Blocks:
     method_defaults = METHOD_DEFAULTS[DEFAULT_METHOD]
 
@@ -42,13 +47,13 @@ def build_app(demo: ProbeDemo) -> gr.Blocks:
                 status = f"{v['caption']} · {run.seconds:.2f} s"
                 if not run.done:
                     yield (run, v["x0"], v["depth"], v["saliency"],
-                           gr.update(maximum=run.num_inference_steps, value=k + 1),
+                           gr.update(maximum=_slider_max(run), value=k + 1),
                            gr.update(), gr.update(), status, gr.update(), gr.update())
-            n = run.num_inference_steps
-            yield (run, v["x0"], v["depth"], v["saliency"], gr.update(maximum=n, value=n),
+            n, top = run.num_inference_steps, _slider_max(run)
+            yield (run, v["x0"], v["depth"], v["saliency"], gr.update(maximum=top, value=n),
                    demo.filmstrip(run, layer), demo.emergence_plot(run, layer),
                    status + " · done: drag the step slider to scrub",
-                   gr.update(maximum=n), gr.update(maximum=n))
+                   gr.update(maximum=top), gr.update(maximum=top))
         except ValueError as err:
             raise _error(err) from None
 

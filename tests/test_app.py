@@ -60,3 +60,19 @@ def test_bad_input_gives_a_message_and_the_app_keeps_working(client):
         client.predict("", 1, 2, 4.0, "up_blocks.9.nope", 0.6, api_name="/generate")
     out = client.predict("", 1, 2, 4.0, "best", 0.6, api_name="/generate")
     assert "done" in out[6]
+
+
+def test_two_sessions_keep_their_own_runs(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    other = Client(client.src, verbose=False)
+    jobs = [(client, "a red sphere on a gray plain floor", 3), (other, "", 1)]
+    with ThreadPoolExecutor(2) as pool:
+        outs = list(pool.map(lambda j: j[0].predict(j[1], 7, j[2], 4.0, "best", 0.6,
+                                                    api_name="/generate"), jobs))
+    assert "of 3" in outs[0][6] and "of 1" in outs[1][6]
+    # each session scrubs its own cached run
+    assert "step 2 of 3" in client.predict(2, "best", 0.6, api_name="/scrub")[3]
+    assert "step 1 of 1" in other.predict(1, "best", 0.6, api_name="/scrub")[3]
