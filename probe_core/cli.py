@@ -5,6 +5,7 @@
     python -m probe_core train-probes --seeds 100000-100399 --out weights/probes/tiny-scenes
     python -m probe_core evaluate --seeds 200000-200149 --out docs/probe-eval
     python -m probe_core intervene-eval --seeds 300000-300059 --method guided
+    python -m probe_core import-paper-probes probes.zip --out weights/probes/sd-v1-4-paper
     python -m probe_core render --seeds 0-15 --out docs/renders.png
 """
 
@@ -158,6 +159,15 @@ def _intervene_eval(args) -> int:
     return 0
 
 
+def _import_paper_probes(args) -> int:
+    from .paper_probes import import_paper_probes
+
+    probes = import_paper_probes(args.source, final=args.final)
+    probes.save(args.out)
+    print(f"imported {len(probes.keys())} probes to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m probe_core", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -227,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float, default=4.0, help="guidance_scale (latent_shift)")
     e.add_argument("--out", default="docs/interventions")
     e.set_defaults(func=_intervene_eval)
+
+    ip = sub.add_parser("import-paper-probes",
+                        help="convert the authors' SD v1.4 probe files into a probe set")
+    ip.add_argument("source", help="the authors' zip or its unzipped folder")
+    ip.add_argument("--out", default="weights/probes/sd-v1-4-paper")
+    ip.add_argument("--final", action="store_true",
+                    help="import the *_final files instead of the best-on-held-out ones")
+    ip.set_defaults(func=_import_paper_probes)
 
     r = sub.add_parser("render", help="render scenes and print their captions")
     r.add_argument("--seeds", type=parse_range, default=range(0, 16))

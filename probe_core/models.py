@@ -1,0 +1,97 @@
+"""Load a pipeline by name: the embedded tiny-scenes model, a Stable Diffusion hub id, or a folder.
+
+    >>> pipe, preset = load_model("CompVis/stable-diffusion-v1-4")   # LMS, 15 steps, 512, 7.5
+    >>> pipe, preset = load_model("tiny-scenes")                     # the embedded default
+    >>> pipe, preset = load_model("/path/to/a/diffusers/folder")
+
+A preset holds the generation settings probes are tied to (the paper's for SD v1.x, SCIENCE.md).
+Device and dtype default to CUDA + float16 when a GPU is present, else CPU + float32.
+A model that cannot be loaded (offline and not cached, or no such folder) raises
+`ModelUnavailableError` saying what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+EMBEDDED = "tiny-scenes"
+EMBEDDED_FOLDER = Path(__file__).resolve().parents[1] / "weights" / "tiny-scenes"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Settings a run uses by default and a probe set is tied to."""
+    name: str
+    scheduler: str  # diffusers scheduler class name
+    num_inference_steps: int
+    image_size: int
+    guidance_scale: float
+    negative_prompt: str = ""  # the unconditional half: the empty prompt
+
+
+# The paper's setting (SCIENCE.md): LMS, 15 steps, 512x512, guidance 7.5, empty negative prompt.
+PAPER = dict(scheduler="LMSDiscreteScheduler", num_inference_steps=15, image_size=512,
+             guidance_scale=7.5)
+PRESETS = {
+    "CompVis/stable-diffusion-v1-4": ModelPreset("CompVis/stable-diffusion-v1-4", **PAPER),
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelPreset(
+        "stable-diffusion-v1-5/stable-diffusion-v1-5", **PAPER),
+    EMBEDDED: ModelPreset(EMBEDDED, "DDIMScheduler", 15, 64, 4.0),
+}
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model could not be loaded here; the message says what to do."""
+
+
+def pick_device(device: str | None = None, torch_dtype: torch.dtype | None = None):
+    """(device, dtype): the given ones, else CUDA + float16 when available, else CPU + float32."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch_dtype is None:
+        torch_dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
+    return device, torch_dtype
+
+
+def preset_for(model: str, pipe=None) -> ModelPreset:
+    """The named preset, else (a folder) the paper's settings at the folder's image size."""
+    if model in PRESETS:
+        return PRESETS[model]
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor if pipe is not None else 512
+    return ModelPreset(str(model), **{**PAPER, "image_size": size})
+
+
+def load_model(model: str = EMBEDDED, device: str | None = None,
+               torch_dtype: torch.dtype | None = None, cache_dir: str | None = None):
+    """(StableDiffusionPipeline on `device`, ModelPreset), with the preset's scheduler set."""
+    import diffusers
+    from diffusers import StableDiffusionPipeline
+
+    device, torch_dtype = pick_device(device, torch_dtype)
+    source = EMBEDDED_FOLDER if model in (EMBEDDED, "embedded") else model
+    is_folder = Path(source).is_dir()
+    if not is_folder and (Path(str(source)).is_absolute() or str(source).startswith(".")):
+        raise ModelUnavailableError(f"no folder {source}: pass an existing diffusers folder or "
+                                    f"a hub id such as {', '.join(PRESETS)}")
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(
+            source, dtype=torch_dtype, safety_checker=None, requires_safety_checker=False,
+            cache_dir=cache_dir)
+    except (OSError, ValueError, EnvironmentError) as err:
+        where = ("the folder is not a complete diffusers pipeline" if is_folder else
+                 "it is not in the local Hugging Face cache and the hub cannot be reached "
+                 "(offline, or HF_HUB_OFFLINE=1)")
+        raise ModelUnavailableError(
+            f"could not load {model!r}: {where}. Download it once where there is internet "
+            f"(`hf download {model}`) or pass a local diffusers folder; the embedded "
+            f"'{EMBEDDED}' model always works. ({type(err).__name__}: {str(err)[:200]})"
+        ) from None
+    preset = preset_for(EMBEDDED if model in (EMBEDDED, "embedded") else model, pipe)
+    scheduler_cls = getattr(diffusers, preset.scheduler)
+    if type(pipe.scheduler) is not scheduler_cls:
+        pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device), preset

@@ -1,0 +1,47 @@
+import pytest
+import torch
+from diffusers import LMSDiscreteScheduler
+
+from probe_core.hooks import self_attention_layers
+from probe_core.models import (EMBEDDED, PRESETS, ModelUnavailableError, load_model,
+                               pick_device)
+from tests.conftest import SD_V1_LAYERS, build_tiny_sd_unet
+
+
+def test_presets_hold_the_papers_settings():
+    p = PRESETS["CompVis/stable-diffusion-v1-4"]
+    assert (p.scheduler, p.num_inference_steps, p.image_size, p.guidance_scale,
+            p.negative_prompt) == ("LMSDiscreteScheduler", 15, 512, 7.5, "")
+    assert PRESETS["stable-diffusion-v1-5/stable-diffusion-v1-5"].scheduler == p.scheduler
+
+
+def test_device_and_dtype_defaults_and_overrides():
+    device, dtype = pick_device()
+    assert (device, dtype) == (("cuda", torch.float16) if torch.cuda.is_available()
+                               else ("cpu", torch.float32))
+    assert pick_device("cpu", torch.bfloat16) == ("cpu", torch.bfloat16)
+    assert pick_device("cuda") == ("cuda", torch.float16)
+
+
+def test_embedded_model_loads_with_its_preset():
+    pipe, preset = load_model(EMBEDDED, device="cpu")
+    assert preset.image_size == 64 and type(pipe.scheduler).__name__ == "DDIMScheduler"
+
+
+def test_a_local_sd_shaped_folder_loads_with_the_papers_scheduler(tiny_pipe, tmp_path):
+    tiny_pipe.unet = build_tiny_sd_unet(sample_size=8)
+    tiny_pipe.save_pretrained(tmp_path / "sd")
+    pipe, preset = load_model(str(tmp_path / "sd"), device="cpu")
+    assert isinstance(pipe.scheduler, LMSDiscreteScheduler)
+    assert self_attention_layers(pipe.unet) == SD_V1_LAYERS
+    assert (preset.num_inference_steps, preset.guidance_scale, preset.image_size) == (15, 7.5, 32)
+
+
+def test_unavailable_models_fail_fast_with_what_to_do(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="not in the local Hugging Face cache"):
+        load_model("CompVis/stable-diffusion-v1-4", device="cpu", cache_dir=str(tmp_path))
+    with pytest.raises(ModelUnavailableError, match="no folder"):
+        load_model(str(tmp_path / "missing"), device="cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelUnavailableError, match="not a complete diffusers pipeline"):
+        load_model(str(tmp_path / "empty"), device="cpu")

@@ -1,0 +1,76 @@
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from probe_core.cli import main
+from probe_core.paper_probes import (SD_V1_BLOCKS, PaperProbeError, import_paper_probes,
+                                     sd_v1_layers)
+from probe_core.probes import ProbeSet
+from tests.conftest import SD_V1_LAYERS
+
+
+def write_paper_files(root, skip=None, final_too=True, bad_shape=None):
+    """The authors' layout: 15 steps x 16 layers x 2 tasks, with the same names and shapes."""
+    for step in range(15):
+        for (kind, block), (n, c) in SD_V1_BLOCKS.items():
+            for layer in range(n):
+                for task, folder, stem, out in (
+                        ("saliency", "large_syn_dataset", "segmentation", 2),
+                        ("depth", "large_syn_dataset_continuous", "regression", 1)):
+                    d = root / folder / f"at_step_{step}"
+                    d.mkdir(parents=True, exist_ok=True)
+                    suffix = "_linear_no_bias_unsmoothed" if task == "depth" else ""
+                    name = f"{stem}_probe_{kind}_{block}_attn1_out_{layer}"
+                    if (task, step, kind, block, layer) == skip:
+                        continue
+                    shape = bad_shape if (task, step, kind, block, layer) == (
+                        "depth", 0, "mid", 0, 0) and bad_shape else (out, c)
+                    w = torch.full(shape, float(step))
+                    torch.save({"dense1.weight": w}, d / f"{name}{suffix}.pth")
+                    if final_too:
+                        torch.save({"dense1.weight": -w}, d / f"{name}_final{suffix}.pth")
+
+
+def test_layer_names_match_sd_v1():
+    assert sd_v1_layers() == SD_V1_LAYERS
+
+
+def test_import_folder_and_zip(tmp_path):
+    write_paper_files(tmp_path / "src")
+    probes = import_paper_probes(tmp_path / "src")
+    assert len(probes.keys("saliency")) == len(probes.keys("depth")) == 15 * 16
+    w = probes.get("depth", 7, "up_blocks.2.attentions.1.transformer_blocks.0.attn1")
+    assert w.shape == (1, 640) and float(w[0, 0]) == 7.0  # the best-on-held-out file
+    assert float(import_paper_probes(tmp_path / "src", final=True).get(
+        "depth", 7, SD_V1_LAYERS[0])[0, 0]) == -7.0
+    with zipfile.ZipFile(tmp_path / "probes.zip", "w") as z:
+        for f in (tmp_path / "src").rglob("*.pth"):
+            z.write(f, f.relative_to(tmp_path / "src"))
+    assert main(["import-paper-probes", str(tmp_path / "probes.zip"),
+                 "--out", str(tmp_path / "out")]) == 0
+    loaded = ProbeSet.load(tmp_path / "out")
+    assert loaded.settings.scheduler == "LMSDiscreteScheduler" and len(loaded.keys()) == 480
+
+
+def test_missing_files_and_wrong_shapes_are_refused(tmp_path):
+    write_paper_files(tmp_path / "a", skip=("saliency", 3, "up", 1, 2), final_too=False)
+    with pytest.raises(PaperProbeError, match="1 of 480 probe files missing"):
+        import_paper_probes(tmp_path / "a")
+    write_paper_files(tmp_path / "b", bad_shape=(1, 64), final_too=False)
+    with pytest.raises(PaperProbeError, match=r"expected dense1.weight of shape \(1, 1280\)"):
+        import_paper_probes(tmp_path / "b")
+
+
+def test_files_with_code_in_them_are_not_loaded(tmp_path):
+    write_paper_files(tmp_path / "c", final_too=False)
+    evil = next((tmp_path / "c").rglob("segmentation_probe_down_0_attn1_out_0.pth"))
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pickle code ran')",))
+
+    evil.write_bytes(pickle.dumps({"dense1.weight": Boom()}))
+    with pytest.raises(PaperProbeError, match="not a plain state dict"):
+        import_paper_probes(tmp_path / "c")
