@@ -100,7 +100,8 @@ def _train_probes(args) -> int:
     from .train import settings_for, train_probe_sets
 
     pipe = _load(args.model)
-    settings = settings_for(pipe, _model_name(args.model), args.steps, args.guidance)
+    settings = settings_for(pipe, _model_name(args.model), args.steps, args.guidance,
+                            site=args.site)
     probes, _ = train_probe_sets(pipe, settings, SceneLabeler.load(args.labeler),
                                  _prompts(args, args.seeds), list(args.seeds), args.out, args.lam)
     print(f"saved {len(probes.keys())} probes (and as many control probes) to {args.out}")
@@ -117,7 +118,7 @@ def _evaluate(args) -> int:
     pipe = _load(args.model)
     meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
     expect = settings_for(pipe, _model_name(args.model), meta["num_inference_steps"],
-                          meta["guidance_scale"])
+                          meta["guidance_scale"], site=meta.get("site", "attn1"))
     probes = ProbeSet.load(args.probes, expect=expect)
     control_dir = Path(args.probes) / "control"
     control = ProbeSet.load(control_dir, expect=expect) if control_dir.exists() else None
@@ -133,7 +134,8 @@ def _intervene_eval(args) -> int:
     from pathlib import Path
 
     from .edit_eval import evaluate_edits, table, write_edit_report
-    from .intervene import METHOD_DEFAULTS
+    from .hooks import self_attention_layers
+    from .intervene import METHOD_DEFAULTS, default_layers
     from .labelers import SceneLabeler
     from .probes import ProbeSet
     from .train import settings_for
@@ -144,7 +146,7 @@ def _intervene_eval(args) -> int:
         meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
         steps, guidance = meta["num_inference_steps"], meta["guidance_scale"]
         probes = ProbeSet.load(args.probes, expect=settings_for(
-            pipe, _model_name(args.model), steps, guidance))
+            pipe, _model_name(args.model), steps, guidance, site=meta.get("site", "attn1")))
     d = METHOD_DEFAULTS[args.method]
     edit_steps = args.edit_steps or d["steps"]
     summary, examples = evaluate_edits(
@@ -152,7 +154,8 @@ def _intervene_eval(args) -> int:
         list(args.seeds), args.method,
         args.strength if args.strength is not None else d["strength"], edit_steps,
         args.iterations or d["iterations"], steps, guidance,
-        layers=args.layers.split(",") if args.layers else None, depth_delta=args.depth_delta)
+        layers=args.layers.split(",") if args.layers else default_layers(
+            args.method, self_attention_layers(pipe.unet)), depth_delta=args.depth_delta)
     out = write_edit_report(Path(args.out) / args.method, summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
@@ -216,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--steps", type=int, default=15, help="num_inference_steps")
             c.add_argument("--guidance", type=float, default=4.0, help="guidance_scale")
             c.add_argument("--lam", type=float, default=1e-3, help="relative ridge penalty")
+            c.add_argument("--site", choices=["attn1", "block"], default="attn1",
+                           help="probe the attn1 output (the paper's) or the transformer "
+                                "block's output (the residual stream)")
         else:
             c.add_argument("--probes", default="weights/probes/tiny-scenes")
             c.add_argument("--out", default="docs/probe-eval")

@@ -27,7 +27,8 @@ import torch
 from .denoise import StepState, decode_latents, denoise
 from .edit_scores import score_depth, score_move
 from .hooks import self_attention_layers
-from .intervene import DEFAULT_METHOD, METHOD_DEFAULTS, METHODS, Edit, EditRun, intervene_stream
+from .intervene import (DEFAULT_METHOD, METHOD_DEFAULTS, METHODS, Edit, EditRun, default_layers,
+                        intervene_stream)
 from .metrics import dice, pearson
 from .probes import ProbeSet, ProbeSettings
 from .scenes import render_scene, sample_scene
@@ -93,6 +94,7 @@ class ProbeDemo:
         self.layers = self_attention_layers(pipe.unet)
         self.image_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
         self._probe_timesteps = None
+        self.site = probes.settings.site if probes is not None else "attn1"
         # one model, many sessions: hooks live on the shared UNet, so model runs take turns
         self._lock = threading.Lock()
 
@@ -118,7 +120,7 @@ class ProbeDemo:
         try:
             meta = json.loads((Path(probes) / "probes.json").read_text())["settings"]
             expect = settings_for(pipe, model_name, meta["num_inference_steps"],
-                                  meta["guidance_scale"])
+                                  meta["guidance_scale"], site=meta.get("site", "attn1"))
             probe_set = ProbeSet.load(probes, expect=expect)
         except (FileNotFoundError, ProbeMismatchError, KeyError, ValueError) as err:
             notes.append(f"No probe maps: {err}")
@@ -204,7 +206,7 @@ class ProbeDemo:
                                  guidance_scale=guidance,
                                  generator=torch.Generator().manual_seed(seed),
                                  capture_layers=self.layers if self.probes else (),
-                                 keep_resume=True):
+                                 keep_resume=True, site=self.site):
                 run.steps.append(state)
                 if state.index == steps - 1:
                     run.image = decode_latents(self.pipe, state.latents)
@@ -398,6 +400,7 @@ class ProbeDemo:
         else:
             raise ValueError("set a move, a scale or a depth push first")
         edit = Edit(task, target.map, method, strength, range(first, last + 1),
+                    layers=default_layers(method, self.layers),
                     iterations=defaults["iterations"], shift=(dx, dy))
         t0 = time.perf_counter()
         result = None

@@ -82,7 +82,8 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
             edit_steps: range | None = None, step_edit: StepEditFn | None = None,
             decode_x0: bool = True,
             latent_fn: LatentFn | None = None, latent_steps: range | None = None,
-            start: ResumePoint | None = None, keep_resume: bool = False) -> Iterator[StepState]:
+            start: ResumePoint | None = None, keep_resume: bool = False,
+            site: str = "attn1") -> Iterator[StepState]:
     """Yield a StepState after every scheduler step.
 
     capture_layers: layer names to record (None: all self-attention layers; empty: none).
@@ -90,7 +91,9 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
     step_edit: instead, `step_edit(i)` gives step i's edit function (or None for no edit).
     latent_fn / latent_steps: replace the latents entering those steps (guidance on the latent).
     start: resume from a cached `ResumePoint` (same prompt, settings and seed) instead of step 0;
-    keep_resume: give every StepState the ResumePoint of the step after it."""
+    keep_resume: give every StepState the ResumePoint of the step after it.
+    site: "attn1" (the paper's tensor) or "block" (the transformer block's output) for capture
+    and edit alike."""
     unet, scheduler = pipe.unet, pipe.scheduler
     height = height or unet.config.sample_size * pipe.vae_scale_factor
     width = width or unet.config.sample_size * pipe.vae_scale_factor
@@ -121,8 +124,10 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
             fn = step_edit(i) if step_edit is not None else (
                 edit_fn if edit_fn is not None and (edit_steps is None or i in edit_steps) else None)
             if fn is not None:
-                stack.enter_context(edit(unet, fn, edit_layers, conditional_only=do_cfg))
-            acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg))
+                stack.enter_context(edit(unet, fn, edit_layers, conditional_only=do_cfg,
+                                         site=site))
+            acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg,
+                                                site=site))
                     if capture_layers is None or len(capture_layers) else {})
             # 4. scale the input, predict the noise (both halves at once under guidance)
             model_input = torch.cat([latents] * 2) if do_cfg else latents

@@ -8,7 +8,9 @@
 
 A layer is the `...transformer_blocks.0.attn1` module (self-attention); its output is the
 paper's probed tensor: self-attention after the output projection `to_out.0`, before the residual
-add, shape (B, HW, C). Under classifier-free guidance the batch is [uncond, cond]; with
+add, shape (B, HW, C). With `site="block"` the same layer name reads (or edits) the output of the
+transformer block that holds it (`...transformer_blocks.0`): the residual stream after
+self-attention, cross-attention and the feed-forward, also (B, HW, C). Under classifier-free guidance the batch is [uncond, cond]; with
 `conditional_only=True` only the conditional half is captured or edited.
 Hooks exist only inside the `with` block.
 """
@@ -24,6 +26,7 @@ SELF_ATTENTION_SUFFIX = ".attn1"
 PAPER_SUFFIX = ".attn1.to_out.0"  # the authors' name for the same tensor
 
 EditFn = Callable[[torch.Tensor, str], torch.Tensor]  # (output (B, HW, C), layer) -> output
+SITES = ("attn1", "block")  # what a layer name reads: its self-attention output, or its block's
 
 
 def self_attention_layers(unet: torch.nn.Module) -> list[str]:
@@ -53,8 +56,10 @@ def resolve_layers(unet: torch.nn.Module, layers: list[str] | None) -> list[str]
     return out
 
 
-def _module(unet: torch.nn.Module, name: str) -> torch.nn.Module:
-    return unet.get_submodule(name)
+def _module(unet: torch.nn.Module, name: str, site: str = "attn1") -> torch.nn.Module:
+    if site not in SITES:
+        raise ValueError(f"unknown probe site {site!r}; sites are {SITES}")
+    return unet.get_submodule(name if site == "attn1" else name[: -len(SELF_ATTENTION_SUFFIX)])
 
 
 def _conditional(out: torch.Tensor, conditional_only: bool) -> slice:
@@ -68,7 +73,8 @@ def _conditional(out: torch.Tensor, conditional_only: bool) -> slice:
 
 @contextmanager
 def capture(unet: torch.nn.Module, layers: list[str] | None = None,
-            conditional_only: bool = True, detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+            conditional_only: bool = True, detach: bool = True,
+            site: str = "attn1") -> Iterator[dict[str, torch.Tensor]]:
     """Record each layer's output on every forward pass; the dict holds the latest one.
 
     Values are (B', HW, C) with B' the conditional half when `conditional_only`."""
@@ -85,7 +91,7 @@ def capture(unet: torch.nn.Module, layers: list[str] | None = None,
 
     try:
         for name in names:
-            handles.append(_module(unet, name).register_forward_hook(make_hook(name)))
+            handles.append(_module(unet, name, site).register_forward_hook(make_hook(name)))
         yield store
     finally:
         for h in handles:
@@ -94,7 +100,7 @@ def capture(unet: torch.nn.Module, layers: list[str] | None = None,
 
 @contextmanager
 def edit(unet: torch.nn.Module, fn: EditFn, layers: list[str] | None = None,
-         conditional_only: bool = True) -> Iterator[None]:
+         conditional_only: bool = True, site: str = "attn1") -> Iterator[None]:
     """Replace each layer's output (its conditional half when `conditional_only`) with
     `fn(output, layer)`, which must keep the shape. Layers run in forward order, so later layers
     see the effect of earlier edits."""
@@ -116,7 +122,7 @@ def edit(unet: torch.nn.Module, fn: EditFn, layers: list[str] | None = None,
 
     try:
         for name in names:
-            handles.append(_module(unet, name).register_forward_hook(make_hook(name)))
+            handles.append(_module(unet, name, site).register_forward_hook(make_hook(name)))
         yield
     finally:
         for h in handles:

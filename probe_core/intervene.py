@@ -42,6 +42,12 @@ METHOD_DEFAULTS = {
 DEFAULT_METHOD = "guided"
 
 
+def default_layers(method: str, available: list[str]) -> list[str] | None:
+    """The method's default layer set if this model has all of it, else None (every layer)."""
+    layers = METHOD_DEFAULTS[method].get("layers")
+    return layers if layers and all(l in available for l in layers) else None
+
+
 @dataclass
 class Edit:
     task: str  # "saliency" (target: bool mask) or "depth" (target: z-normalised inverse depth)
@@ -149,7 +155,8 @@ class GuidedEdit:
 
     def loss(self, latents, step, t, cond_embeds, scheduler):
         x = scheduler.scale_model_input(latents, t)
-        with capture(self.unet, self.layers, conditional_only=False, detach=False) as acts:
+        with capture(self.unet, self.layers, conditional_only=False, detach=False,
+                     site=self.probes.settings.site) as acts:
             self.unet(x, t, encoder_hidden_states=cond_embeds, return_dict=False)
         total = 0.0
         for layer, a in acts.items():  # a: (1, HW, C)
@@ -249,10 +256,12 @@ def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit
         editor = LatentShift(edit, pipe.vae_scale_factor)
         kwargs.update(latent_fn=editor, latent_steps=edit.steps)
     new_steps = []
+    site = probes.settings.site if probes is not None else "attn1"
     for state in denoise(pipe, prompt, num_inference_steps=num_inference_steps,
                          guidance_scale=guidance_scale,
                          generator=torch.Generator().manual_seed(int(seed)), start=start,
-                         capture_layers=capture_layers, decode_x0=decode_x0, **kwargs):
+                         capture_layers=capture_layers, decode_x0=decode_x0, site=site,
+                         **kwargs):
         new_steps.append(state)
         yield state
     steps = (list(original[:first]) if start is not None else []) + new_steps

@@ -41,10 +41,12 @@ class ProbeSettings:
     guidance_scale: float
     layers: list[str] = field(default_factory=list)
     model_fingerprint: str = ""  # of the UNet weights (unet_fingerprint); "" = not recorded
+    site: str = "attn1"  # what the probes read: "attn1" output (the paper's) or the "block" output
 
     def differences(self, other: "ProbeSettings") -> list[str]:
         out = []
-        for key in ("model", "scheduler", "num_inference_steps", "image_size", "guidance_scale"):
+        for key in ("model", "scheduler", "num_inference_steps", "image_size", "guidance_scale",
+                    "site"):
             a, b = getattr(self, key), getattr(other, key)
             if a != b:
                 out.append(f"{key}: probes have {a!r}, run uses {b!r}")

@@ -79,7 +79,7 @@ def permuted_unet(unet: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_steps: int = 15,
             guidance_scale: float = 7.5, layers: list[str] | None = None,
             control_unet: torch.nn.Module | None = None, keep_x0: bool = True,
-            progress: bool = False) -> ProbeData:
+            progress: bool = False, site: str = "attn1") -> ProbeData:
     """Generate one image per (prompt, seed), label it, and keep every step's activations."""
     from tqdm.auto import tqdm
 
@@ -95,14 +95,14 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_s
         steps = list(denoise(pipe, prompt, num_inference_steps=num_inference_steps,
                              guidance_scale=guidance_scale,
                              generator=torch.Generator().manual_seed(int(seed)),
-                             capture_layers=layers, decode_x0=keep_x0))
+                             capture_layers=layers, decode_x0=keep_x0, site=site))
         latent_hw = tuple(steps[0].latents.shape[-2:])
         for st in steps:
             for layer, a in st.activations.items():
                 acts.setdefault((st.index, layer), []).append(a.half())
             if control_unet is not None:
                 x = torch.cat([st.unet_input] * 2) if do_cfg else st.unet_input
-                with capture(control_unet, layers, conditional_only=do_cfg) as c:
+                with capture(control_unet, layers, conditional_only=do_cfg, site=site) as c:
                     control_unet(x, st.timestep, encoder_hidden_states=embeds)
                 for layer, a in c.items():
                     control.setdefault((st.index, layer), []).append(a[0].half())
@@ -187,13 +187,13 @@ def evaluate_labeler_on_x0(labeler, data: ProbeData) -> dict:
 # ----------------------------------------------------------------------------- workflows
 
 def settings_for(pipe, model_name: str, num_inference_steps: int, guidance_scale: float,
-                 layers: list[str] | None = None) -> ProbeSettings:
+                 layers: list[str] | None = None, site: str = "attn1") -> ProbeSettings:
     return ProbeSettings(
         model=model_name, scheduler=type(pipe.scheduler).__name__,
         num_inference_steps=num_inference_steps,
         image_size=pipe.unet.config.sample_size * pipe.vae_scale_factor,
         guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers),
-        model_fingerprint=unet_fingerprint(pipe.unet))
+        model_fingerprint=unet_fingerprint(pipe.unet), site=site)
 
 
 def prompts_for(seeds: list[int], prompts: list[str] | None = None) -> list[str]:
@@ -212,7 +212,7 @@ def train_probe_sets(pipe, settings: ProbeSettings, labeler, prompts: list[str],
 
     data = collect(pipe, prompts, seeds, labeler, settings.num_inference_steps,
                    settings.guidance_scale, settings.layers, permuted_unet(pipe.unet),
-                   keep_x0=False, progress=progress)
+                   keep_x0=False, progress=progress, site=settings.site)
     probes = fit_probes(data, settings, lam, progress=progress)
     control = fit_probes(data, settings, lam, control=True, progress=progress)
     probes.extra = {"n_train": data.n, "seeds": [min(seeds), max(seeds)], "lam": lam}
@@ -231,7 +231,7 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     s = probes.settings
     data = collect(pipe, prompts, seeds, labeler, s.num_inference_steps, s.guidance_scale,
                    s.layers, permuted_unet(pipe.unet) if control is not None else None,
-                   keep_x0=True, progress=progress)
+                   keep_x0=True, progress=progress, site=s.site)
     scores = evaluate_probes(probes, data)
     ctrl = evaluate_probes(control, data, control=True) if control is not None else None
     x0 = evaluate_labeler_on_x0(labeler, data)

@@ -76,3 +76,21 @@ def test_edit_must_keep_the_shape(tiny_sd_unet):
         with edit(tiny_sd_unet, lambda out, name: out[:, :1], [SD_V1_LAYERS[0]]):
             _forward(tiny_sd_unet)
     assert all(not m._forward_hooks for m in tiny_sd_unet.modules())
+
+
+def test_block_site_reads_and_edits_the_transformer_blocks_output(tiny_sd_unet):
+    from probe_core.hooks import capture, edit
+
+    unet = tiny_sd_unet
+    layer = SD_V1_LAYERS[0]
+    x, emb = torch.randn(2, 4, 16, 16), torch.randn(2, 77, 32)
+    with capture(unet, [layer], site="block") as blk, capture(unet, [layer]) as att:
+        base = unet(x, 10, encoder_hidden_states=emb).sample
+    assert blk[layer].shape == att[layer].shape == (1, 256, 32)
+    assert not torch.allclose(blk[layer], att[layer])  # the residual stream, not attn1
+    with edit(unet, lambda out, name: out * 0, [layer], site="block"):
+        edited = unet(x, 10, encoder_hidden_states=emb).sample
+    assert not torch.allclose(edited, base)
+    with pytest.raises(ValueError, match="unknown probe site"):
+        with capture(unet, [layer], site="ffn"):
+            pass

@@ -141,3 +141,13 @@ def test_read_equals_the_single_map_functions():
     # re-fitting a probe replaces what read() uses
     ps.add("depth", 0, LAYERS[0], torch.zeros(1, 32))
     assert np.all(ps.read(0, {LAYERS[0]: acts}, (16, 16), 64)[LAYERS[0]][0] == 0)
+
+
+def test_a_probe_set_for_another_site_is_refused(tmp_path):
+    ps = ProbeSet(_settings())
+    ps.add("depth", 0, LAYERS[0], torch.randn(1, 32))
+    ps.save(tmp_path)
+    other = _settings()
+    other.site = "block"
+    with pytest.raises(ProbeMismatchError, match="site: probes have 'attn1', run uses 'block'"):
+        ProbeSet.load(tmp_path, expect=other)

@@ -70,3 +70,13 @@ def test_permuted_unet_keeps_values_but_changes_order(tiny_pipe):
         assert torch.equal(a.flatten().sort().values, b.flatten().sort().values), name
     w = dict(tiny_pipe.unet.named_parameters())["conv_in.weight"]
     assert not torch.equal(w, dict(control.named_parameters())["conv_in.weight"])
+
+
+def test_collect_at_the_block_site_reads_the_residual_stream(data):
+    d, pipe = data
+    blocks = collect(pipe, d.prompts[:2], d.seeds[:2], brightness_labeler, num_inference_steps=2,
+                     guidance_scale=4.0, keep_x0=False, site="block")
+    first = d.layers[0]
+    assert blocks.acts[(0, first)].shape == d.acts[(0, first)][:2].shape
+    assert not torch.equal(blocks.acts[(0, first)], d.acts[(0, first)][:2])
+    np.testing.assert_array_equal(blocks.depth, d.depth[:2])  # same images, same labels
