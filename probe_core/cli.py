@@ -62,10 +62,29 @@ def _render(args) -> int:
     return 0
 
 
-def _load(model: str):
-    from .tiny_ldm import load_pipeline
+def _load(model: str, device: str | None = None):
+    """The pipeline (with its preset's scheduler), or exit with what to do."""
+    return _load_with_preset(model, device)[0]
 
-    return load_pipeline(model)
+
+def _load_with_preset(model: str, device: str | None = None):
+    from .models import ModelUnavailableError, load_model
+
+    try:
+        return load_model(model, device=device)
+    except ModelUnavailableError as err:
+        raise SystemExit(str(err)) from None
+
+
+def _labeler(args, pipe):
+    """--labeler, or the model's own (the shipped scene labeler, or DPT + CLIPSeg for SD)."""
+    from .hf_labelers import load_labeler
+    from .models import ModelUnavailableError
+
+    try:
+        return load_labeler(args.labeler, args.model, device=str(pipe.device))
+    except (ModelUnavailableError, ValueError, FileNotFoundError) as err:
+        raise SystemExit(str(err)) from None
 
 
 def _model_name(model: str) -> str:
@@ -96,14 +115,15 @@ def _train_labeler(args) -> int:
 
 
 def _train_probes(args) -> int:
-    from .labelers import SceneLabeler
     from .train import settings_for, train_probe_sets
 
-    pipe = _load(args.model)
-    settings = settings_for(pipe, _model_name(args.model), args.steps, args.guidance,
-                            site=args.site)
-    probes, _ = train_probe_sets(pipe, settings, SceneLabeler.load(args.labeler),
-                                 _prompts(args, args.seeds), list(args.seeds), args.out, args.lam)
+    pipe, preset = _load_with_preset(args.model, args.device)
+    settings = settings_for(pipe, _model_name(args.model), args.steps or preset.num_inference_steps,
+                            args.guidance if args.guidance is not None else preset.guidance_scale,
+                            layers=args.layers.split(",") if args.layers else None, site=args.site)
+    probes, _ = train_probe_sets(pipe, settings, _labeler(args, pipe), _prompts(args, args.seeds),
+                                 list(args.seeds), args.out, args.lam, workdir=args.workdir,
+                                 chunk_size=args.chunk_size)
     print(f"saved {len(probes.keys())} probes (and as many control probes) to {args.out}")
     return 0
 
@@ -111,19 +131,19 @@ def _train_probes(args) -> int:
 def _evaluate(args) -> int:
     from pathlib import Path
 
-    from .labelers import SceneLabeler
     from .probes import ProbeSet
     from .train import evaluate_probe_sets, settings_for
 
-    pipe = _load(args.model)
+    pipe = _load(args.model, args.device)
     meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
     expect = settings_for(pipe, _model_name(args.model), meta["num_inference_steps"],
                           meta["guidance_scale"], site=meta.get("site", "attn1"))
     probes = ProbeSet.load(args.probes, expect=expect)
     control_dir = Path(args.probes) / "control"
     control = ProbeSet.load(control_dir, expect=expect) if control_dir.exists() else None
-    head = evaluate_probe_sets(pipe, probes, control, SceneLabeler.load(args.labeler),
-                               _prompts(args, args.seeds), list(args.seeds), args.out)
+    head = evaluate_probe_sets(pipe, probes, control, _labeler(args, pipe),
+                               _prompts(args, args.seeds), list(args.seeds), args.out,
+                               chunk_size=args.chunk_size)
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "labeler_on_x0"}
                       for k, v in head.items()}, indent=2))
     print(f"wrote {args.out}/metrics.json, table.md, probe_scores.png")
@@ -136,11 +156,10 @@ def _intervene_eval(args) -> int:
     from .edit_eval import evaluate_edits, table, write_edit_report
     from .hooks import self_attention_layers
     from .intervene import METHOD_DEFAULTS, default_layers
-    from .labelers import SceneLabeler
     from .probes import ProbeSet
     from .train import settings_for
 
-    pipe = _load(args.model)
+    pipe = _load(args.model, args.device)
     probes, steps, guidance = None, args.steps, args.guidance
     if args.method != "latent_shift":
         meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
@@ -150,7 +169,7 @@ def _intervene_eval(args) -> int:
     d = METHOD_DEFAULTS[args.method]
     edit_steps = args.edit_steps or d["steps"]
     summary, examples = evaluate_edits(
-        pipe, probes, SceneLabeler.load(args.labeler), _prompts(args, args.seeds),
+        pipe, probes, _labeler(args, pipe), _prompts(args, args.seeds),
         list(args.seeds), args.method,
         args.strength if args.strength is not None else d["strength"], edit_steps,
         args.iterations or d["iterations"], steps, guidance,
@@ -169,6 +188,10 @@ def _import_paper_probes(args) -> int:
     probes.save(args.out)
     print(f"imported {len(probes.keys())} probes to {args.out}")
     return 0
+
+
+LABELER_HELP = ("a scene-labeler folder, 'hf' (DPT-Large + CLIPSeg) or 'DEPTH_MODEL,SALIENCY_MODEL'; "
+                "default: weights/labeler for the embedded model, 'hf' for others")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,8 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
             ("train-probes", _train_probes, "fit depth and saliency probes (and control probes)"),
             ("evaluate", _evaluate, "score probes on held-out images; write a report")):
         c = sub.add_parser(name, help=helptext)
-        c.add_argument("--model", default="weights/tiny-scenes")
-        c.add_argument("--labeler", default="weights/labeler")
+        c.add_argument("--model", default="weights/tiny-scenes",
+                       help="the embedded model's folder, a hub id or a diffusers folder")
+        c.add_argument("--labeler", help=LABELER_HELP)
+        c.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
+        c.add_argument("--chunk-size", dest="chunk_size", type=int, default=16,
+                       help="images generated and kept in memory at a time")
         c.add_argument("--seeds", type=parse_range, required=True,
                        help="generation seeds, e.g. 100000-100399 (held out: below 1000000)")
         c.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds; "
@@ -216,8 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=func)
         if name == "train-probes":
             c.add_argument("--out", default="weights/probes/tiny-scenes")
-            c.add_argument("--steps", type=int, default=15, help="num_inference_steps")
-            c.add_argument("--guidance", type=float, default=4.0, help="guidance_scale")
+            c.add_argument("--steps", type=int, help="num_inference_steps (default: preset)")
+            c.add_argument("--guidance", type=float, help="guidance_scale (default: preset)")
+            c.add_argument("--layers", help="comma-separated layer names (default: all attn1)")
+            c.add_argument("--workdir", help="where chunks of activations go; an interrupted "
+                                             "run resumes from it (default: OUT-collect)")
             c.add_argument("--lam", type=float, default=1e-3, help="relative ridge penalty")
             c.add_argument("--site", choices=["attn1", "block"], default="attn1",
                            help="probe the attn1 output (the paper's) or the transformer "
@@ -228,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("intervene-eval", help="score interventions and their controls")
     e.add_argument("--model", default="weights/tiny-scenes")
-    e.add_argument("--labeler", default="weights/labeler")
+    e.add_argument("--labeler", help=LABELER_HELP)
+    e.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
     e.add_argument("--probes", default="weights/probes/tiny-scenes")
     e.add_argument("--seeds", type=parse_range, required=True)
     e.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
@@ -238,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="step indices to edit, e.g. 0-3 (default: the method's)")
     e.add_argument("--iterations", type=int)
     e.add_argument("--layers", help="comma-separated layer names (default: all probed)")
-    e.add_argument("--depth-delta", dest="depth_delta", type=float, default=1.0)
+    e.add_argument("--depth-delta", dest="depth_delta", type=float, default=2.0,
+                   help="size of the depth push, in z-units of inverse depth")
     e.add_argument("--steps", type=int, default=15, help="num_inference_steps (latent_shift)")
     e.add_argument("--guidance", type=float, default=4.0, help="guidance_scale (latent_shift)")
     e.add_argument("--out", default="docs/interventions")

@@ -33,7 +33,7 @@ from .metrics import dice, pearson
 from .probes import ProbeSet, ProbeSettings
 from .scenes import render_scene, sample_scene
 from .targets import centroid, move_mask, push_depth, scale_mask
-from .tiny_ldm import DEFAULT_GUIDANCE, check_prompt, generate, load_pipeline
+from .tiny_ldm import DEFAULT_GUIDANCE, check_prompt, generate, is_word_level, load_pipeline
 from .viz import blend, colorize_depth, figure_to_array, frames_to_gif, overlay_mask, to_size, upscale
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +97,14 @@ class ProbeDemo:
         self.site = probes.settings.site if probes is not None else "attn1"
         # one model, many sessions: hooks live on the shared UNet, so model runs take turns
         self._lock = threading.Lock()
+        self.preset = None  # the model's ModelPreset when loaded by name (models.load_model)
+        self.max_move = self.image_size // 2  # pixels
+        # the paper's edit for other models (it works on SD); guided for the embedded one
+        self.default_method = DEFAULT_METHOD if name.startswith("tiny-scenes") else "activation"
+
+    @property
+    def default_guidance(self) -> float:
+        return self.preset.guidance_scale if self.preset is not None else DEFAULT_GUIDANCE
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -125,7 +133,7 @@ class ProbeDemo:
         except (FileNotFoundError, ProbeMismatchError, KeyError, ValueError) as err:
             notes.append(f"No probe maps: {err}")
         try:
-            lab = SceneLabeler.load(labeler)
+            lab = SceneLabeler.load(labeler) if labeler is not None else None
         except (FileNotFoundError, ValueError, RuntimeError) as err:
             notes.append(f"No labeler: {err}")
         if evaluation and Path(evaluation).is_file():
@@ -134,6 +142,9 @@ class ProbeDemo:
 
     # ------------------------------------------------------------------ what the UI lists
     def vocabulary(self) -> list[str]:
+        """The words a word-level model knows; empty for open-vocabulary (CLIP) tokenizers."""
+        if not is_word_level(self.pipe.tokenizer):
+            return []
         return sorted(w for w in self.pipe.tokenizer.get_vocab() if not w.startswith("<"))
 
     def example_prompts(self, n: int = 6) -> list[str]:
@@ -367,7 +378,7 @@ class ProbeDemo:
 
     # ------------------------------------------------------------------ interventions
     def intervene(self, run: Run | None, move_x=0, move_y=0, scale=1.0, depth_push=0.0,
-                  strength=None, first_step=0, last_step=3, method=DEFAULT_METHOD) -> Iterator[dict]:
+                  strength=None, first_step=0, last_step=3, method=None) -> Iterator[dict]:
         """Edit the scene of a finished run and re-run from the first edited step. Yields
         {"step": k, "x0": image} while streaming and, last, {"done": True, ...} with the before
         and after images, the target and achieved maps, and the scores."""
@@ -375,10 +386,11 @@ class ProbeDemo:
             raise ValueError("generate an image first, then steer it")
         if self.probes is None:
             raise ValueError("this model has no probe set, so it cannot be steered")
+        method = method or self.default_method
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        dx = int(round(_finite("move x", move_x, -MAX_MOVE, MAX_MOVE)))
-        dy = int(round(_finite("move y", move_y, -MAX_MOVE, MAX_MOVE)))
+        dx = int(round(_finite("move x", move_x, -self.max_move, self.max_move)))
+        dy = int(round(_finite("move y", move_y, -self.max_move, self.max_move)))
         factor = _finite("scale", scale, 0.25, 4.0)
         push = _finite("depth push", depth_push, -3.0, 3.0)
         defaults = METHOD_DEFAULTS[method]

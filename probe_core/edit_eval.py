@@ -47,7 +47,7 @@ def _edit(method, task, target, cfg, shift=(0, 0)) -> Edit:
 def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], seeds: list[int],
                    method: str, strength: float, steps: range, iterations: int,
                    num_inference_steps: int, guidance_scale: float,
-                   layers: list[str] | None = None, depth_delta: float = 1.0,
+                   layers: list[str] | None = None, depth_delta: float = 2.0,
                    progress: bool = True) -> tuple[dict, list]:
     """Returns (summary with per-image rows, examples for the grid)."""
     from tqdm.auto import tqdm

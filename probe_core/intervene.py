@@ -35,7 +35,11 @@ from .probes import ProbeSet
 METHODS = ("activation", "guided", "latent_shift")
 # Per-method defaults for the embedded model's 15-step schedule (tuned by `intervene-eval`).
 METHOD_DEFAULTS = {
-    "guided": {"strength": 0.2, "steps": range(0, 4), "iterations": 2},
+    # layers: tuned on seeds 310000-310039 (not the report seeds): the two up_blocks.1 layers
+    # edit more cleanly than all seven (outside change 0.09 vs 0.14, depth 79% vs 67%)
+    "guided": {"strength": 0.2, "steps": range(0, 4), "iterations": 2,
+               "layers": ["up_blocks.1.attentions.0.transformer_blocks.0.attn1",
+                          "up_blocks.1.attentions.1.transformer_blocks.0.attn1"]},
     "activation": {"strength": 0.05, "steps": range(0, 3), "iterations": 32},
     "latent_shift": {"strength": 1.0, "steps": range(6, 7), "iterations": 1},
 }
@@ -94,7 +98,8 @@ def token_target(target: np.ndarray, n_tokens: int, latent_hw: tuple[int, int]) 
 def probe_loss(task: str, weight: torch.Tensor, acts: torch.Tensor, target: torch.Tensor):
     """Loss of one probe's readout of (HW, C) activations against a (HW,) token target:
     depth: mean squared error; saliency: cross-entropy against the foreground fraction."""
-    out = acts.float() @ weight.float().T  # (HW, out)
+    out = acts.float() @ weight.to(acts.device, torch.float32).T  # (HW, out), float32
+    target = target.to(acts.device)
     if task == "depth":
         return F.mse_loss(out[:, 0], target)
     return F.binary_cross_entropy_with_logits(out[:, 1] - out[:, 0], target)

@@ -56,6 +56,16 @@ def pick_device(device: str | None = None, torch_dtype: torch.dtype | None = Non
     return device, torch_dtype
 
 
+def is_embedded(model: str) -> bool:
+    """The embedded model by name ("tiny-scenes", "embedded") or by its folder's path."""
+    if str(model) in (EMBEDDED, "embedded"):
+        return True
+    try:
+        return Path(model).resolve() == EMBEDDED_FOLDER
+    except (OSError, ValueError):
+        return False
+
+
 def preset_for(model: str, pipe=None) -> ModelPreset:
     """The named preset, else (a folder) the paper's settings at the folder's image size."""
     if model in PRESETS:
@@ -71,7 +81,9 @@ def load_model(model: str = EMBEDDED, device: str | None = None,
     from diffusers import StableDiffusionPipeline
 
     device, torch_dtype = pick_device(device, torch_dtype)
-    source = EMBEDDED_FOLDER if model in (EMBEDDED, "embedded") else model
+    if is_embedded(model):
+        model = EMBEDDED
+    source = EMBEDDED_FOLDER if model == EMBEDDED else model
     is_folder = Path(source).is_dir()
     if not is_folder and (Path(str(source)).is_absolute() or str(source).startswith(".")):
         raise ModelUnavailableError(f"no folder {source}: pass an existing diffusers folder or "
@@ -89,7 +101,7 @@ def load_model(model: str = EMBEDDED, device: str | None = None,
             f"(`hf download {model}`) or pass a local diffusers folder; the embedded "
             f"'{EMBEDDED}' model always works. ({type(err).__name__}: {str(err)[:200]})"
         ) from None
-    preset = preset_for(EMBEDDED if model in (EMBEDDED, "embedded") else model, pipe)
+    preset = preset_for(model, pipe)
     scheduler_cls = getattr(diffusers, preset.scheduler)
     if type(pipe.scheduler) is not scheduler_cls:
         pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)

@@ -71,13 +71,13 @@ def unet_fingerprint(unet: torch.nn.Module) -> str:
 
 def apply_probe(weight: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
     """(out, C) weight, (HW, C) activations -> (HW, out) outputs, computed in float32."""
-    return activations.float() @ weight.float().T
+    return activations.float() @ weight.to(activations.device, torch.float32).T
 
 
 def to_map(values: torch.Tensor, latent_hw: tuple[int, int], out_size: int) -> np.ndarray:
     """(HW,) per-token values -> (out_size, out_size) map, nearest-upsampled."""
     h, w = token_grid(values.shape[0], latent_hw)
-    grid = values.reshape(1, 1, h, w).float()
+    grid = values.reshape(1, 1, h, w).float().cpu()
     return F.interpolate(grid, size=(out_size, out_size), mode="nearest")[0, 0].numpy()
 
 
@@ -180,7 +180,7 @@ class ProbeSet:
                                      self.get("saliency", step, layer)]).float()
                 self._stacked[key] = stacked
             h, w = token_grid(acts.shape[0], latent_hw)
-            y = (acts.float() @ stacked.T).reshape(h, w, 3).numpy()  # (h, w, 3)
+            y = (acts.float() @ stacked.to(acts.device).T).reshape(h, w, 3).cpu().numpy()
             if out_size % h or out_size % w:
                 out[layer] = (self.depth_map(step, layer, acts, latent_hw, out_size),
                               self.saliency_map(step, layer, acts, latent_hw, out_size))

@@ -90,11 +90,26 @@ class UnknownWordsError(ValueError):
     """A prompt used words the word-level tokenizer cannot represent."""
 
 
+def is_word_level(tokenizer) -> bool:
+    """True for the embedded model's word-level tokenizer (not for CLIP's BPE)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and type(backend.model).__name__ == "WordLevel"
+
+
 def check_prompt(tokenizer, prompt: str, strict: bool = True) -> None:
     """Raise (or warn, with strict=False) naming unknown words and listing the vocabulary.
 
-    Only for word-level tokenizers (the embedded model); an empty prompt is fine
-    (it is the unconditional prompt)."""
+    Unknown words only for word-level tokenizers (the embedded model); any tokenizer gets the
+    length check. An empty prompt is fine (it is the unconditional prompt)."""
+    if not is_word_level(tokenizer):
+        n = len(tokenizer(prompt).input_ids)
+        if n > tokenizer.model_max_length:
+            msg = (f"prompt is {n} tokens long; this model reads at most "
+                   f"{tokenizer.model_max_length} (including start and end tokens)")
+            if strict:
+                raise ValueError(msg)
+            warnings.warn(msg, stacklevel=2)
+        return
     bad = unknown_words(tokenizer, prompt)
     if bad:
         words = sorted(w for w in tokenizer.get_vocab() if w not in SPECIAL_TOKENS)

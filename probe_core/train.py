@@ -88,7 +88,7 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_s
     layers = resolve_layers(pipe.unet, layers)
     acts: dict = {}
     control: dict = {}
-    finals, x0s = [], []
+    depths, sals, x0s = [], [], []
     latent_hw = None
     for prompt, seed in tqdm(list(zip(prompts, seeds)), desc="collect", disable=not progress):
         embeds, do_cfg = encode(pipe, prompt, guidance_scale)
@@ -99,17 +99,20 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_s
         latent_hw = tuple(steps[0].latents.shape[-2:])
         for st in steps:
             for layer, a in st.activations.items():
-                acts.setdefault((st.index, layer), []).append(a.half())
+                acts.setdefault((st.index, layer), []).append(a.half().cpu())
             if control_unet is not None:
                 x = torch.cat([st.unet_input] * 2) if do_cfg else st.unet_input
                 with capture(control_unet, layers, conditional_only=do_cfg, site=site) as c:
                     control_unet(x, st.timestep, encoder_hidden_states=embeds)
                 for layer, a in c.items():
-                    control.setdefault((st.index, layer), []).append(a[0].half())
-        finals.append(decode_latents(pipe, steps[-1].latents))
+                    control.setdefault((st.index, layer), []).append(a[0].half().cpu())
+        final = decode_latents(pipe, steps[-1].latents)
+        d, s = labeler(final[None])  # one image at a time: labels do not depend on batching
+        depths.append(d[0])
+        sals.append(s[0])
         if keep_x0:
             x0s.append(np.stack([st.x0_image for st in steps]))
-    depth, sal = labeler(np.stack(finals))
+    depth, sal = np.stack(depths), np.stack(sals)
     return ProbeData(
         layers=layers, latent_hw=latent_hw,
         acts={k: torch.stack(v) for k, v in acts.items()},
@@ -120,17 +123,25 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_s
     )
 
 
-def _targets(data: ProbeData, layer_tokens: int):
-    """Per-token targets for a layer: depth patch means (N*HW,), foreground fraction (N*HW,)."""
-    grid = token_grid(layer_tokens, data.latent_hw)
-    d = np.concatenate([patch_means(x, grid) for x in data.depth])
-    s = np.concatenate([patch_means(x.astype(np.float32), grid) for x in data.saliency])
+def token_targets(depth: np.ndarray, saliency: np.ndarray, latent_hw: tuple[int, int],
+                  layer_tokens: int):
+    """Per-token targets of (N, H, W) labels for a layer with `layer_tokens` tokens:
+    depth patch means (N*HW,), foreground fraction (N*HW,)."""
+    grid = token_grid(layer_tokens, latent_hw)
+    d = np.concatenate([patch_means(x, grid) for x in depth])
+    s = np.concatenate([patch_means(x.astype(np.float32), grid) for x in saliency])
     return torch.from_numpy(d).float(), torch.from_numpy(s).float()
+
+
+def fit_key(X: torch.Tensor, depth_t: torch.Tensor, sal_t: torch.Tensor, lam: float = 1e-3):
+    """The paper's two probes for one (step, layer): X (N*HW, C) -> depth (1, C) by ridge,
+    saliency (2, C) by logistic regression."""
+    return fit_ridge(X, depth_t, lam), fit_logistic(X, sal_t, lam)
 
 
 def fit_probes(data: ProbeData, settings: ProbeSettings, lam: float = 1e-3,
                control: bool = False, progress: bool = False) -> ProbeSet:
-    """One depth (ridge) and one saliency (logistic) probe per (step, layer)."""
+    """One depth (ridge) and one saliency (logistic) probe per (step, layer), in memory."""
     from tqdm.auto import tqdm
 
     source = data.control_acts if control else data.acts
@@ -139,49 +150,62 @@ def fit_probes(data: ProbeData, settings: ProbeSettings, lam: float = 1e-3,
     probes = ProbeSet(settings)
     for (step, layer), a in tqdm(sorted(source.items()), desc="fit", disable=not progress):
         X = a.float().reshape(-1, a.shape[-1])  # (N*HW, C)
-        depth_t, sal_t = _targets(data, a.shape[1])
-        probes.add("depth", step, layer, fit_ridge(X, depth_t, lam))
-        probes.add("saliency", step, layer, fit_logistic(X, sal_t, lam))
+        depth_t, sal_t = token_targets(data.depth, data.saliency, data.latent_hw, a.shape[1])
+        wd, ws = fit_key(X, depth_t, sal_t, lam)
+        probes.add("depth", step, layer, wd)
+        probes.add("saliency", step, layer, ws)
     return probes
 
 
-def evaluate_probes(probes: ProbeSet, data: ProbeData, control: bool = False) -> dict:
-    """Mean over images of Dice (argmax mask vs labeler mask), depth RMSE and Pearson (vs the
-    labeler's z-normalised inverse depth), as [step][layer] lists in data.steps x data.layers."""
+def probe_scores_per_image(probes: ProbeSet, data: ProbeData, control: bool = False) -> dict:
+    """Dice (argmax mask vs labeler mask), depth RMSE and Pearson (vs the labeler's z-normalised
+    inverse depth) of every image: "dice", "rmse", "pearson" -> (steps, layers, N) arrays."""
     source = data.control_acts if control else data.acts
     size = data.depth.shape[-1]
-    out = {"steps": data.steps, "layers": data.layers, "n": data.n,
-           "dice": [], "rmse": [], "pearson": []}
-    for step in data.steps:
-        rows = {"dice": [], "rmse": [], "pearson": []}
-        for layer in data.layers:
+    out = {k: np.zeros((len(data.steps), len(data.layers), data.n)) for k in
+           ("dice", "rmse", "pearson")}
+    for si, step in enumerate(data.steps):
+        for li, layer in enumerate(data.layers):
             a = source[(step, layer)]
-            dd, rr, pp = [], [], []
             for i in range(data.n):
                 sal = probes.saliency_map(step, layer, a[i], data.latent_hw, size)
                 dep = probes.depth_map(step, layer, a[i], data.latent_hw, size)
-                dd.append(dice(sal > 0.5, data.saliency[i]))
-                rr.append(rmse(dep, data.depth[i]))
-                pp.append(pearson(dep, data.depth[i]))
-            rows["dice"].append(float(np.mean(dd)))
-            rows["rmse"].append(float(np.mean(rr)))
-            rows["pearson"].append(float(np.mean(pp)))
-        for k in rows:
-            out[k].append(rows[k])
+                out["dice"][si, li, i] = dice(sal > 0.5, data.saliency[i])
+                out["rmse"][si, li, i] = rmse(dep, data.depth[i])
+                out["pearson"][si, li, i] = pearson(dep, data.depth[i])
+    return out
+
+
+def _mean_scores(per_image: dict, steps, layers) -> dict:
+    n = per_image["dice"].shape[-1]
+    return {"steps": list(steps), "layers": list(layers), "n": n,
+            **{k: v.mean(-1).tolist() for k, v in per_image.items()}}
+
+
+def evaluate_probes(probes: ProbeSet, data: ProbeData, control: bool = False) -> dict:
+    """Mean over images of probe_scores_per_image: [step][layer] lists in data.steps x
+    data.layers."""
+    return _mean_scores(probe_scores_per_image(probes, data, control), data.steps, data.layers)
+
+
+def labeler_on_x0_per_image(labeler, data: ProbeData) -> dict:
+    """"dice", "pearson" -> (steps, N): the labeler on each step's decoded x0 image, scored
+    against the labels of the final image."""
+    if data.x0_images is None:
+        raise ValueError("collect(..., keep_x0=True) is needed")
+    out = {k: np.zeros((len(data.steps), data.n)) for k in ("dice", "pearson")}
+    for k, _ in enumerate(data.steps):
+        d, s = labeler(data.x0_images[:, k])
+        out["dice"][k] = [dice(p > 0.5, m) for p, m in zip(s, data.saliency)]
+        out["pearson"][k] = [pearson(p, t) for p, t in zip(d, data.depth)]
     return out
 
 
 def evaluate_labeler_on_x0(labeler, data: ProbeData) -> dict:
     """Per step: the labeler applied to that step's decoded x0 image, scored against the
     labels of the final image: what a viewer (or a labeler) could see at that step."""
-    if data.x0_images is None:
-        raise ValueError("collect(..., keep_x0=True) is needed")
-    out = {"steps": data.steps, "dice": [], "pearson": []}
-    for k, _ in enumerate(data.steps):
-        d, s = labeler(data.x0_images[:, k])
-        out["dice"].append(float(np.mean([dice(p > 0.5, m) for p, m in zip(s, data.saliency)])))
-        out["pearson"].append(float(np.mean([pearson(p, t) for p, t in zip(d, data.depth)])))
-    return out
+    per = labeler_on_x0_per_image(labeler, data)
+    return {"steps": data.steps, **{k: v.mean(-1).tolist() for k, v in per.items()}}
 
 
 # ----------------------------------------------------------------------------- workflows
@@ -206,35 +230,44 @@ def prompts_for(seeds: list[int], prompts: list[str] | None = None) -> list[str]
 
 
 def train_probe_sets(pipe, settings: ProbeSettings, labeler, prompts: list[str], seeds: list[int],
-                     out: str, lam: float = 1e-3, progress: bool = True) -> tuple:
-    """Fit trained-model and control probes on (prompts, seeds); save to out/ and out/control/."""
-    from pathlib import Path
+                     out: str, lam: float = 1e-3, progress: bool = True,
+                     workdir: str | None = None, chunk_size: int = 16) -> tuple:
+    """Fit trained-model and control probes on (prompts, seeds); save to out/ and out/control/.
+    Runs through shards.train_sharded: chunks on disk (resumable), one process or several
+    under `accelerate launch`, the same result either way."""
+    from .shards import train_sharded
 
-    data = collect(pipe, prompts, seeds, labeler, settings.num_inference_steps,
-                   settings.guidance_scale, settings.layers, permuted_unet(pipe.unet),
-                   keep_x0=False, progress=progress, site=settings.site)
-    probes = fit_probes(data, settings, lam, progress=progress)
-    control = fit_probes(data, settings, lam, control=True, progress=progress)
-    probes.extra = {"n_train": data.n, "seeds": [min(seeds), max(seeds)], "lam": lam}
-    control.extra = {**probes.extra, "control": "every UNet weight tensor permuted, seed 0"}
-    probes.save(out)
-    control.save(Path(out) / "control")
-    return probes, control
+    return train_sharded(pipe, settings, labeler, prompts, seeds, out, lam, workdir, chunk_size,
+                         permuted_unet(pipe.unet), progress=progress)
 
 
 def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labeler,
                         prompts: list[str], seeds: list[int], out_dir: str,
-                        progress: bool = True) -> dict:
-    """Held-out scores of both probe sets and of the labeler on x0; writes the report."""
+                        progress: bool = True, chunk_size: int = 16) -> dict:
+    """Held-out scores of both probe sets and of the labeler on x0; writes the report.
+    Images are generated and scored `chunk_size` at a time, so memory holds one chunk."""
     from .report import write_report
 
     s = probes.settings
-    data = collect(pipe, prompts, seeds, labeler, s.num_inference_steps, s.guidance_scale,
-                   s.layers, permuted_unet(pipe.unet) if control is not None else None,
-                   keep_x0=True, progress=progress, site=s.site)
-    scores = evaluate_probes(probes, data)
-    ctrl = evaluate_probes(control, data, control=True) if control is not None else None
-    x0 = evaluate_labeler_on_x0(labeler, data)
-    meta = {"settings": s.__dict__, "n_test": data.n, "seeds": [min(seeds), max(seeds)],
+    control_unet = permuted_unet(pipe.unet) if control is not None else None
+    per: dict = {"probes": [], "control": [], "x0": []}
+    data = None
+    for start in range(0, len(seeds), chunk_size):
+        end = start + chunk_size
+        data = collect(pipe, prompts[start:end], seeds[start:end], labeler,
+                       s.num_inference_steps, s.guidance_scale, s.layers, control_unet,
+                       keep_x0=True, progress=progress, site=s.site)
+        per["probes"].append(probe_scores_per_image(probes, data))
+        if control is not None:
+            per["control"].append(probe_scores_per_image(control, data, control=True))
+        per["x0"].append(labeler_on_x0_per_image(labeler, data))
+
+    def joined(parts):
+        return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
+
+    scores = _mean_scores(joined(per["probes"]), data.steps, data.layers)
+    ctrl = _mean_scores(joined(per["control"]), data.steps, data.layers) if per["control"] else None
+    x0 = {"steps": data.steps, **{k: v.mean(-1).tolist() for k, v in joined(per["x0"]).items()}}
+    meta = {"settings": s.__dict__, "n_test": len(seeds), "seeds": [min(seeds), max(seeds)],
             "probe_training": probes.extra}
     return write_report(out_dir, scores, ctrl, x0, meta)

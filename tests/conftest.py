@@ -60,3 +60,47 @@ def build_tiny_sd_unet(sample_size: int = 16):
 @pytest.fixture
 def tiny_sd_unet():
     return build_tiny_sd_unet()
+
+
+def save_tiny_sd_pipeline(folder) -> str:
+    """An untrained pipeline whose UNet has SD v1.x's block structure and layer names (tiny
+    channels, 32x32 images), saved as a diffusers folder."""
+    pipe = _tiny_pipe_for_module()
+    pipe.unet = build_tiny_sd_unet(sample_size=8)
+    pipe.save_pretrained(folder)
+    return str(folder)
+
+
+def save_tiny_hf_labeler(folder) -> str:
+    """Untrained tiny DPT (depth) and CLIPSeg (saliency) models with their processors, built
+    from configs and saved; returns the 'DEPTH,SALIENCY' labeler spec."""
+    from pathlib import Path
+
+    from transformers import (CLIPSegConfig, CLIPSegForImageSegmentation, DPTConfig,
+                              DPTForDepthEstimation, DPTImageProcessor, ViTImageProcessor)
+
+    from probe_core.tiny_ldm import build_tokenizer
+
+    folder = Path(folder)
+    torch.manual_seed(0)
+    depth = DPTForDepthEstimation(DPTConfig(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37,
+        image_size=32, patch_size=8, backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
+        reassemble_factors=[4, 2, 1, 0.5]))
+    depth.save_pretrained(folder / "dpt")
+    DPTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder / "dpt")
+    tok = build_tokenizer(["the", "main", "object"], max_length=8)
+    sal = CLIPSegForImageSegmentation(CLIPSegConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=16, max_position_embeddings=8,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id),
+        vision_config=dict(hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                           intermediate_size=16, image_size=32, patch_size=8),
+        projection_dim=16, reduce_dim=8, extract_layers=[0, 1, 2],
+        decoder_num_attention_heads=2, decoder_intermediate_size=16))
+    sal.save_pretrained(folder / "clipseg")
+    tok.save_pretrained(folder / "clipseg")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder / "clipseg")
+    return f"{folder / 'dpt'},{folder / 'clipseg'}"

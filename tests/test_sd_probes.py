@@ -1,0 +1,136 @@
+"""Our own Stable Diffusion probes, end to end on a tiny SD-shaped pipeline with tiny
+transformers labelers (DPT for depth, CLIPSeg for saliency) built from configs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from probe_core.cli import main
+from probe_core.hf_labelers import HFLabeler, load_labeler
+from probe_core.labelers import SceneLabeler
+from probe_core.models import ModelUnavailableError
+from probe_core.probes import ProbeSet
+
+from .conftest import SD_V1_LAYERS, save_tiny_hf_labeler, save_tiny_sd_pipeline
+
+
+@pytest.fixture(scope="module")
+def sd_assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sd")
+    return save_tiny_sd_pipeline(root / "pipe"), save_tiny_hf_labeler(root / "labeler"), root
+
+
+def test_transformers_labeler_gives_normalised_depth_and_probabilities(sd_assets):
+    _, spec, _ = sd_assets
+    labeler = load_labeler(spec)
+    assert isinstance(labeler, HFLabeler)
+    images = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    depth, sal = labeler(images)
+    assert depth.shape == sal.shape == (3, 40, 40)
+    assert np.allclose(depth.mean((1, 2)), 0, atol=1e-4)
+    assert np.allclose(depth.std((1, 2)), 1, atol=1e-3)
+    assert sal.min() >= 0 and sal.max() <= 1
+    with pytest.raises(ValueError, match="uint8"):
+        labeler(images.astype(np.float32))
+
+
+def test_labeler_choice_and_offline_failure(sd_assets, tmp_path):
+    assert isinstance(load_labeler(None, "tiny-scenes"), SceneLabeler)
+    assert isinstance(load_labeler(None, "weights/tiny-scenes"), SceneLabeler)
+    with pytest.raises(ValueError, match="DEPTH_MODEL,SALIENCY_MODEL"):
+        load_labeler(str(tmp_path / "nothing-here"))
+    with pytest.raises(ModelUnavailableError, match="hf download"):
+        HFLabeler.load("nobody/no-such-depth-model", "nobody/no-such-saliency-model")
+
+
+def test_train_probes_and_evaluate_end_to_end_on_an_sd_shaped_model(sd_assets, tmp_path):
+    pipe_dir, spec, _ = sd_assets
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a large red sphere on a gray floor\na small blue box\n")
+    out = tmp_path / "probes"
+    assert main(["train-probes", "--model", pipe_dir, "--labeler", spec, "--seeds", "0-4",
+                 "--prompts", str(prompts), "--out", str(out), "--chunk-size", "2"]) == 0
+    probes = ProbeSet.load(out)
+    s = probes.settings  # the paper's preset for a local folder: LMS, 15 steps, guidance 7.5
+    assert (s.scheduler, s.num_inference_steps, s.guidance_scale, s.image_size) == (
+        "LMSDiscreteScheduler", 15, 7.5, 32)
+    assert s.layers == SD_V1_LAYERS
+    assert len(probes.keys("depth")) == len(probes.keys("saliency")) == 15 * 16
+    assert len(ProbeSet.load(out / "control").keys()) == 2 * 15 * 16
+    assert not (tmp_path / "probes-collect").exists()  # chunks are removed after the merge
+
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model", pipe_dir, "--labeler", spec, "--probes", str(out),
+                 "--seeds", "100-104", "--out", str(report), "--chunk-size", "2"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["meta"]["n_test"] == 5
+    dice = np.array(metrics["probes"]["dice"])
+    assert dice.shape == (15, 16) and np.all((dice >= 0) & (dice <= 1))
+    assert (report / "probe_scores.png").is_file()
+
+
+def test_chunked_evaluation_equals_one_chunk(sd_assets, tmp_path):
+    from probe_core.models import load_model
+    from probe_core.train import evaluate_probe_sets, prompts_for, settings_for, train_probe_sets
+
+    pipe_dir, spec, _ = sd_assets
+    pipe, _ = load_model(pipe_dir)
+    labeler = load_labeler(spec)
+    settings = settings_for(pipe, "pipe", 3, 7.5, layers=SD_V1_LAYERS[:2])
+    seeds = [0, 1, 2]
+    probes, _ = train_probe_sets(pipe, settings, labeler, prompts_for(seeds), seeds,
+                                 str(tmp_path / "p"), progress=False, chunk_size=2)
+    for c in (1, 3):
+        evaluate_probe_sets(pipe, probes, None, labeler, prompts_for([7, 8, 9]), [7, 8, 9],
+                            str(tmp_path / f"r{c}"), progress=False, chunk_size=c)
+    a, b = (json.loads((tmp_path / f"r{c}" / "metrics.json").read_text()) for c in (1, 3))
+    assert a["meta"]["n_test"] == b["meta"]["n_test"] == 3
+    for key in ("dice", "rmse", "pearson"):
+        assert np.allclose(a["probes"][key], b["probes"][key], atol=1e-6)
+    for key in ("dice", "pearson"):  # the labeler on x0 runs in batches: float noise only
+        assert np.allclose(a["labeler_on_x0"][key], b["labeler_on_x0"][key], atol=1e-5)
+
+
+def _train_cmd(launcher, pipe_dir, spec, out):
+    return launcher + ["-m", "probe_core", "train-probes", "--model", pipe_dir, "--labeler", spec,
+                       "--seeds", "0-4", "--chunk-size", "2", "--steps", "3", "--out", str(out)]
+
+
+def test_sharded_training_with_accelerate_equals_one_process(sd_assets, tmp_path):
+    """Two CPU processes under `accelerate launch` give exactly the one-process probes
+    (with the same threads per process: float sums depend on the thread count)."""
+    pipe_dir, spec, _ = sd_assets
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
+                  "--cpu", "--num_machines", "1", "--mixed_precision", "no",
+                  "--dynamo_backend", "no"]
+    for launcher, out in (([sys.executable], tmp_path / "one"), (accelerate, tmp_path / "two")):
+        done = subprocess.run(_train_cmd(launcher, pipe_dir, spec, out), env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    for sub in ("", "control"):
+        one, two = ProbeSet.load(tmp_path / "one" / sub), ProbeSet.load(tmp_path / "two" / sub)
+        assert one.keys() == two.keys() and len(one.keys()) == 2 * 3 * 16
+        assert all(torch.equal(one.weights[k], two.weights[k]) for k in one.keys())
+
+
+def test_an_interrupted_collection_resumes_from_its_chunks(sd_assets, tmp_path):
+    from probe_core.models import load_model
+    from probe_core.shards import collect_chunks
+    from probe_core.train import prompts_for, settings_for
+
+    pipe_dir, spec, _ = sd_assets
+    pipe, _ = load_model(pipe_dir)
+    settings = settings_for(pipe, "pipe", 2, 7.5, layers=SD_V1_LAYERS[:1])
+    seeds = [0, 1, 2, 3]
+    args = (pipe, settings, load_labeler(spec), prompts_for(seeds), seeds, tmp_path)
+    first = collect_chunks(*args, chunk_size=2, progress=False)
+    assert [p.name for p in first] == ["chunk-0000000.safetensors", "chunk-0000002.safetensors"]
+    first[1].unlink()  # as if the run stopped before the second chunk
+    again = collect_chunks(*args, chunk_size=2, progress=False)
+    assert [p.name for p in again] == ["chunk-0000002.safetensors"]
