@@ -2,7 +2,10 @@
 
     python app.py            # the embedded tiny-scenes model, offline, on CPU
 
-Endpoints (gradio_client): /generate (streams), /scrub, /intervene (streams), /export.
+Each session picks its model (the embedded one, a Stable Diffusion hub id in the local cache, or
+a diffusers folder); one that cannot be loaded leaves the session on the model it had.
+Endpoints (gradio_client): /generate (streams), /scrub, /intervene (streams), /export,
+/load_model.
 """
 
 import os
@@ -13,10 +16,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 
-from probe_core.demo import (DEFAULT_STEPS, MAX_GUIDANCE, MAX_MOVE, MAX_SEED, MAX_STEPS,  # noqa: E402
+from probe_core.demo import (DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS,  # noqa: E402
                              ProbeDemo)
+from probe_core.model_choice import CHOICES, ModelChoice, model_key  # noqa: E402
+from probe_core.models import EMBEDDED, ModelUnavailableError  # noqa: E402
+from probe_core.zerogpu import on_gpu  # noqa: E402
 from probe_core.intervene import DEFAULT_METHOD, METHOD_DEFAULTS  # noqa: E402
-from probe_core.tiny_ldm import DEFAULT_GUIDANCE  # noqa: E402
 from probe_core.viz import depth_legend  # noqa: E402
 
 SESSION_TTL_S = 3600  # a session's cached run is dropped after an hour idle (and on unload)
@@ -24,7 +29,7 @@ INTRO = """# scene-probe
 Watch a latent diffusion model build a 3D scene, step by step. Linear probes read a **depth map**
 and the **salient object** out of the UNet's self-attention activations at every denoising step,
 long before the decoded image shows them (Chen, Viégas & Wattenberg, 2023). Then steer the scene
-by editing what the probes read. Model: **{name}**."""
+by editing what the probes read."""
 
 
 def _error(err: Exception) -> gr.Error:
@@ -36,11 +41,39 @@ def _slider_max(run) -> int:
     return max(run.num_inference_steps, 2)
 
 
-def build_app(demo: ProbeDemo) -> gr.Blocks:
+def _model_line(demo: ProbeDemo) -> str:
+    return f"Model: **{demo.name}**" + (f"\n\n> {demo.notice}" if demo.notice else "")
+
+
+def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
+    if isinstance(models, ProbeDemo):
+        models = ModelChoice(embedded=models)
+    home = models.embedded
     method_defaults = METHOD_DEFAULTS[DEFAULT_METHOD]
 
-    def on_generate(prompt, seed, steps, guidance, layer, opacity):
+    def on_load_model(name, current):
+        """Switch this session's model; on failure stay on the current one and say why."""
         try:
+            key = model_key(name)
+            demo = models.get(key)
+        except (ModelUnavailableError, ValueError) as err:
+            gr.Warning(str(err))
+            here = models.get(current)
+            return (current, gr.update(), gr.update(value=current),
+                    f"**Could not load {name!r}.** {err}\n\nStill on **{here.name}**.",
+                    gr.update(), gr.update(), gr.update(), gr.update(), gr.update(),
+                    gr.update(), gr.update())
+        words = demo.vocabulary()
+        return (key, None, gr.update(value=key), _model_line(demo),
+                gr.update(choices=demo.layer_choices(), value="best"),
+                ", ".join(words) if words else "Open vocabulary (CLIP tokenizer).",
+                demo.heatmap(), gr.update(maximum=demo.max_move, value=0),
+                gr.update(maximum=demo.max_move, value=0),
+                gr.update(value=demo.default_guidance), gr.update(value=demo.default_method))
+
+    def on_generate(prompt, seed, steps, guidance, layer, opacity, model):
+        try:
+            demo = models.get(model)
             for run in demo.stream(prompt, seed, steps, guidance):
                 k = len(run.steps) - 1
                 v = demo.view(run, k, layer, opacity)
@@ -57,19 +90,22 @@ def build_app(demo: ProbeDemo) -> gr.Blocks:
         except ValueError as err:
             raise _error(err) from None
 
-    def on_scrub(run, step, layer, opacity):
+    def on_scrub(run, step, layer, opacity, model):
         try:
+            demo = models.get(model)
             v = demo.view(run, int(step) - 1 if step is not None else -1, layer, opacity)
         except ValueError as err:
             raise _error(err) from None
         return v["x0"], v["depth"], v["saliency"], v["caption"]
 
-    def on_layer(run, step, layer, opacity):
-        x0, depth, sal, caption = on_scrub(run, step, layer, opacity)
+    def on_layer(run, step, layer, opacity, model):
+        x0, depth, sal, caption = on_scrub(run, step, layer, opacity, model)
+        demo = models.get(model)
         return x0, depth, sal, caption, demo.filmstrip(run, layer), demo.emergence_plot(run, layer)
 
-    def on_intervene(run, move_x, move_y, scale, depth_push, strength, first, last, method):
+    def on_intervene(run, move_x, move_y, scale, depth_push, strength, first, last, method, model):
         try:
+            demo = models.get(model)
             for update in demo.intervene(run, move_x, move_y, scale, depth_push, strength,
                                          int(first) - 1, int(last) - 1, method):
                 if update.get("done"):
@@ -81,8 +117,9 @@ def build_app(demo: ProbeDemo) -> gr.Blocks:
         except ValueError as err:
             raise _error(err) from None
 
-    def on_export(run, layer):
+    def on_export(run, layer, model):
         try:
+            demo = models.get(model)
             return [str(p) for p in demo.export(run, tempfile.mkdtemp(prefix="scene-probe-"),
                                                 layer)]
         except ValueError as err:
@@ -90,27 +127,34 @@ def build_app(demo: ProbeDemo) -> gr.Blocks:
 
     with gr.Blocks(title="scene-probe") as app:
         run_state = gr.State(None, time_to_live=SESSION_TTL_S)
-        gr.Markdown(INTRO.format(name=demo.name))
-        if demo.notice:
-            gr.Markdown(f"> {demo.notice}")
+        model_state = gr.State(EMBEDDED)
+        gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                prompt = gr.Textbox(label="Prompt", value=demo.example_prompts(1)[0], lines=2)
-                gr.Examples(demo.example_prompts(6), inputs=[prompt], label="Example prompts")
+                with gr.Group():
+                    model = gr.Dropdown(
+                        [(home.name, EMBEDDED)] + [(c, c) for c in CHOICES if c != EMBEDDED],
+                        value=EMBEDDED, allow_custom_value=True, label="Model",
+                        info="the embedded model, a Stable Diffusion id in the local cache, "
+                             "or a diffusers folder", elem_id="model")
+                    load_btn = gr.Button("Load model", size="sm")
+                    model_line = gr.Markdown(_model_line(home))
+                prompt = gr.Textbox(label="Prompt", value=home.example_prompts(1)[0], lines=2)
+                gr.Examples(home.example_prompts(6), inputs=[prompt], label="Example prompts")
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0, minimum=0,
                                      maximum=MAX_SEED, scale=3)
                     dice_btn = gr.Button("🎲 random seed", scale=1, size="sm")
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps")
-                guidance = gr.Slider(0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5,
+                guidance = gr.Slider(0, MAX_GUIDANCE, value=home.default_guidance, step=0.5,
                                      label="Guidance scale")
-                layer = gr.Dropdown(demo.layer_choices(), value="best", label="Probed layer")
+                layer = gr.Dropdown(home.layer_choices(), value="best", label="Probed layer")
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary")
                     stop_btn = gr.Button("Stop", variant="stop")
                 with gr.Accordion("Words this model knows", open=False):
-                    gr.Markdown(", ".join(demo.vocabulary()))
+                    vocabulary = gr.Markdown(", ".join(home.vocabulary()))
             with gr.Column(scale=3):
                 status = gr.Markdown("Press **Generate** to watch the scene emerge.")
                 with gr.Row():
@@ -129,19 +173,19 @@ def build_app(demo: ProbeDemo) -> gr.Blocks:
                                   rows=2, height=250, object_fit="contain")
                 with gr.Row():
                     emergence_img = gr.Image(label="Emergence in this run", height=290)
-                    heat_img = gr.Image(demo.heatmap(), label="Probe scores on held-out images",
+                    heat_img = gr.Image(home.heatmap(), label="Probe scores on held-out images",
                                         height=290)
         with gr.Accordion("Steer the scene: edit what the probes read, and re-run", open=True):
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
-                    move_x = gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=1,
+                    move_x = gr.Slider(-home.max_move, home.max_move, value=0, step=1,
                                        label="Move object x (px, + right)", elem_id="move-x")
-                    move_y = gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=1,
+                    move_y = gr.Slider(-home.max_move, home.max_move, value=0, step=1,
                                        label="Move object y (px, + down)")
                     scale = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Scale object")
                     depth_push = gr.Slider(-2.0, 2.0, value=0.0, step=0.1,
                                            label="Push depth (+ nearer; used when not moving)")
-                    method = gr.Dropdown(["guided", "activation"], value=DEFAULT_METHOD,
+                    method = gr.Dropdown(["guided", "activation"], value=home.default_method,
                                          label="Edit method")
                     strength = gr.Slider(0, 1, value=method_defaults["strength"], step=0.01,
                                          label="Strength")
@@ -162,34 +206,41 @@ def build_app(demo: ProbeDemo) -> gr.Blocks:
             export_btn = gr.Button("Export GIF, PNGs and JSON")
             files = gr.File(label="Files", file_count="multiple")
 
+        # on a ZeroGPU Space the model-running handlers hold a GPU while they run
+        gpu_generate, gpu_intervene = on_gpu(on_generate, 120), on_gpu(on_intervene, 120)
         gen_event = generate_btn.click(
-            on_generate, [prompt, seed, steps, guidance, layer, opacity],
+            gpu_generate, [prompt, seed, steps, guidance, layer, opacity, model_state],
             [run_state, x0_img, depth_img, sal_img, step, film, emergence_img, status, first,
              last], api_name="generate", concurrency_id="model", concurrency_limit=1)
         stop_btn.click(None, None, None, cancels=[gen_event])
         dice_btn.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name="random_seed")
-        step.input(on_scrub, [run_state, step, layer, opacity],
+        step.input(on_scrub, [run_state, step, layer, opacity, model_state],
                    [x0_img, depth_img, sal_img, status], api_name="scrub",
                    show_progress="hidden")
-        opacity.input(on_scrub, [run_state, step, layer, opacity],
+        opacity.input(on_scrub, [run_state, step, layer, opacity, model_state],
                       [x0_img, depth_img, sal_img, status], api_name="set_opacity",
                       api_visibility="undocumented", show_progress="hidden")
-        layer.input(on_layer, [run_state, step, layer, opacity],
+        layer.input(on_layer, [run_state, step, layer, opacity, model_state],
                     [x0_img, depth_img, sal_img, status, film, emergence_img],
                     api_name="switch_layer")
-        edit_inputs = [run_state, move_x, move_y, scale, depth_push, strength, first, last, method]
+        edit_inputs = [run_state, move_x, move_y, scale, depth_push, strength, first, last, method,
+                       model_state]
         edit_outputs = [compare, target_img, achieved_img, score]
-        apply_btn.click(on_intervene, edit_inputs, edit_outputs, api_name="intervene",
+        apply_btn.click(gpu_intervene, edit_inputs, edit_outputs, api_name="intervene",
                         concurrency_id="model", concurrency_limit=1)
         for name, slider in (("move_x", move_x), ("move_y", move_y), ("scale", scale),
                              ("depth_push", depth_push)):
-            slider.release(on_intervene, edit_inputs, edit_outputs,
+            slider.release(gpu_intervene, edit_inputs, edit_outputs,
                            api_name=f"intervene_on_{name}", api_visibility="undocumented",
                            concurrency_id="model", concurrency_limit=1)
-        export_btn.click(on_export, [run_state, layer], files, api_name="export")
+        export_btn.click(on_export, [run_state, layer, model_state], files, api_name="export")
+        load_btn.click(on_load_model, [model, model_state],
+                    [model_state, run_state, model, model_line, layer, vocabulary, heat_img,
+                     move_x, move_y, guidance, method], api_name="load_model",
+                    concurrency_id="load", concurrency_limit=1)
     return app
 
 
 if __name__ == "__main__":
-    build_app(ProbeDemo.embedded()).queue(default_concurrency_limit=2, max_size=32).launch(
+    build_app(ModelChoice()).queue(default_concurrency_limit=2, max_size=32).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from probe_core.demo import ProbeDemo  # noqa: E402
-from probe_core.intervene import DEFAULT_METHOD, METHOD_DEFAULTS, Edit, intervene  # noqa: E402
+from probe_core.intervene import (DEFAULT_METHOD, METHOD_DEFAULTS, Edit, default_layers,  # noqa: E402
+                                  intervene)
 from probe_core.targets import move_mask  # noqa: E402
 
 PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
@@ -77,7 +78,7 @@ def main() -> int:
     pipe, n, g = demo.pipe, demo.probes.settings.num_inference_steps, demo.probes.settings.guidance_scale
     mask = run.labels[1] > 0.5
     edit = Edit("saliency", move_mask(mask, 16, 0).map, DEFAULT_METHOD, d["strength"], d["steps"],
-                iterations=d["iterations"])
+                layers=default_layers(DEFAULT_METHOD, demo.layers), iterations=d["iterations"])
     plain = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, Edit(
         "saliency", mask, DEFAULT_METHOD, 0.0, d["steps"]), n, g))
     edited = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, edit, n, g))

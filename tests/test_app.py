@@ -76,3 +76,25 @@ def test_two_sessions_keep_their_own_runs(client):
     # each session scrubs its own cached run
     assert "step 2 of 3" in client.predict(2, "best", 0.6, api_name="/scrub")[3]
     assert "step 1 of 1" in other.predict(1, "best", 0.6, api_name="/scrub")[3]
+
+
+def test_a_model_that_cannot_load_leaves_the_session_on_its_model(client):
+    out = client.predict("nobody/no-such-model", api_name="/load_model")
+    message = next(str(o) for o in out if "Could not load" in str(o))
+    assert "hf download" in message and "Still on **tiny test model**" in message
+    out = client.predict("a red box", 1, 2, 4.0, "best", 0.6, api_name="/generate")
+    assert "step 2 of 2" in out[6]
+
+
+def test_a_session_switches_to_an_sd_shaped_folder(client, tmp_path):
+    from tests.conftest import save_tiny_sd_pipeline
+
+    folder = save_tiny_sd_pipeline(tmp_path / "tiny-sd")
+    out = client.predict(folder, api_name="/load_model")
+    assert any(f"Model: **{folder}**" in str(o) for o in out)
+    sd_only_layer = "up_blocks.3.attentions.2.transformer_blocks.0.attn1"  # not in the tiny model
+    out = client.predict("a red box", 1, 2, 7.5, sd_only_layer, 0.6, api_name="/generate")
+    assert "step 2 of 2" in out[6] and "up3.2" in out[6]
+    other = type(client)(client.src, verbose=False)  # a new session starts on the embedded model
+    with pytest.raises(Exception, match="not in the list of choices|no self-attention layer"):
+        other.predict("a red box", 1, 2, 4.0, sd_only_layer, 0.6, api_name="/generate")

@@ -1,0 +1,98 @@
+"""Choosing a model per session: the embedded one, an SD-shaped folder, or one that cannot load."""
+
+import pytest
+import torch
+
+from probe_core.demo import ProbeDemo
+from probe_core.model_choice import ModelChoice, demo_for_model, model_key, probe_folders_for
+from probe_core.models import ModelUnavailableError, load_model
+from probe_core.probes import ProbeSet
+from probe_core.tiny_ldm import check_prompt
+from probe_core.train import settings_for
+
+from .conftest import save_tiny_sd_pipeline
+
+
+@pytest.fixture(scope="module")
+def sd_folder(tmp_path_factory):
+    return save_tiny_sd_pipeline(tmp_path_factory.mktemp("sd") / "tiny-sd")
+
+
+def _random_probes(pipe, name, steps=15, guidance=7.5):
+    ps = ProbeSet(settings_for(pipe, name, steps, guidance))
+    g = torch.Generator().manual_seed(0)
+    for layer in ps.settings.layers:
+        c = pipe.unet.get_submodule(layer).to_out[0].out_features
+        for s in range(steps):
+            ps.add("depth", s, layer, torch.randn(1, c, generator=g))
+            ps.add("saliency", s, layer, torch.randn(2, c, generator=g))
+    return ps
+
+
+def test_model_keys():
+    assert model_key("tiny-scenes") == model_key("weights/tiny-scenes") == "tiny-scenes"
+    assert model_key(" CompVis/stable-diffusion-v1-4 ") == "CompVis/stable-diffusion-v1-4"
+    with pytest.raises(ValueError, match="choose a model"):
+        model_key("  ")
+
+
+def test_unloadable_models_fail_with_what_to_do_and_nothing_changes(tiny_pipe):
+    home = ProbeDemo(tiny_pipe, "tiny test model")
+    models = ModelChoice(embedded=home)
+    with pytest.raises(ModelUnavailableError, match="hf download"):
+        models.get("nobody/no-such-model")
+    assert models.get("tiny-scenes") is home and models.loaded() == ["tiny-scenes"]
+
+
+def test_loaded_models_are_shared_and_bounded(tiny_pipe):
+    calls = []
+
+    def loader(name):
+        calls.append(name)
+        return ProbeDemo(tiny_pipe, name)
+
+    models = ModelChoice(embedded=ProbeDemo(tiny_pipe, "home"), max_loaded=1, loader=loader)
+    a = models.get("a/model")
+    assert models.get("a/model") is a and calls == ["a/model"]
+    models.get("b/model")
+    assert models.loaded() == ["tiny-scenes", "b/model"]  # "a" was dropped
+    models.get("a/model")
+    assert calls == ["a/model", "b/model", "a/model"]
+
+
+def test_an_sd_shaped_folder_without_probes_generates_and_says_what_is_missing(sd_folder):
+    demo = demo_for_model(sd_folder)
+    assert demo.preset.scheduler == "LMSDiscreteScheduler" and demo.default_guidance == 7.5
+    assert demo.default_method == "activation"  # the paper's edit for models other than ours
+    assert len(demo.layers) == 16 and demo.probes is None
+    assert "import-paper-probes" in demo.notice and "No labeler" in demo.notice
+    *_, run = demo.stream("a red sphere", seed=0, num_inference_steps=2, guidance_scale=7.5)
+    assert run.done and run.image.shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="no probe set"):
+        list(demo.intervene(run, move_x=4))
+
+
+def test_an_sd_shaped_folder_finds_its_probes_and_can_be_steered(sd_folder, tmp_path):
+    pipe, _ = load_model(sd_folder)
+    _random_probes(pipe, "tiny-sd").save(tmp_path / "tiny-sd-probes")
+    _random_probes(pipe, "other-model").save(tmp_path / "other")
+    assert probe_folders_for(sd_folder, tmp_path) == [tmp_path / "tiny-sd-probes"]
+    demo = demo_for_model(sd_folder, probes_root=tmp_path)
+    assert demo.probes is not None and "probe set" not in demo.notice
+    *_, run = demo.stream("a red sphere", seed=1, num_inference_steps=15, guidance_scale=7.5)
+    view = demo.view(run, 14, "best")
+    assert view["depth"] is not None and view["saliency"] is not None
+    updates = list(demo.intervene(run, depth_push=1.0, first_step=0, last_step=1))
+    assert updates[-1]["done"] and updates[-1]["after"].shape == view["x0"].shape
+
+
+def test_open_vocabulary_tokenizers_get_a_length_check_only():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(vocab={"a": 0, "b": 1, "<unk>": 2}, merges=[], unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>", model_max_length=5)
+    check_prompt(tok, "a b z")  # unknown to a word list, fine for an open vocabulary
+    with pytest.raises(ValueError, match="at most 5"):
+        check_prompt(tok, "a b a b a b a")
