@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -18,3 +21,15 @@ def test_gpu_check_script_runs_and_prints_every_case():
     assert "LMSDiscreteScheduler" in lines[0] and "3 steps" in lines[0]
     for case in ("stock", "loop", "probing", "edit"):
         assert any(line.startswith(case) and "x stock" in line for line in lines), done.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_check_at_full_size_in_float16():
+    """SD v1.x's architecture at 512x512 in float16 on the GPU: probing and the paper's edit
+    run, and their costs are printed against the stock call."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--runs", "1"],
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+                          text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "512x512" in done.stdout and "float16" in done.stdout
