@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .labelers import check_images
 from .metrics import zscore
 from .models import ModelUnavailableError
 
@@ -77,10 +78,7 @@ class HFLabeler:
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise ValueError(f"labeler wants (N, H, W, 3) uint8 images, got {images.shape} "
-                             f"{images.dtype}")
+        images = check_images(images)
         size = images.shape[1:3]
         depths, sals = [], []
         for i in range(0, len(images), self.batch_size):

@@ -34,6 +34,15 @@ def inverse_depth_target(depth: np.ndarray) -> np.ndarray:
     return np.stack([zscore(d) for d in inv])
 
 
+def check_images(images) -> np.ndarray:
+    """The labelers' input: (N, H, W, 3) uint8, else ValueError."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"labeler wants (N, H, W, 3) uint8 images, got {images.shape} "
+                         f"{images.dtype}")
+    return images
+
+
 def _block(cin, cout):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
                          nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU())
@@ -71,10 +80,7 @@ class SceneLabeler:
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise ValueError(f"labeler wants (N, H, W, 3) uint8 images, got {images.shape} "
-                             f"{images.dtype}")
+        images = check_images(images)
         depths, sals = [], []
         for i in range(0, len(images), 128):
             out = self.net(_to_input(images[i:i + 128]))

@@ -101,30 +101,21 @@ def check_prompt(tokenizer, prompt: str, strict: bool = True) -> None:
 
     Unknown words only for word-level tokenizers (the embedded model); any tokenizer gets the
     length check. An empty prompt is fine (it is the unconditional prompt)."""
-    if not is_word_level(tokenizer):
-        n = len(tokenizer(prompt).input_ids)
-        if n > tokenizer.model_max_length:
-            msg = (f"prompt is {n} tokens long; this model reads at most "
-                   f"{tokenizer.model_max_length} (including start and end tokens)")
-            if strict:
-                raise ValueError(msg)
-            warnings.warn(msg, stacklevel=2)
-        return
-    bad = unknown_words(tokenizer, prompt)
+    def fail(error, msg):
+        if strict:
+            raise error(msg)
+        warnings.warn(msg, stacklevel=3)
+
+    word_level = is_word_level(tokenizer)
+    bad = unknown_words(tokenizer, prompt) if word_level else []
     if bad:
         words = sorted(w for w in tokenizer.get_vocab() if w not in SPECIAL_TOKENS)
-        msg = (f"unknown words {bad}: this model knows only {len(words)} words: "
-               + ", ".join(words))
-        if strict:
-            raise UnknownWordsError(msg)
-        warnings.warn(msg, stacklevel=2)
-    n = len(prompt_words(prompt)) + 2
+        fail(UnknownWordsError, f"unknown words {bad}: this model knows only {len(words)} "
+                                "words: " + ", ".join(words))
+    n = len(prompt_words(prompt)) + 2 if word_level else len(tokenizer(prompt).input_ids)
     if n > tokenizer.model_max_length:
-        msg = (f"prompt is {n} tokens long; this model reads at most "
-               f"{tokenizer.model_max_length} (including start and end tokens)")
-        if strict:
-            raise ValueError(msg)
-        warnings.warn(msg, stacklevel=2)
+        fail(ValueError, f"prompt is {n} tokens long; this model reads at most "
+                         f"{tokenizer.model_max_length} (including start and end tokens)")
 
 
 # ----------------------------------------------------------------------------- components
