@@ -61,15 +61,22 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
             here = models.get(current)
             return (current, gr.update(), gr.update(value=current),
                     f"**Could not load {name!r}.** {err}\n\nStill on **{here.name}**.",
-                    gr.update(), gr.update(), gr.update(), gr.update(), gr.update(),
-                    gr.update(), gr.update())
+                    *[gr.update()] * 10)
         words = demo.vocabulary()
         return (key, None, gr.update(value=key), _model_line(demo),
                 gr.update(choices=demo.layer_choices(), value="best"),
                 ", ".join(words) if words else "Open vocabulary (CLIP tokenizer).",
-                demo.heatmap(), gr.update(maximum=demo.max_move, value=0),
-                gr.update(maximum=demo.max_move, value=0),
-                gr.update(value=demo.default_guidance), gr.update(value=demo.default_method))
+                demo.heatmap(),
+                gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0),
+                gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0),
+                gr.update(value=demo.default_guidance), gr.update(value=demo.default_method),
+                *on_method(demo.default_method))
+
+    def on_method(method):
+        """The chosen edit method's own strength and step range."""
+        d = METHOD_DEFAULTS.get(method, method_defaults)
+        return (gr.update(value=d["strength"]), gr.update(value=min(d["steps"]) + 1),
+                gr.update(value=max(d["steps"]) + 1))
 
     def on_generate(prompt, seed, steps, guidance, layer, opacity, model):
         try:
@@ -87,14 +94,14 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
                    demo.filmstrip(run, layer), demo.emergence_plot(run, layer),
                    status + " · done: drag the step slider to scrub",
                    gr.update(maximum=top), gr.update(maximum=top))
-        except ValueError as err:
+        except (ValueError, ModelUnavailableError) as err:
             raise _error(err) from None
 
     def on_scrub(run, step, layer, opacity, model):
         try:
             demo = models.get(model)
             v = demo.view(run, int(step) - 1 if step is not None else -1, layer, opacity)
-        except ValueError as err:
+        except (ValueError, ModelUnavailableError) as err:
             raise _error(err) from None
         return v["x0"], v["depth"], v["saliency"], v["caption"]
 
@@ -114,7 +121,7 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
                 else:
                     yield (gr.update(), gr.update(), gr.update(),
                            f"re-running from the first edited step: step {update['step'] + 1}")
-        except ValueError as err:
+        except (ValueError, ModelUnavailableError) as err:
             raise _error(err) from None
 
     def on_export(run, layer, model):
@@ -122,7 +129,7 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
             demo = models.get(model)
             return [str(p) for p in demo.export(run, tempfile.mkdtemp(prefix="scene-probe-"),
                                                 layer)]
-        except ValueError as err:
+        except (ValueError, ModelUnavailableError) as err:
             raise _error(err) from None
 
     with gr.Blocks(title="scene-probe") as app:
@@ -233,10 +240,13 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
             slider.release(gpu_intervene, edit_inputs, edit_outputs,
                            api_name=f"intervene_on_{name}", api_visibility="undocumented",
                            concurrency_id="model", concurrency_limit=1)
+        method.input(on_method, method, [strength, first, last], api_name="method_defaults",
+                     api_visibility="undocumented")
         export_btn.click(on_export, [run_state, layer, model_state], files, api_name="export")
         load_btn.click(on_load_model, [model, model_state],
                     [model_state, run_state, model, model_line, layer, vocabulary, heat_img,
-                     move_x, move_y, guidance, method], api_name="load_model",
+                     move_x, move_y, guidance, method, strength, first, last],
+                    api_name="load_model",
                     concurrency_id="load", concurrency_limit=1)
     return app
 

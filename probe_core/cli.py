@@ -76,6 +76,15 @@ def _load_with_preset(model: str, device: str | None = None):
         raise SystemExit(str(err)) from None
 
 
+def _default_probe_dir(model: str) -> str:
+    """weights/probes/<model name>: tiny-scenes for the embedded model, e.g.
+    CompVis--stable-diffusion-v1-4 for a hub id (never the shipped set for another model)."""
+    from .models import EMBEDDED, is_embedded
+
+    name = EMBEDDED if is_embedded(model) else _model_name(model).replace("/", "--")
+    return f"weights/probes/{name}"
+
+
 def _labeler(args, pipe):
     """--labeler, or the model's own (the shipped scene labeler, or DPT + CLIPSeg for SD)."""
     from .hf_labelers import load_labeler
@@ -117,14 +126,19 @@ def _train_labeler(args) -> int:
 def _train_probes(args) -> int:
     from .train import settings_for, train_probe_sets
 
-    pipe, preset = _load_with_preset(args.model, args.device)
+    from .shards import process_device
+
+    # under accelerate launch each process loads onto its own GPU
+    pipe, preset = _load_with_preset(args.model, process_device(args.device))
     settings = settings_for(pipe, _model_name(args.model), args.steps or preset.num_inference_steps,
                             args.guidance if args.guidance is not None else preset.guidance_scale,
                             layers=args.layers.split(",") if args.layers else None, site=args.site)
     probes, _ = train_probe_sets(pipe, settings, _labeler(args, pipe), _prompts(args, args.seeds),
-                                 list(args.seeds), args.out, args.lam, workdir=args.workdir,
+                                 list(args.seeds), args.out or _default_probe_dir(args.model),
+                                 args.lam, workdir=args.workdir,
                                  chunk_size=args.chunk_size)
-    print(f"saved {len(probes.keys())} probes (and as many control probes) to {args.out}")
+    print(f"saved {len(probes.keys())} probes (and as many control probes) to "
+          f"{args.out or _default_probe_dir(args.model)}")
     return 0
 
 
@@ -159,8 +173,10 @@ def _intervene_eval(args) -> int:
     from .probes import ProbeSet
     from .train import settings_for
 
-    pipe = _load(args.model, args.device)
-    probes, steps, guidance = None, args.steps, args.guidance
+    pipe, preset = _load_with_preset(args.model, args.device)
+    probes = None
+    steps = args.steps or preset.num_inference_steps
+    guidance = args.guidance if args.guidance is not None else preset.guidance_scale
     if args.method != "latent_shift":
         meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
         steps, guidance = meta["num_inference_steps"], meta["guidance_scale"]
@@ -242,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "default: each seed's own scene caption")
         c.set_defaults(func=func)
         if name == "train-probes":
-            c.add_argument("--out", default="weights/probes/tiny-scenes")
+            c.add_argument("--out", help="default: weights/probes/<model name>")
             c.add_argument("--steps", type=int, help="num_inference_steps (default: preset)")
             c.add_argument("--guidance", type=float, help="guidance_scale (default: preset)")
             c.add_argument("--layers", help="comma-separated layer names (default: all attn1)")
@@ -271,8 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--layers", help="comma-separated layer names (default: all probed)")
     e.add_argument("--depth-delta", dest="depth_delta", type=float, default=2.0,
                    help="size of the depth push, in z-units of inverse depth")
-    e.add_argument("--steps", type=int, default=15, help="num_inference_steps (latent_shift)")
-    e.add_argument("--guidance", type=float, default=4.0, help="guidance_scale (latent_shift)")
+    e.add_argument("--steps", type=int,
+                   help="num_inference_steps for latent_shift (default: the model's preset)")
+    e.add_argument("--guidance", type=float,
+                   help="guidance_scale for latent_shift (default: the model's preset)")
     e.add_argument("--out", default="docs/interventions")
     e.set_defaults(func=_intervene_eval)
 

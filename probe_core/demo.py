@@ -218,6 +218,10 @@ class ProbeDemo:
                                  generator=torch.Generator().manual_seed(seed),
                                  capture_layers=self.layers if self.probes else (),
                                  keep_resume=True, site=self.site):
+                if any(a.is_cuda for a in state.activations.values()):
+                    # a session's cache lives in RAM as float16, not in GPU memory
+                    state.activations = {k: a.to("cpu", torch.float16)
+                                         for k, a in state.activations.items()}
                 run.steps.append(state)
                 if state.index == steps - 1:
                     run.image = decode_latents(self.pipe, state.latents)

@@ -66,9 +66,12 @@ class HFLabeler:
         from transformers import (AutoImageProcessor, AutoModelForDepthEstimation, AutoTokenizer,
                                   CLIPSegForImageSegmentation)
 
-        depth = _load(AutoModelForDepthEstimation.from_pretrained, depth_model, "depth")
+        f32 = dict(dtype=torch.float32)  # inputs are float32, whatever the checkpoint's dtype
+        depth = _load(lambda n: AutoModelForDepthEstimation.from_pretrained(n, **f32),
+                      depth_model, "depth")
         depth_proc = _load(AutoImageProcessor.from_pretrained, depth_model, "depth")
-        sal = _load(CLIPSegForImageSegmentation.from_pretrained, saliency_model, "saliency")
+        sal = _load(lambda n: CLIPSegForImageSegmentation.from_pretrained(n, **f32),
+                    saliency_model, "saliency")
         sal_proc = _load(AutoImageProcessor.from_pretrained, saliency_model, "saliency")
         sal_tok = _load(AutoTokenizer.from_pretrained, saliency_model, "saliency")
         info = {"depth_model": depth_model, "saliency_model": saliency_model,

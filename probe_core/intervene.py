@@ -183,9 +183,12 @@ class GuidedEdit:
                 loss = self.loss(x, step, t, cond, scheduler)
                 first = float(loss.detach()) if first is None else first
                 (grad,) = torch.autograd.grad(loss, x)
-                # a step of `strength` x the latent's RMS along the normalised gradient
-                step_size = self.edit.strength * x.detach().pow(2).mean().sqrt()
-                x = (x - step_size * grad / grad.pow(2).mean().sqrt().clamp_min(1e-12)).detach()
+                # a step of `strength` x the latent's RMS along the normalised gradient, in
+                # float32 (under float16 small gradients would square to 0 and divide to inf)
+                g, x32 = grad.float(), x.detach().float()
+                step_size = self.edit.strength * x32.pow(2).mean().sqrt()
+                x32 = x32 - step_size * g / g.pow(2).mean().sqrt().clamp_min(1e-12)
+                x = x32.to(latents.dtype).detach()
         with torch.no_grad():
             final = float(self.loss(x, step, t, cond, scheduler))
         self.losses.setdefault(step, []).append((first, final))

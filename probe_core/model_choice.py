@@ -6,7 +6,7 @@
 
 A chosen model (hub id or local diffusers folder) is loaded once and shared by the sessions that
 choose it; at most `max_loaded` besides the embedded one stay in memory (least recently used
-goes). Its probe set is the first folder under weights/probes/ made for it (a set records its
+goes; a session whose model was dropped reloads it on its next request). Its probe set is the first folder under weights/probes/ made for it (a set records its
 model name and a fingerprint of the UNet, so one made for another model is refused); its labeler
 is DPT + CLIPSeg when those are in the local cache. What is missing is said in `demo.notice`.
 """
@@ -63,10 +63,11 @@ def demo_for_model(name: str, device: str | None = None,
                                      folder, labeler=None, evaluation=None)
         if demo.probes is not None:
             break
+        notes = [demo.notice]  # a set for this model that was refused, and why
     if demo is None or demo.probes is None:
         demo = ProbeDemo(pipe, name)
-        notes.append("No probe set for this model under weights/probes/: import the authors' "
-                     "(`python -m probe_core import-paper-probes`) or train one "
+        notes.append("No usable probe set for this model under weights/probes/: import the "
+                     "authors' (`python -m probe_core import-paper-probes`) or train one "
                      "(`python -m probe_core train-probes --model ...`); images and steps only.")
     try:
         demo.labeler = HFLabeler.load(device=str(pipe.device))

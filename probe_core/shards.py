@@ -19,6 +19,7 @@ result exactly. Under `accelerate launch` the process index and count come from 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ import torch
 
 from .probes import ProbeSet, ProbeSettings
 
+MANIFEST = "collect-manifest.json"
+
 
 def process_state():
     """(process index, process count, barrier): from accelerate when launched by it."""
@@ -38,6 +41,16 @@ def process_state():
         state = PartialState()
         return state.process_index, state.num_processes, state.wait_for_everyone
     return 0, 1, lambda: None
+
+
+def process_device(device: str | None = None) -> str | None:
+    """This process's device: the given one, else accelerate's pick for this process when
+    launched by it (each process its own GPU), else None (models.pick_device decides)."""
+    if device is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        return str(PartialState().device)
+    return device
 
 
 def chunk_starts(n_images: int, chunk_size: int) -> list[int]:
@@ -68,6 +81,11 @@ def collect_chunks(pipe, settings: ProbeSettings, labeler, prompts: list[str], s
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    check_manifest(workdir, {
+        "settings": settings.__dict__, "chunk_size": chunk_size, "n_images": len(seeds),
+        "control": control_unet is not None,
+        "seeds_prompts_sha256": hashlib.sha256(json.dumps([list(map(int, seeds)), list(prompts)])
+                                               .encode()).hexdigest()})
     written = []
     for c, start in enumerate(chunk_starts(len(seeds), chunk_size)):
         path = workdir / f"chunk-{start:07d}.safetensors"
@@ -79,7 +97,37 @@ def collect_chunks(pipe, settings: ProbeSettings, labeler, prompts: list[str], s
                        control_unet, keep_x0=False, progress=progress, site=settings.site)
         save_chunk(path, data)
         written.append(path)
+        del data  # free this chunk before the next one is collected
     return written
+
+
+def check_manifest(workdir: Path, manifest: dict) -> None:
+    """Chunks on disk may be reused only by the run that made them: same settings, model,
+    chunk size, seeds and prompts. The first run writes the manifest; a different run is refused."""
+    path = workdir / MANIFEST
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(manifest)):
+            diffs = sorted(k for k in manifest if old.get(k) != json.loads(json.dumps(manifest[k])))
+            raise ValueError(f"{workdir} holds chunks of another run (differs in: "
+                             f"{', '.join(diffs)}); pass another --workdir or delete it")
+        return
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, path)  # every process writes the same text: the race is harmless
+
+
+def remove_workdir(workdir: Path) -> None:
+    """Delete only what this module wrote there; the folder itself only if then empty."""
+    for f in list(workdir.glob("chunk-*.safetensors")) + list(workdir.glob("*.tmp")):
+        f.unlink(missing_ok=True)
+    for d in workdir.glob("fit-*-[0-9][0-9][0-9]"):
+        shutil.rmtree(d, ignore_errors=True)
+    (workdir / MANIFEST).unlink(missing_ok=True)
+    try:
+        workdir.rmdir()
+    except OSError:
+        pass
 
 
 def _chunk_files(workdir: Path, n_images: int, chunk_size: int) -> list[Path]:
@@ -148,7 +196,7 @@ def train_sharded(pipe, settings: ProbeSettings, labeler, prompts: list[str], se
             merged["control"].save(out / "control")
         merged["probes"].save(out)
         if not keep_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_workdir(workdir)
     barrier()
     probes = ProbeSet.load(out)
     control_set = ProbeSet.load(out / "control") if control_unet is not None else None

@@ -92,6 +92,8 @@ def test_a_session_switches_to_an_sd_shaped_folder(client, tmp_path):
     folder = save_tiny_sd_pipeline(tmp_path / "tiny-sd")
     out = client.predict(folder, api_name="/load_model")
     assert any(f"Model: **{folder}**" in str(o) for o in out)
+    values = [o["value"] if isinstance(o, dict) else o for o in out[-4:]]
+    assert values == ["activation", 0.05, 1, 3]  # the paper's edit with its own defaults
     sd_only_layer = "up_blocks.3.attentions.2.transformer_blocks.0.attn1"  # not in the tiny model
     out = client.predict("a red box", 1, 2, 7.5, sd_only_layer, 0.6, api_name="/generate")
     assert "step 2 of 2" in out[6] and "up3.2" in out[6]

@@ -131,3 +131,25 @@ def test_score_depth_and_outside_change():
     assert s["depth_change"] < 0
     assert s["outside_change"] > 0
     assert outside_change(before, before, mask) == 0.0
+
+
+def test_guided_step_stays_finite_in_float16():
+    """Tiny float16 gradients must not square to zero and divide to inf."""
+    import numpy as np
+    import torch
+
+    from probe_core.intervene import Edit, GuidedEdit
+
+    class Stub(GuidedEdit):
+        def __init__(self):
+            self.edit = Edit("depth", np.zeros((8, 8)), "guided", 0.2, range(0, 1),
+                             iterations=1)
+            self.layers, self.losses = ["x"], {}
+
+        def loss(self, latents, step, t, cond, scheduler):
+            return (latents.float() * 1e-6).sum()  # gradient 1e-6: below float16's range
+
+    latents = torch.ones(1, 4, 2, 2, dtype=torch.float16)
+    out = Stub()(latents, 0, 0, torch.zeros(2, 1, 1), None)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    assert torch.allclose(out.float(), torch.full_like(out.float(), 0.8), atol=1e-2)

@@ -134,3 +134,41 @@ def test_an_interrupted_collection_resumes_from_its_chunks(sd_assets, tmp_path):
     first[1].unlink()  # as if the run stopped before the second chunk
     again = collect_chunks(*args, chunk_size=2, progress=False)
     assert [p.name for p in again] == ["chunk-0000002.safetensors"]
+
+
+def test_chunks_of_another_run_are_refused_and_only_our_files_removed(sd_assets, tmp_path):
+    from probe_core.models import load_model
+    from probe_core.shards import collect_chunks, remove_workdir
+    from probe_core.train import prompts_for, settings_for
+
+    pipe_dir, spec, _ = sd_assets
+    pipe, _ = load_model(pipe_dir)
+    settings = settings_for(pipe, "pipe", 2, 7.5, layers=SD_V1_LAYERS[:1])
+    seeds = [0, 1]
+    labeler = load_labeler(spec)
+    collect_chunks(pipe, settings, labeler, prompts_for(seeds), seeds, tmp_path, chunk_size=2,
+                   progress=False)
+    with pytest.raises(ValueError, match="chunk_size"):
+        collect_chunks(pipe, settings, labeler, prompts_for(seeds), seeds, tmp_path,
+                       chunk_size=1, progress=False)
+    with pytest.raises(ValueError, match="seeds_prompts"):
+        collect_chunks(pipe, settings, labeler, prompts_for([5, 6]), [5, 6], tmp_path,
+                       chunk_size=2, progress=False)
+    (tmp_path / "users-file.txt").write_text("keep me")
+    remove_workdir(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["users-file.txt"]
+
+
+def test_the_default_probe_folder_is_named_after_the_model():
+    from probe_core.cli import _default_probe_dir
+
+    assert _default_probe_dir("weights/tiny-scenes") == "weights/probes/tiny-scenes"
+    assert _default_probe_dir("CompVis/stable-diffusion-v1-4") == (
+        "weights/probes/CompVis--stable-diffusion-v1-4")
+
+
+def test_one_process_keeps_the_given_device(monkeypatch):
+    from probe_core.shards import process_device
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert process_device(None) is None and process_device("cpu") == "cpu"
