@@ -35,7 +35,7 @@ from probe_core.denoise import denoise  # noqa: E402
 from probe_core.hooks import self_attention_layers  # noqa: E402
 from probe_core.intervene import METHOD_DEFAULTS, Edit, intervene  # noqa: E402
 from probe_core.models import PAPER, load_model, pick_device  # noqa: E402
-from probe_core.probes import ProbeSet  # noqa: E402
+from probe_core.probes import random_probe_set  # noqa: E402
 from probe_core.train import settings_for  # noqa: E402
 
 PROMPT = "a photo of a red sphere on a wooden table"
@@ -78,18 +78,6 @@ def sd_shaped_pipeline(small: bool, device, dtype):
     return pipe.to(device, dtype)
 
 
-def random_probes(pipe, steps: int, guidance: float) -> ProbeSet:
-    layers = self_attention_layers(pipe.unet)
-    ps = ProbeSet(settings_for(pipe, "bench", steps, guidance))
-    g = torch.Generator().manual_seed(0)
-    for layer in layers:
-        c = pipe.unet.get_submodule(layer).to_out[0].out_features
-        for step in range(steps):
-            ps.add("depth", step, layer, torch.randn(1, c, generator=g) / c ** 0.5)
-            ps.add("saliency", step, layer, torch.randn(2, c, generator=g) / c ** 0.5)
-    return ps
-
-
 def sync(device):
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
@@ -109,7 +97,7 @@ def main() -> int:
     pipe = load_model(args.model, device=device, torch_dtype=dtype)[0] if args.model else \
         sd_shaped_pipeline(args.small, device, dtype)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    probes = random_probes(pipe, args.steps, args.guidance)
+    probes = random_probe_set(pipe.unet, settings_for(pipe, "bench", args.steps, args.guidance))
     layers = self_attention_layers(pipe.unet)
     mask = np.zeros((size, size), bool)
     mask[size // 4: size // 2, size // 2: 3 * size // 4] = True

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from probe_core.denoise import denoise  # noqa: E402
 from probe_core.hooks import self_attention_layers  # noqa: E402
-from probe_core.probes import ProbeSet, ProbeSettings  # noqa: E402
+from probe_core.probes import ProbeSet, ProbeSettings, random_probe_set  # noqa: E402
 from probe_core.tiny_ldm import load_pipeline  # noqa: E402
 
 PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
@@ -33,13 +33,8 @@ PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
 
 def random_probes(pipe, steps: int) -> ProbeSet:
     layers = self_attention_layers(pipe.unet)
-    ps = ProbeSet(ProbeSettings("bench", type(pipe.scheduler).__name__, steps, 64, 4.0, layers))
-    dims = {name: pipe.unet.get_submodule(name).to_out[0].out_features for name in layers}
-    for step in range(steps):
-        for layer in layers:
-            ps.add("depth", step, layer, torch.randn(1, dims[layer]))
-            ps.add("saliency", step, layer, torch.randn(2, dims[layer]))
-    return ps
+    return random_probe_set(pipe.unet, ProbeSettings(
+        "bench", type(pipe.scheduler).__name__, steps, 64, 4.0, layers))
 
 
 def run(pipe, steps, mode, probes, size):

@@ -79,9 +79,9 @@ def _load_with_preset(model: str, device: str | None = None):
 def _default_probe_dir(model: str) -> str:
     """weights/probes/<model name>: tiny-scenes for the embedded model, e.g.
     CompVis--stable-diffusion-v1-4 for a hub id (never the shipped set for another model)."""
-    from .models import EMBEDDED, is_embedded
+    from .models import EMBEDDED, is_embedded, model_name
 
-    name = EMBEDDED if is_embedded(model) else _model_name(model).replace("/", "--")
+    name = EMBEDDED if is_embedded(model) else model_name(model).replace("/", "--")
     return f"weights/probes/{name}"
 
 
@@ -94,12 +94,6 @@ def _labeler(args, pipe):
         return load_labeler(args.labeler, args.model, device=str(pipe.device))
     except (ModelUnavailableError, ValueError, FileNotFoundError) as err:
         raise SystemExit(str(err)) from None
-
-
-def _model_name(model: str) -> str:
-    from pathlib import Path
-
-    return Path(model).name if Path(model).exists() else model
 
 
 def _prompts(args, seeds):
@@ -126,32 +120,31 @@ def _train_labeler(args) -> int:
 def _train_probes(args) -> int:
     from .train import settings_for, train_probe_sets
 
+    from .models import model_name
     from .shards import process_device
 
     # under accelerate launch each process loads onto its own GPU
     pipe, preset = _load_with_preset(args.model, process_device(args.device))
-    settings = settings_for(pipe, _model_name(args.model), args.steps or preset.num_inference_steps,
+    out = args.out or _default_probe_dir(args.model)
+    settings = settings_for(pipe, model_name(args.model), args.steps or preset.num_inference_steps,
                             args.guidance if args.guidance is not None else preset.guidance_scale,
                             layers=args.layers.split(",") if args.layers else None, site=args.site)
     probes, _ = train_probe_sets(pipe, settings, _labeler(args, pipe), _prompts(args, args.seeds),
-                                 list(args.seeds), args.out or _default_probe_dir(args.model),
-                                 args.lam, workdir=args.workdir,
+                                 list(args.seeds), out, args.lam, workdir=args.workdir,
                                  chunk_size=args.chunk_size)
-    print(f"saved {len(probes.keys())} probes (and as many control probes) to "
-          f"{args.out or _default_probe_dir(args.model)}")
+    print(f"saved {len(probes.keys())} probes (and as many control probes) to {out}")
     return 0
 
 
 def _evaluate(args) -> int:
     from pathlib import Path
 
+    from .models import model_name
     from .probes import ProbeSet
-    from .train import evaluate_probe_sets, settings_for
+    from .train import evaluate_probe_sets, expected_settings
 
     pipe = _load(args.model, args.device)
-    meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
-    expect = settings_for(pipe, _model_name(args.model), meta["num_inference_steps"],
-                          meta["guidance_scale"], site=meta.get("site", "attn1"))
+    expect = expected_settings(pipe, model_name(args.model), args.probes)
     probes = ProbeSet.load(args.probes, expect=expect)
     control_dir = Path(args.probes) / "control"
     control = ProbeSet.load(control_dir, expect=expect) if control_dir.exists() else None
@@ -170,18 +163,18 @@ def _intervene_eval(args) -> int:
     from .edit_eval import evaluate_edits, table, write_edit_report
     from .hooks import self_attention_layers
     from .intervene import METHOD_DEFAULTS, default_layers
+    from .models import model_name
     from .probes import ProbeSet
-    from .train import settings_for
+    from .train import expected_settings
 
     pipe, preset = _load_with_preset(args.model, args.device)
     probes = None
     steps = args.steps or preset.num_inference_steps
     guidance = args.guidance if args.guidance is not None else preset.guidance_scale
     if args.method != "latent_shift":
-        meta = json.loads((Path(args.probes) / "probes.json").read_text())["settings"]
-        steps, guidance = meta["num_inference_steps"], meta["guidance_scale"]
-        probes = ProbeSet.load(args.probes, expect=settings_for(
-            pipe, _model_name(args.model), steps, guidance, site=meta.get("site", "attn1")))
+        expect = expected_settings(pipe, model_name(args.model), args.probes)
+        steps, guidance = expect.num_inference_steps, expect.guidance_scale
+        probes = ProbeSet.load(args.probes, expect=expect)
     d = METHOD_DEFAULTS[args.method]
     edit_steps = args.edit_steps or d["steps"]
     summary, examples = evaluate_edits(

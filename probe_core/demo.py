@@ -30,7 +30,7 @@ from .hooks import self_attention_layers
 from .intervene import (DEFAULT_METHOD, METHOD_DEFAULTS, METHODS, Edit, EditRun, default_layers,
                         intervene_stream)
 from .metrics import dice, pearson
-from .probes import ProbeSet, ProbeSettings
+from .probes import ProbeSet
 from .scenes import render_scene, sample_scene
 from .targets import centroid, move_mask, push_depth, scale_mask
 from .tiny_ldm import DEFAULT_GUIDANCE, check_prompt, generate, is_word_level, load_pipeline
@@ -122,14 +122,11 @@ class ProbeDemo:
         evaluation where they exist; what is missing is explained in `notice`."""
         from .labelers import SceneLabeler
         from .probes import ProbeMismatchError
-        from .train import settings_for
+        from .train import expected_settings
 
         notes, probe_set, lab, ev = [], None, None, None
         try:
-            meta = json.loads((Path(probes) / "probes.json").read_text())["settings"]
-            expect = settings_for(pipe, model_name, meta["num_inference_steps"],
-                                  meta["guidance_scale"], site=meta.get("site", "attn1"))
-            probe_set = ProbeSet.load(probes, expect=expect)
+            probe_set = ProbeSet.load(probes, expect=expected_settings(pipe, model_name, probes))
         except (FileNotFoundError, ProbeMismatchError, KeyError, ValueError) as err:
             notes.append(f"No probe maps: {err}")
         try:

@@ -24,6 +24,7 @@ from .edit_scores import score_depth, score_move
 from .intervene import Edit, intervene, run_generation
 from .probes import ProbeSet
 from .targets import Target, centroid, move_mask, push_depth
+from .viz import MASK_COLOUR, upscale
 
 
 def random_depth_target(depth: np.ndarray, mask: np.ndarray, delta: float, rng,
@@ -188,13 +189,12 @@ def example_grid(examples: list, path: Path, n: int = 8, scale: int = 3) -> None
     tiles = []
     for _, before, target, after in examples[:n]:
         overlay = before.copy()
-        overlay[target] = (0.4 * overlay[target] + 0.6 * np.array([255, 40, 200])).astype(np.uint8)
+        overlay[target] = (0.4 * overlay[target] + 0.6 * MASK_COLOUR).astype(np.uint8)
         tiles.append(np.concatenate([before, overlay, after], 1))
     if not tiles:
         return
     grid = np.concatenate(tiles, 0)
-    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale),
-                                 Image.NEAREST).save(path)
+    Image.fromarray(upscale(grid, scale)).save(path)
     path.with_suffix(".txt").write_text(
         "Each row: original | target mask (magenta) over the original | edited image.\n"
         + "\n".join(f"{k + 1}. {p}" for k, (p, *_rest) in enumerate(examples[:n])) + "\n")

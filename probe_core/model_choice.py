@@ -19,7 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from .demo import ROOT, ProbeDemo
-from .models import EMBEDDED, is_embedded, load_model
+from .models import EMBEDDED, is_embedded, load_model, model_name
 
 PROBES_ROOT = ROOT / "weights" / "probes"
 CHOICES = [EMBEDDED, "CompVis/stable-diffusion-v1-4",
@@ -59,8 +59,8 @@ def demo_for_model(name: str, device: str | None = None,
     notes = []
     demo = None
     for folder in folders:
-        demo = ProbeDemo.with_assets(pipe, name, Path(name).name if Path(name).is_dir() else name,
-                                     folder, labeler=None, evaluation=None)
+        demo = ProbeDemo.with_assets(pipe, name, model_name(name), folder, labeler=None,
+                                     evaluation=None)
         if demo.probes is not None:
             break
         notes = [demo.notice]  # a set for this model that was refused, and why

@@ -66,6 +66,11 @@ def is_embedded(model: str) -> bool:
         return False
 
 
+def model_name(model: str) -> str:
+    """The name a probe set records for a model: a folder's last part, else the id itself."""
+    return Path(model).name if Path(model).is_dir() else str(model)
+
+
 def preset_for(model: str, pipe=None) -> ModelPreset:
     """The named preset, else (a folder) the paper's settings at the folder's image size."""
     if model in PRESETS:

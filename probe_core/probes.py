@@ -142,8 +142,7 @@ class ProbeSet:
             raise ValueError(f"{task} probe weight must be ({TASKS[task]}, C), got "
                              f"{tuple(weight.shape)}")
         self.weights[(task, int(step), layer)] = weight.detach().float().cpu()
-        if hasattr(self, "_stacked"):
-            self._stacked.pop(("depth", int(step), layer), None)
+        self._stacked.pop(("depth", int(step), layer), None)
 
     def get(self, task: str, step: int, layer: str) -> torch.Tensor:
         try:
@@ -174,17 +173,17 @@ class ProbeSet:
             key = ("depth", int(step), layer)
             if key not in self.weights:
                 continue
+            h, w = token_grid(acts.shape[0], latent_hw)
+            if out_size % h or out_size % w:  # no whole-pixel patches: the general readout
+                out[layer] = (self.depth_map(step, layer, acts, latent_hw, out_size),
+                              self.saliency_map(step, layer, acts, latent_hw, out_size))
+                continue
             stacked = self._stacked.get(key)
             if stacked is None:  # (3, C): depth, background logit, foreground logit
                 stacked = torch.cat([self.weights[key],
                                      self.get("saliency", step, layer)]).float()
                 self._stacked[key] = stacked
-            h, w = token_grid(acts.shape[0], latent_hw)
             y = (acts.float() @ stacked.to(acts.device).T).reshape(h, w, 3).cpu().numpy()
-            if out_size % h or out_size % w:
-                out[layer] = (self.depth_map(step, layer, acts, latent_hw, out_size),
-                              self.saliency_map(step, layer, acts, latent_hw, out_size))
-                continue
             y = y.repeat(out_size // h, 0).repeat(out_size // w, 1)  # nearest upsampling
             out[layer] = (y[..., 0], 1.0 / (1.0 + np.exp(y[..., 1] - y[..., 2])))
         return out
@@ -233,3 +232,17 @@ class ProbeSet:
                                          "model does not have")
             ps.add(task, int(step), layer, w)
         return ps
+
+
+def random_probe_set(unet: torch.nn.Module, settings: ProbeSettings, seed: int = 0) -> ProbeSet:
+    """Probes of the right shapes for `unet` at every step and layer of `settings`, filled with
+    standard normal numbers: for benchmarks and tests, whose cost and plumbing do not depend on
+    the values."""
+    probes = ProbeSet(settings)
+    g = torch.Generator().manual_seed(seed)
+    dims = {layer: unet.get_submodule(layer).to_out[0].out_features for layer in settings.layers}
+    for step in range(settings.num_inference_steps):
+        for layer in settings.layers:
+            probes.add("depth", step, layer, torch.randn(1, dims[layer], generator=g))
+            probes.add("saliency", step, layer, torch.randn(2, dims[layer], generator=g))
+    return probes

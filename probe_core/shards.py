@@ -33,28 +33,37 @@ from .probes import ProbeSet, ProbeSettings
 MANIFEST = "collect-manifest.json"
 
 
-def process_state():
-    """(process index, process count, barrier): from accelerate when launched by it."""
+def _accelerate_state():
+    """accelerate's PartialState when launched by `accelerate launch` (several processes)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
-        state = PartialState()
-        return state.process_index, state.num_processes, state.wait_for_everyone
-    return 0, 1, lambda: None
+        return PartialState()
+    return None
+
+
+def process_state():
+    """(process index, process count, barrier): from accelerate when launched by it."""
+    state = _accelerate_state()
+    if state is None:
+        return 0, 1, lambda: None
+    return state.process_index, state.num_processes, state.wait_for_everyone
 
 
 def process_device(device: str | None = None) -> str | None:
     """This process's device: the given one, else accelerate's pick for this process when
     launched by it (each process its own GPU), else None (models.pick_device decides)."""
-    if device is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
-        return str(PartialState().device)
-    return device
+    state = _accelerate_state() if device is None else None
+    return str(state.device) if state is not None else device
 
 
 def chunk_starts(n_images: int, chunk_size: int) -> list[int]:
     return list(range(0, n_images, chunk_size))
+
+
+def chunk_path(workdir: Path, start: int) -> Path:
+    """The chunk whose first image is number `start`."""
+    return workdir / f"chunk-{start:07d}.safetensors"
 
 
 def save_chunk(path: Path, data) -> None:
@@ -88,7 +97,7 @@ def collect_chunks(pipe, settings: ProbeSettings, labeler, prompts: list[str], s
                                                .encode()).hexdigest()})
     written = []
     for c, start in enumerate(chunk_starts(len(seeds), chunk_size)):
-        path = workdir / f"chunk-{start:07d}.safetensors"
+        path = chunk_path(workdir, start)
         if c % count != index or path.exists():
             continue
         end = start + chunk_size
@@ -105,10 +114,11 @@ def check_manifest(workdir: Path, manifest: dict) -> None:
     """Chunks on disk may be reused only by the run that made them: same settings, model,
     chunk size, seeds and prompts. The first run writes the manifest; a different run is refused."""
     path = workdir / MANIFEST
+    new = json.loads(json.dumps(manifest))  # as it reads back from disk (tuples become lists)
     if path.exists():
         old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(manifest)):
-            diffs = sorted(k for k in manifest if old.get(k) != json.loads(json.dumps(manifest[k])))
+        if old != new:
+            diffs = sorted(k for k in new if old.get(k) != new[k])
             raise ValueError(f"{workdir} holds chunks of another run (differs in: "
                              f"{', '.join(diffs)}); pass another --workdir or delete it")
         return
@@ -119,7 +129,8 @@ def check_manifest(workdir: Path, manifest: dict) -> None:
 
 def remove_workdir(workdir: Path) -> None:
     """Delete only what this module wrote there; the folder itself only if then empty."""
-    for f in list(workdir.glob("chunk-*.safetensors")) + list(workdir.glob("*.tmp")):
+    ours = ("chunk-*.safetensors", "chunk-*.tmp", f"{Path(MANIFEST).stem}.*.tmp")
+    for f in [f for pattern in ours for f in workdir.glob(pattern)]:
         f.unlink(missing_ok=True)
     for d in workdir.glob("fit-*-[0-9][0-9][0-9]"):
         shutil.rmtree(d, ignore_errors=True)
@@ -131,7 +142,7 @@ def remove_workdir(workdir: Path) -> None:
 
 
 def _chunk_files(workdir: Path, n_images: int, chunk_size: int) -> list[Path]:
-    files = [workdir / f"chunk-{s:07d}.safetensors" for s in chunk_starts(n_images, chunk_size)]
+    files = [chunk_path(workdir, s) for s in chunk_starts(n_images, chunk_size)]
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise FileNotFoundError(f"{workdir} lacks chunks {missing[:5]}: stage 1 did not finish")

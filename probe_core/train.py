@@ -204,8 +204,11 @@ def labeler_on_x0_per_image(labeler, data: ProbeData) -> dict:
 def evaluate_labeler_on_x0(labeler, data: ProbeData) -> dict:
     """Per step: the labeler applied to that step's decoded x0 image, scored against the
     labels of the final image: what a viewer (or a labeler) could see at that step."""
-    per = labeler_on_x0_per_image(labeler, data)
-    return {"steps": data.steps, **{k: v.mean(-1).tolist() for k, v in per.items()}}
+    return _mean_x0(labeler_on_x0_per_image(labeler, data), data.steps)
+
+
+def _mean_x0(per_image: dict, steps) -> dict:
+    return {"steps": list(steps), **{k: v.mean(-1).tolist() for k, v in per_image.items()}}
 
 
 # ----------------------------------------------------------------------------- workflows
@@ -218,6 +221,17 @@ def settings_for(pipe, model_name: str, num_inference_steps: int, guidance_scale
         image_size=pipe.unet.config.sample_size * pipe.vae_scale_factor,
         guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers),
         model_fingerprint=unet_fingerprint(pipe.unet), site=site)
+
+
+def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:
+    """What the saved probe set at `folder` must match to be used with `pipe`: this pipe and
+    model, at the set's own schedule (steps, guidance) and site."""
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(folder) / "probes.json").read_text())["settings"]
+    return settings_for(pipe, model_name, meta["num_inference_steps"], meta["guidance_scale"],
+                        site=meta.get("site", "attn1"))
 
 
 def prompts_for(seeds: list[int], prompts: list[str] | None = None) -> list[str]:
@@ -267,7 +281,7 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
 
     scores = _mean_scores(joined(per["probes"]), data.steps, data.layers)
     ctrl = _mean_scores(joined(per["control"]), data.steps, data.layers) if per["control"] else None
-    x0 = {"steps": data.steps, **{k: v.mean(-1).tolist() for k, v in joined(per["x0"]).items()}}
+    x0 = _mean_x0(joined(per["x0"]), data.steps)
     meta = {"settings": s.__dict__, "n_test": len(seeds), "seeds": [min(seeds), max(seeds)],
             "probe_training": probes.extra}
     return write_report(out_dir, scores, ctrl, x0, meta)

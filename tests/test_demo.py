@@ -2,11 +2,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from probe_core.demo import DISPLAY_SIZE, ProbeDemo
 from probe_core.hooks import self_attention_layers
-from probe_core.probes import ProbeSet, ProbeSettings
+from probe_core.probes import ProbeSettings, random_probe_set
 
 PROMPT = "a small blue box on a beige plain floor"
 
@@ -24,21 +23,8 @@ class BoxLabeler:
 
 def random_probes(pipe, steps=3):
     layers = self_attention_layers(pipe.unet)
-    probes = ProbeSet(ProbeSettings("tiny", "DDIMScheduler", steps, 32, 4.0, layers))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        from probe_core.hooks import capture
-        x = torch.zeros(1, 4, 8, 8)
-        emb = torch.zeros(1, pipe.tokenizer.model_max_length,
-                          pipe.text_encoder.config.hidden_size)
-        with capture(pipe.unet, layers, conditional_only=False) as acts:
-            pipe.unet(x, 10, encoder_hidden_states=emb)
-    for s in range(steps):
-        for layer in layers:
-            c = acts[layer].shape[-1]
-            probes.add("depth", s, layer, torch.randn(1, c, generator=g))
-            probes.add("saliency", s, layer, torch.randn(2, c, generator=g))
-    return probes
+    return random_probe_set(pipe.unet, ProbeSettings("tiny", "DDIMScheduler", steps, 32, 4.0,
+                                                     layers))
 
 
 @pytest.fixture

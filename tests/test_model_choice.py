@@ -1,12 +1,11 @@
 """Choosing a model per session: the embedded one, an SD-shaped folder, or one that cannot load."""
 
 import pytest
-import torch
 
 from probe_core.demo import ProbeDemo
 from probe_core.model_choice import ModelChoice, demo_for_model, model_key, probe_folders_for
 from probe_core.models import ModelUnavailableError, load_model
-from probe_core.probes import ProbeSet
+from probe_core.probes import random_probe_set
 from probe_core.tiny_ldm import check_prompt
 from probe_core.train import settings_for
 
@@ -19,14 +18,7 @@ def sd_folder(tmp_path_factory):
 
 
 def _random_probes(pipe, name, steps=15, guidance=7.5):
-    ps = ProbeSet(settings_for(pipe, name, steps, guidance))
-    g = torch.Generator().manual_seed(0)
-    for layer in ps.settings.layers:
-        c = pipe.unet.get_submodule(layer).to_out[0].out_features
-        for s in range(steps):
-            ps.add("depth", s, layer, torch.randn(1, c, generator=g))
-            ps.add("saliency", s, layer, torch.randn(2, c, generator=g))
-    return ps
+    return random_probe_set(pipe.unet, settings_for(pipe, name, steps, guidance))
 
 
 def test_model_keys():
