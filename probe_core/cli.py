@@ -128,7 +128,8 @@ def _train_probes(args) -> int:
     out = args.out or _default_probe_dir(args.model)
     settings = settings_for(pipe, model_name(args.model), args.steps or preset.num_inference_steps,
                             args.guidance if args.guidance is not None else preset.guidance_scale,
-                            layers=args.layers.split(",") if args.layers else None, site=args.site)
+                            layers=args.layers.split(",") if args.layers else None, site=args.site,
+                            readout=args.readout)
     probes, _ = train_probe_sets(pipe, settings, _labeler(args, pipe), _prompts(args, args.seeds),
                                  list(args.seeds), out, args.lam, workdir=args.workdir,
                                  chunk_size=args.chunk_size)
@@ -261,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--site", choices=["attn1", "block"], default="attn1",
                            help="probe the attn1 output (the paper's) or the transformer "
                                 "block's output (the residual stream)")
+            c.add_argument("--readout", choices=["bilinear", "nearest"], default="bilinear",
+                           help="how the token grid of probe outputs becomes pixels: bilinear "
+                                "between token centres (default), or nearest (the paper's)")
         else:
             c.add_argument("--probes", default="weights/probes/tiny-scenes")
             c.add_argument("--out", default="docs/probe-eval")

@@ -89,7 +89,7 @@ def import_paper_probes(source: str | Path, final: bool = False,
                 f"({'final' if final else 'best-on-held-out'} versions), e.g. {missing[0]}")
         settings = ProbeSettings(model=model, scheduler="LMSDiscreteScheduler",
                                  num_inference_steps=STEPS, image_size=512, guidance_scale=7.5,
-                                 layers=layers)
+                                 layers=layers, readout="nearest")  # as they were trained
         probes = ProbeSet(settings, extra={"source": "Chen, Viegas, Wattenberg (2023) probes",
                                            "final": final})
         channels = {layer_name(k, b, l): c for (k, b), (n, c) in SD_V1_BLOCKS.items()

@@ -6,9 +6,14 @@
 
 A probe is a weight matrix (out, C): depth has out=1 (regression on per-image z-normalised
 depth), saliency out=2 (background/foreground logits). It is applied to every token of a layer's
-(HW, C) activation, reshaped to the layer's grid and nearest-upsampled, as in the paper.
-Fitting at token resolution against the mean label of each token's patch is exactly the paper's
-full-resolution loss for squared error and for cross-entropy, and much cheaper.
+(HW, C) activation and reshaped to the layer's grid; the grid of outputs is then upsampled to
+pixels, by the set's `readout`:
+- "nearest", the paper's: each token paints its square patch. Fitting at token resolution
+  against the mean label of each token's patch is exactly the paper's full-resolution loss for
+  squared error and for cross-entropy, and much cheaper.
+- "bilinear": the outputs (logits, not probabilities) are interpolated between token centres.
+  The probe is the same bias-free per-token linear map; since interpolation is linear too, it is
+  fitted on bilinearly upsampled activations (at twice the grid) against area-averaged labels.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch.nn.functional as F
 from .hooks import token_grid
 
 TASKS = {"depth": 1, "saliency": 2}  # task -> probe outputs
+READOUTS = ("nearest", "bilinear")  # how a grid of probe outputs becomes a pixel map
 FORMAT_VERSION = 1
 
 
@@ -42,6 +48,7 @@ class ProbeSettings:
     layers: list[str] = field(default_factory=list)
     model_fingerprint: str = ""  # of the UNet weights (unet_fingerprint); "" = not recorded
     site: str = "attn1"  # what the probes read: "attn1" output (the paper's) or the "block" output
+    readout: str = "nearest"  # token grid -> pixels: "nearest" (the paper's) or "bilinear"
 
     def differences(self, other: "ProbeSettings") -> list[str]:
         out = []
@@ -74,11 +81,31 @@ def apply_probe(weight: torch.Tensor, activations: torch.Tensor) -> torch.Tensor
     return activations.float() @ weight.to(activations.device, torch.float32).T
 
 
-def to_map(values: torch.Tensor, latent_hw: tuple[int, int], out_size: int) -> np.ndarray:
-    """(HW,) per-token values -> (out_size, out_size) map, nearest-upsampled."""
-    h, w = token_grid(values.shape[0], latent_hw)
-    grid = values.reshape(1, 1, h, w).float().cpu()
-    return F.interpolate(grid, size=(out_size, out_size), mode="nearest")[0, 0].numpy()
+def upsample_tokens(values: torch.Tensor, latent_hw: tuple[int, int], size: tuple[int, int],
+                    readout: str = "nearest") -> torch.Tensor:
+    """(N, HW, k) per-token values -> (N, size[0] * size[1], k), float32, upsampled by `readout`
+    (bilinear between token centres, edges clamped: align_corners=False)."""
+    if readout not in READOUTS:
+        raise ValueError(f"unknown readout {readout!r}; readouts are {READOUTS}")
+    n, hw, k = values.shape
+    h, w = token_grid(hw, latent_hw)
+    grid = values.float().reshape(n, h, w, k).permute(0, 3, 1, 2)  # (N, k, h, w)
+    if tuple(size) != (h, w):
+        extra = {} if readout == "nearest" else {"align_corners": False}
+        grid = F.interpolate(grid, size=tuple(size), mode=readout, **extra)
+    return grid.permute(0, 2, 3, 1).reshape(n, size[0] * size[1], k)
+
+
+def to_map(values: torch.Tensor, latent_hw: tuple[int, int], out_size: int,
+           readout: str = "nearest") -> np.ndarray:
+    """(HW,) per-token values -> (out_size, out_size) map, upsampled by `readout`."""
+    up = upsample_tokens(values.reshape(1, -1, 1).cpu(), latent_hw, (out_size, out_size), readout)
+    return up.reshape(out_size, out_size).numpy()
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Elementwise logistic function, without overflow warnings for large |x|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
 
 
 def patch_means(label: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
@@ -156,12 +183,14 @@ class ProbeSet:
     def depth_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
         """(HW, C) activations -> (out_size, out_size) z-normalised depth prediction."""
         return to_map(apply_probe(self.get("depth", step, layer), activations)[:, 0],
-                      latent_hw, out_size)
+                      latent_hw, out_size, self.settings.readout)
 
     def saliency_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
-        """(HW, C) activations -> (out_size, out_size) foreground probability."""
+        """(HW, C) activations -> (out_size, out_size) foreground probability (the logit
+        difference is upsampled, then squashed: softmax of two logits = sigmoid of it)."""
         logits = apply_probe(self.get("saliency", step, layer), activations)
-        return to_map(logits.softmax(-1)[:, 1], latent_hw, out_size)
+        f = to_map(logits[:, 1] - logits[:, 0], latent_hw, out_size, self.settings.readout)
+        return sigmoid(f)
 
     def read(self, step: int, activations: dict[str, torch.Tensor], latent_hw: tuple[int, int],
              out_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -174,7 +203,8 @@ class ProbeSet:
             if key not in self.weights:
                 continue
             h, w = token_grid(acts.shape[0], latent_hw)
-            if out_size % h or out_size % w:  # no whole-pixel patches: the general readout
+            nearest = self.settings.readout == "nearest"
+            if nearest and (out_size % h or out_size % w):  # no whole-pixel patches: general path
                 out[layer] = (self.depth_map(step, layer, acts, latent_hw, out_size),
                               self.saliency_map(step, layer, acts, latent_hw, out_size))
                 continue
@@ -183,9 +213,14 @@ class ProbeSet:
                 stacked = torch.cat([self.weights[key],
                                      self.get("saliency", step, layer)]).float()
                 self._stacked[key] = stacked
-            y = (acts.float() @ stacked.to(acts.device).T).reshape(h, w, 3).cpu().numpy()
-            y = y.repeat(out_size // h, 0).repeat(out_size // w, 1)  # nearest upsampling
-            out[layer] = (y[..., 0], 1.0 / (1.0 + np.exp(y[..., 1] - y[..., 2])))
+            y = acts.float() @ stacked.to(acts.device).T  # (HW, 3)
+            if nearest:
+                y = y.reshape(h, w, 3).cpu().numpy()
+                y = y.repeat(out_size // h, 0).repeat(out_size // w, 1)
+            else:
+                y = upsample_tokens(y[None].cpu(), latent_hw, (out_size, out_size),
+                                    self.settings.readout).reshape(out_size, out_size, 3).numpy()
+            out[layer] = (y[..., 0], sigmoid(y[..., 2] - y[..., 1]))
         return out
 
     # ------------------------------------------------------------------ disk format
@@ -219,6 +254,9 @@ class ProbeSet:
         if meta.get("format") != FORMAT_VERSION:
             raise ProbeMismatchError(f"{meta_path} has format {meta.get('format')!r}; "
                                      f"this version reads {FORMAT_VERSION}")
+        if settings.readout not in READOUTS:
+            raise ProbeMismatchError(f"{meta_path} asks for readout {settings.readout!r}; this "
+                                     f"version reads {READOUTS}")
         if expect is not None:
             diffs = settings.differences(expect)
             if diffs:

@@ -100,6 +100,9 @@ def write_report(out_dir: str | Path, scores: dict, control: dict | None = None,
     everything = {"meta": meta or {}, "summary": head, "probes": scores, "control": control,
                   "labeler_on_x0": x0}
     (out_dir / "metrics.json").write_text(json.dumps(everything, indent=2) + "\n")
-    (out_dir / "table.md").write_text(markdown_table(scores, control, x0))
+    settings = (meta or {}).get("settings", {})
+    probed = (f"Probes read the `{settings.get('site', 'attn1')}` output, upsampled to pixels by "
+              f"the `{settings.get('readout', 'nearest')}` readout. " if settings else "")
+    (out_dir / "table.md").write_text(probed + markdown_table(scores, control, x0))
     plot_scores(scores, control, x0, out_dir / "probe_scores.png")
     return head

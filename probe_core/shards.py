@@ -155,7 +155,7 @@ def fit_from_chunks(files: list[Path], settings: ProbeSettings, keys: list[tuple
     from safetensors import safe_open
     from tqdm.auto import tqdm
 
-    from .train import fit_key, token_targets
+    from .train import fit_inputs, fit_key
 
     handles = [safe_open(str(f), framework="pt") for f in files]
     meta = handles[0].metadata()
@@ -166,8 +166,8 @@ def fit_from_chunks(files: list[Path], settings: ProbeSettings, keys: list[tuple
     probes = ProbeSet(settings)
     for step, layer in tqdm(keys, desc="fit control" if control else "fit", disable=not progress):
         a = torch.cat([h.get_tensor(f"{prefix}/{step}/{layer}") for h in handles])  # (N, HW, C)
-        depth_t, sal_t = token_targets(depth, saliency, latent_hw, a.shape[1])
-        wd, ws = fit_key(a.float().reshape(-1, a.shape[-1]), depth_t, sal_t, lam)
+        X, depth_t, sal_t = fit_inputs(a, depth, saliency, latent_hw, settings.readout)
+        wd, ws = fit_key(X, depth_t, sal_t, lam)
         probes.add("depth", step, layer, wd)
         probes.add("saliency", step, layer, ws)
         del a

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .denoise import decode_latents, denoise, encode
 from .hooks import capture, resolve_layers, token_grid
 from .metrics import dice, pearson, rmse
 from .probes import (ProbeSet, ProbeSettings, fit_logistic, fit_ridge, patch_means,
-                     unet_fingerprint)
+                     unet_fingerprint, upsample_tokens)
 
 
 @dataclass
@@ -133,6 +134,33 @@ def token_targets(depth: np.ndarray, saliency: np.ndarray, latent_hw: tuple[int,
     return torch.from_numpy(d).float(), torch.from_numpy(s).float()
 
 
+FIT_GRID_MAX = 64  # bilinear fitting grid, pixels a side at most
+
+
+def fit_inputs(acts: torch.Tensor, depth: np.ndarray, saliency: np.ndarray,
+               latent_hw: tuple[int, int], readout: str = "nearest"):
+    """What one (step, layer) probe is fitted on, for a probe set read out by `readout`:
+    acts (N, HW, C), labels (N, H, W) -> X (M, C) float32, depth (M,), foreground fraction (M,).
+
+    nearest: one row per token, against its patch's mean label (M = N * HW).
+    bilinear: one row per pixel of a grid twice the layer's (at most the labels' size and
+    FIT_GRID_MAX a side, which bounds memory for SD's 64x64 layers), holding the bilinearly
+    upsampled activations, against the area-averaged labels; a linear probe of upsampled
+    activations is the upsampled probe output, so this fits the bilinear readout."""
+    if readout == "nearest":
+        depth_t, sal_t = token_targets(depth, saliency, latent_hw, acts.shape[1])
+        return acts.float().reshape(-1, acts.shape[-1]), depth_t, sal_t
+    h, w = token_grid(acts.shape[1], latent_hw)
+    size = (min(2 * h, depth.shape[-2], FIT_GRID_MAX), min(2 * w, depth.shape[-1], FIT_GRID_MAX))
+    X = upsample_tokens(acts, latent_hw, size, readout).reshape(-1, acts.shape[-1])
+
+    def pooled(labels):
+        t = torch.from_numpy(np.asarray(labels, np.float32))[:, None]  # (N, 1, H, W)
+        return F.adaptive_avg_pool2d(t, size).reshape(-1)
+
+    return X, pooled(depth), pooled(saliency)
+
+
 def fit_key(X: torch.Tensor, depth_t: torch.Tensor, sal_t: torch.Tensor, lam: float = 1e-3):
     """The paper's two probes for one (step, layer): X (N*HW, C) -> depth (1, C) by ridge,
     saliency (2, C) by logistic regression."""
@@ -149,8 +177,8 @@ def fit_probes(data: ProbeData, settings: ProbeSettings, lam: float = 1e-3,
         raise ValueError("no control activations collected" if control else "no activations")
     probes = ProbeSet(settings)
     for (step, layer), a in tqdm(sorted(source.items()), desc="fit", disable=not progress):
-        X = a.float().reshape(-1, a.shape[-1])  # (N*HW, C)
-        depth_t, sal_t = token_targets(data.depth, data.saliency, data.latent_hw, a.shape[1])
+        X, depth_t, sal_t = fit_inputs(a, data.depth, data.saliency, data.latent_hw,
+                                       settings.readout)
         wd, ws = fit_key(X, depth_t, sal_t, lam)
         probes.add("depth", step, layer, wd)
         probes.add("saliency", step, layer, ws)
@@ -214,13 +242,14 @@ def _mean_x0(per_image: dict, steps) -> dict:
 # ----------------------------------------------------------------------------- workflows
 
 def settings_for(pipe, model_name: str, num_inference_steps: int, guidance_scale: float,
-                 layers: list[str] | None = None, site: str = "attn1") -> ProbeSettings:
+                 layers: list[str] | None = None, site: str = "attn1",
+                 readout: str = "nearest") -> ProbeSettings:
     return ProbeSettings(
         model=model_name, scheduler=type(pipe.scheduler).__name__,
         num_inference_steps=num_inference_steps,
         image_size=pipe.unet.config.sample_size * pipe.vae_scale_factor,
         guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers),
-        model_fingerprint=unet_fingerprint(pipe.unet), site=site)
+        model_fingerprint=unet_fingerprint(pipe.unet), site=site, readout=readout)
 
 
 def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:
@@ -231,7 +260,7 @@ def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:
 
     meta = json.loads((Path(folder) / "probes.json").read_text())["settings"]
     return settings_for(pipe, model_name, meta["num_inference_steps"], meta["guidance_scale"],
-                        site=meta.get("site", "attn1"))
+                        site=meta.get("site", "attn1"), readout=meta.get("readout", "nearest"))
 
 
 def prompts_for(seeds: list[int], prompts: list[str] | None = None) -> list[str]:

@@ -130,8 +130,9 @@ def test_fingerprint_refuses_probes_of_a_retrained_model(tmp_path, tiny_pipe):
             tiny_pipe.unet)))
 
 
-def test_read_equals_the_single_map_functions():
-    ps = ProbeSet(_settings())
+@pytest.mark.parametrize("readout", ["nearest", "bilinear"])
+def test_read_equals_the_single_map_functions(readout):
+    ps = ProbeSet(_settings(readout=readout))
     ps.add("depth", 0, LAYERS[0], torch.randn(1, 32))
     ps.add("saliency", 0, LAYERS[0], torch.randn(2, 32))
     acts = torch.randn(256, 32)
@@ -151,3 +152,41 @@ def test_a_probe_set_for_another_site_is_refused(tmp_path):
     other.site = "block"
     with pytest.raises(ProbeMismatchError, match="site: probes have 'attn1', run uses 'block'"):
         ProbeSet.load(tmp_path, expect=other)
+
+
+def test_bilinear_readout_interpolates_between_token_centres():
+    values = torch.tensor([0.0, 4.0, 8.0, 12.0])  # a 2x2 grid
+    near = to_map(values, latent_hw=(2, 2), out_size=4)
+    bil = to_map(values, latent_hw=(2, 2), out_size=4, readout="bilinear")
+    assert near[0].tolist() == [0, 0, 4, 4]
+    assert bil[0].tolist() == [0, 1, 3, 4]  # weights 3/4, 1/4 between centres, clamped edges
+    assert bil[:, 0].tolist() == [0, 2, 6, 8]
+    with pytest.raises(ValueError, match="unknown readout"):
+        to_map(values, (2, 2), 4, readout="cubic")
+
+
+def test_saliency_map_upsamples_logits_not_probabilities():
+    ps = ProbeSet(_settings(readout="bilinear"))
+    w = torch.tensor([[0.0], [1.0]])  # foreground logit = the single channel
+    ps.add("saliency", 0, LAYERS[0], w)
+    acts = torch.tensor([[-10.0], [10.0], [-10.0], [10.0]])  # 2x2 grid, logits -10 | +10
+    sal = ps.saliency_map(0, LAYERS[0], acts, (2, 2), 4)
+    # between the columns the logit is -5 / +5: far from the 0.25 / 0.75 of blended probabilities
+    assert sal[0, 1] < 0.01 and sal[0, 2] > 0.99
+
+
+def test_a_saved_set_keeps_its_readout_and_old_sets_read_nearest(tmp_path):
+    import json
+
+    ps = ProbeSet(_settings(readout="bilinear"))
+    ps.add("depth", 0, LAYERS[0], torch.randn(1, 32))
+    ps.save(tmp_path)
+    assert ProbeSet.load(tmp_path, expect=_settings()).settings.readout == "bilinear"
+    meta = json.loads((tmp_path / "probes.json").read_text())
+    del meta["settings"]["readout"]  # a set saved before readouts existed
+    (tmp_path / "probes.json").write_text(json.dumps(meta))
+    assert ProbeSet.load(tmp_path).settings.readout == "nearest"
+    meta["settings"]["readout"] = "cubic"
+    (tmp_path / "probes.json").write_text(json.dumps(meta))
+    with pytest.raises(ProbeMismatchError, match="readout 'cubic'"):
+        ProbeSet.load(tmp_path)

@@ -80,3 +80,25 @@ def test_collect_at_the_block_site_reads_the_residual_stream(data):
     assert blocks.acts[(0, first)].shape == d.acts[(0, first)][:2].shape
     assert not torch.equal(blocks.acts[(0, first)], d.acts[(0, first)][:2])
     np.testing.assert_array_equal(blocks.depth, d.depth[:2])  # same images, same labels
+
+
+def test_bilinear_fit_recovers_a_probe_read_out_bilinearly():
+    """Labels made by a known per-token linear map, bilinearly upsampled to twice the grid:
+    fitting on fit_inputs(..., "bilinear") recovers the map; the nearest fit cannot."""
+    import torch.nn.functional as F
+
+    from probe_core.probes import fit_ridge, upsample_tokens
+    from probe_core.train import fit_inputs
+
+    g = torch.Generator().manual_seed(0)
+    acts = torch.randn(40, 16, 6, generator=g)  # (N, HW, C): a 4x4 grid, latent 4x4
+    w_true = torch.randn(1, 6, generator=g)
+    depth = upsample_tokens(acts @ w_true.T, (4, 4), (8, 8), "bilinear").reshape(40, 8, 8)
+    saliency = depth.numpy() > 0
+    X, depth_t, sal_t = fit_inputs(acts, depth.numpy(), saliency, (4, 4), "bilinear")
+    assert X.shape == (40 * 64, 6) and depth_t.shape == sal_t.shape == (40 * 64,)
+    assert torch.allclose(fit_ridge(X, depth_t, lam=1e-8), w_true, atol=1e-4)
+    Xn, depth_n, _ = fit_inputs(acts, depth.numpy(), saliency, (4, 4), "nearest")
+    assert Xn.shape == (40 * 16, 6)
+    assert torch.allclose(depth_n, F.avg_pool2d(depth[:, None], 2).reshape(-1))
+    assert not torch.allclose(fit_ridge(Xn, depth_n, lam=1e-8), w_true, atol=1e-2)
