@@ -27,9 +27,9 @@ from probe_core.viz import depth_legend  # noqa: E402
 SESSION_TTL_S = 3600  # a session's cached run is dropped after an hour idle (and on unload)
 INTRO = """# scene-probe
 Watch a latent diffusion model build a 3D scene, step by step. Linear probes read a **depth map**
-and the **salient object** out of the UNet's self-attention activations at every denoising step,
-long before the decoded image shows them (Chen, Viégas & Wattenberg, 2023). Then steer the scene
-by editing what the probes read."""
+and the **salient object** out of the UNet's self-attention activations at every denoising step
+(Chen, Viégas & Wattenberg, 2023): see how early the scene's layout can be read, and compare it
+with what the decoded image shows. Then steer the scene by editing what the probes read."""
 
 
 def _error(err: Exception) -> gr.Error:

@@ -4,7 +4,9 @@
 
 Times the same 15-step loop (probe_core.denoise, no x0 decoding) three ways, interleaved, and
 prints medians and ratios: plain; capturing every self-attention layer; capturing and reading
-depth and saliency maps from every layer at every step. With no probe set on disk it uses
+depth and saliency maps from every layer at every step; and the time spent inside
+ProbeSet.read itself, which noise on a shared machine blurs less than a difference of loops.
+With no probe set on disk it uses
 probes of the right shapes filled with random numbers: the cost does not depend on the values.
 """
 
@@ -37,15 +39,22 @@ def random_probes(pipe, steps: int) -> ProbeSet:
         "bench", type(pipe.scheduler).__name__, steps, 64, 4.0, layers))
 
 
-def run(pipe, steps, mode, probes, size):
+def run(pipe, steps, mode, probes, size, read_times=None):
+    """Seconds per step of one 15-step loop; in readout mode, also appends the seconds per step
+    spent inside ProbeSet.read to `read_times`."""
     layers = self_attention_layers(pipe.unet)
+    reading = 0.0
     t = time.perf_counter()
     for st in denoise(pipe, PROMPT, num_inference_steps=steps, guidance_scale=4.0,
                       generator=torch.Generator().manual_seed(0), decode_x0=False,
                       capture_layers=() if mode == "plain" else layers):
         if mode == "readout":
+            r = time.perf_counter()
             maps = probes.read(st.index, st.activations, tuple(st.latents.shape[-2:]), size)
+            reading += time.perf_counter() - r
             assert len(maps) == len(layers)
+    if read_times is not None and mode == "readout":
+        read_times.append(reading / steps)
     return (time.perf_counter() - t) / steps
 
 
@@ -64,17 +73,21 @@ def main() -> int:
     else:
         probes, source = random_probes(pipe, args.steps), "random probes (no probe set on disk)"
     times = {"plain": [], "capture": [], "readout": []}
+    read_times: list[float] = []
     for mode in times:  # warm-up
         run(pipe, args.steps, mode, probes, size)
     for _ in range(args.runs):
         for mode in times:
-            times[mode].append(run(pipe, args.steps, mode, probes, size))
+            times[mode].append(run(pipe, args.steps, mode, probes, size, read_times))
     med = {m: statistics.median(v) for m, v in times.items()}
     print(f"model {args.model}; probes: {source}; {args.steps} steps, {args.runs} runs, "
           f"{torch.get_num_threads()} threads")
     print("| loop | ms per step (median) | vs plain |\n|---|---|---|")
     for m in times:
         print(f"| {m} | {1000 * med[m]:.2f} | {med[m] / med['plain']:.3f}x |")
+    read = statistics.median(read_times)
+    print(f"time inside ProbeSet.read: {1000 * read:.2f} ms per step = "
+          f"{100 * read / med['plain']:.1f}% of a plain step ({probes.settings.readout} readout)")
     return 0
 
 

@@ -19,6 +19,7 @@ pixels, by the set's `readout`:
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,14 @@ def upsample_tokens(values: torch.Tensor, latent_hw: tuple[int, int], size: tupl
         extra = {} if readout == "nearest" else {"align_corners": False}
         grid = F.interpolate(grid, size=tuple(size), mode=readout, **extra)
     return grid.permute(0, 2, 3, 1).reshape(n, size[0] * size[1], k)
+
+
+@lru_cache(maxsize=64)
+def interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) float32 weights of 1-D linear interpolation (align_corners=False, as in
+    upsample_tokens): bilinear upsampling of a (h, w) grid is rows @ grid @ cols.T."""
+    eye = torch.eye(n_in)[None]  # (1, n_in channels, n_in samples)
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0].T.numpy().copy()
 
 
 def to_map(values: torch.Tensor, latent_hw: tuple[int, int], out_size: int,
@@ -213,14 +222,14 @@ class ProbeSet:
                 stacked = torch.cat([self.weights[key],
                                      self.get("saliency", step, layer)]).float()
                 self._stacked[key] = stacked
-            y = acts.float() @ stacked.to(acts.device).T  # (HW, 3)
+            y = (acts.float() @ stacked.to(acts.device).T).cpu().numpy().reshape(h, w, 3)
+            d, f = y[..., 0], y[..., 2] - y[..., 1]  # (h, w) depth, foreground logit margin
             if nearest:
-                y = y.reshape(h, w, 3).cpu().numpy()
-                y = y.repeat(out_size // h, 0).repeat(out_size // w, 1)
-            else:
-                y = upsample_tokens(y[None].cpu(), latent_hw, (out_size, out_size),
-                                    self.settings.readout).reshape(out_size, out_size, 3).numpy()
-            out[layer] = (y[..., 0], sigmoid(y[..., 2] - y[..., 1]))
+                d, f = (g.repeat(out_size // h, 0).repeat(out_size // w, 1) for g in (d, f))
+            else:  # separable bilinear interpolation, rows then columns
+                rows, cols = interpolation_matrix(h, out_size), interpolation_matrix(w, out_size)
+                d, f = rows @ d @ cols.T, rows @ f @ cols.T
+            out[layer] = (d, sigmoid(f))
         return out
 
     # ------------------------------------------------------------------ disk format
