@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .denoise import ResumePoint, StepState, decode_latents, denoise
 from .hooks import capture, resolve_layers, token_grid
-from .probes import ProbeSet
+from .probes import ProbeSet, area_means
 
 METHODS = ("activation", "guided", "latent_shift")
 # Per-method defaults for the embedded model's 15-step schedule (tuned by `intervene-eval`).
@@ -90,9 +90,7 @@ class EditRun:
 
 def token_target(target: np.ndarray, n_tokens: int, latent_hw: tuple[int, int]) -> torch.Tensor:
     """(H, W) target -> (HW,) mean over each token's patch."""
-    h, w = token_grid(n_tokens, latent_hw)
-    t = torch.as_tensor(np.asarray(target, np.float32))[None, None]
-    return F.adaptive_avg_pool2d(t, (h, w)).reshape(-1)
+    return area_means(target, token_grid(n_tokens, latent_hw))
 
 
 def probe_loss(task: str, weight: torch.Tensor, acts: torch.Tensor, target: torch.Tensor):

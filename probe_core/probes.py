@@ -117,6 +117,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
 
 
+def area_means(labels: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W) or (H, W) labels -> (N * h * w,) float32 means over each cell of an (h, w) grid
+    (adaptive average pooling: any H, W)."""
+    t = torch.as_tensor(np.asarray(labels, np.float32)).reshape(-1, 1, *np.shape(labels)[-2:])
+    return F.adaptive_avg_pool2d(t, tuple(size)).reshape(-1)
+
+
 def patch_means(label: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
     """(H, W) label -> (h*w,) mean of each token's patch (H, W multiples of h, w)."""
     H, W = label.shape

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .denoise import decode_latents, denoise, encode
 from .hooks import capture, resolve_layers, token_grid
 from .metrics import dice, pearson, rmse
-from .probes import (ProbeSet, ProbeSettings, fit_logistic, fit_ridge, patch_means,
-                     unet_fingerprint, upsample_tokens)
+from .probes import (ProbeSet, ProbeSettings, area_means, fit_logistic, fit_ridge,
+                     patch_means, unet_fingerprint, upsample_tokens)
 
 
 @dataclass
@@ -153,12 +152,7 @@ def fit_inputs(acts: torch.Tensor, depth: np.ndarray, saliency: np.ndarray,
     h, w = token_grid(acts.shape[1], latent_hw)
     size = (min(2 * h, depth.shape[-2], FIT_GRID_MAX), min(2 * w, depth.shape[-1], FIT_GRID_MAX))
     X = upsample_tokens(acts, latent_hw, size, readout).reshape(-1, acts.shape[-1])
-
-    def pooled(labels):
-        t = torch.from_numpy(np.asarray(labels, np.float32))[:, None]  # (N, 1, H, W)
-        return F.adaptive_avg_pool2d(t, size).reshape(-1)
-
-    return X, pooled(depth), pooled(saliency)
+    return X, area_means(depth, size), area_means(saliency, size)
 
 
 def fit_key(X: torch.Tensor, depth_t: torch.Tensor, sal_t: torch.Tensor, lam: float = 1e-3):
