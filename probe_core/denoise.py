@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .hooks import EditFn, capture, edit
+from .hooks import EditFn, capture, edit, resolve_layers
 
 
 @dataclass
@@ -99,6 +99,12 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
     width = width or unet.config.sample_size * pipe.vae_scale_factor
     device = pipe._execution_device
 
+    # resolve layer names once (listing the UNet's modules costs ~1% of a step), not per step
+    capture_layers = resolve_layers(unet, capture_layers) if (
+        capture_layers is None or len(capture_layers)) else []
+    if edit_fn is not None or step_edit is not None:
+        edit_layers = resolve_layers(unet, edit_layers)
+
     # 1. encode the prompt ([uncond, cond] under guidance)
     prompt_embeds, do_cfg = encode(pipe, prompt, guidance_scale, negative_prompt)
     # 2. timesteps
@@ -128,7 +134,7 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
                                          site=site))
             acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg,
                                                 site=site))
-                    if capture_layers is None or len(capture_layers) else {})
+                    if len(capture_layers) else {})
             # 4. scale the input, predict the noise (both halves at once under guidance)
             model_input = torch.cat([latents] * 2) if do_cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)

@@ -43,17 +43,30 @@ def self_attention_layers(unet: torch.nn.Module) -> list[str]:
 def resolve_layers(unet: torch.nn.Module, layers: list[str] | None) -> list[str]:
     """Normalise names (accepting the paper's `...attn1.to_out.0` spelling) and check them.
 
-    None means all self-attention layers. Unknown names raise LookupError listing valid ones."""
-    valid = self_attention_layers(unet)
+    None means all self-attention layers. Unknown names raise LookupError listing valid ones.
+    Named layers are checked by looking each one up, not by listing the UNet's modules, since
+    the denoiser resolves its layers at every step."""
     if layers is None:
-        return valid
+        return self_attention_layers(unet)
     out = []
     for name in layers:
         short = name[: -len(".to_out.0")] if name.endswith(PAPER_SUFFIX) else name
-        if short not in valid:
-            raise LookupError(f"no self-attention layer {name!r}; valid layers: {', '.join(valid)}")
+        if not _is_self_attention(unet, short):
+            raise LookupError(f"no self-attention layer {name!r}; valid layers: "
+                              f"{', '.join(self_attention_layers(unet))}")
         out.append(short)
     return out
+
+
+def _is_self_attention(unet: torch.nn.Module, name: str) -> bool:
+    """Whether `name` is the dotted name of a self-attention module of `unet`."""
+    if not name.endswith(SELF_ATTENTION_SUFFIX):
+        return False
+    try:
+        unet.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def _module(unet: torch.nn.Module, name: str, site: str = "attn1") -> torch.nn.Module:

@@ -20,6 +20,11 @@ def test_sd_shaped_unet_lists_the_16_paper_layers_in_forward_order(tiny_sd_unet)
 def test_unknown_layer_raises_lookup_error_listing_valid_names(tiny_sd_unet):
     with pytest.raises(LookupError, match="down_blocks.0.attentions.0.transformer_blocks.0.attn1"):
         resolve_layers(tiny_sd_unet, ["down_blocks.9.attentions.0.transformer_blocks.0.attn1"])
+    # modules that exist but are not self-attention are refused too
+    for other in ("down_blocks.0.attentions.0.transformer_blocks.0.attn2",
+                  "down_blocks.0.attentions.0.transformer_blocks.0", "down_blocks.0.attn1"):
+        with pytest.raises(LookupError, match="valid layers"):
+            resolve_layers(tiny_sd_unet, [other])
     # the paper's spelling of the same tensor is accepted
     paper = "up_blocks.1.attentions.2.transformer_blocks.0.attn1.to_out.0"
     assert resolve_layers(tiny_sd_unet, [paper]) == [paper[: -len(".to_out.0")]]
