@@ -1,11 +1,15 @@
 """How much probe readout (all layers, both tasks) adds to a denoising step.
 
-    python bench/probe_overhead.py [--model weights/tiny-scenes] [--probes DIR] [--runs 7]
+    python bench/probe_overhead.py [--model weights/tiny-scenes] [--probes DIR] [--runs 15]
+                                   [--out FILE]  # default bench/results/probe_overhead.json
 
-Times the same 15-step loop (probe_core.denoise, no x0 decoding) three ways, interleaved, and
-prints medians and ratios: plain; capturing every self-attention layer; capturing and reading
-depth and saliency maps from every layer at every step; and the time spent inside
-ProbeSet.read itself, which noise on a shared machine blurs less than a difference of loops.
+Times the same 15-step loop (probe_core.denoise, no x0 decoding) three ways: plain; capturing
+every self-attention layer; capturing and reading depth and saliency maps from every layer at
+every step. Each run times the three loops back to back (in a rotating order) and divides each
+by that run's plain loop, so a machine that slows down between runs shifts all three alike; the
+bench prints the median of these paired ratios with a bootstrap 90% interval, alongside the
+medians of the raw times. It also prints the time spent inside ProbeSet.read itself, which
+noise on a shared machine blurs less than a difference of loops.
 With no probe set on disk it uses
 probes of the right shapes filled with random numbers: the cost does not depend on the values.
 """
@@ -13,7 +17,9 @@ probes of the right shapes filled with random numbers: the cost does not depend 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -58,12 +64,32 @@ def run(pipe, steps, mode, probes, size, read_times=None):
     return (time.perf_counter() - t) / steps
 
 
+def shown(path: str) -> str:
+    """A path inside the repository relative to its root (results files stay portable)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
+
+
+def bootstrap_median_interval(values: list[float], level: float = 0.9,
+                              resamples: int = 2000) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median of `values` (fixed seed: reproducible)."""
+    rng = random.Random(0)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values)))
+                  for _ in range(resamples))
+    tail = (1 - level) / 2
+    return meds[int(tail * resamples)], meds[int((1 - tail) * resamples) - 1]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(ROOT / "weights" / "tiny-scenes"))
     p.add_argument("--probes", default=str(ROOT / "weights" / "probes" / "tiny-scenes"))
     p.add_argument("--steps", type=int, default=15)
-    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--runs", type=int, default=15)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "probe_overhead.json"),
+                   help="where to write the numbers as JSON ('' for nowhere)")
     args = p.parse_args()
     torch.set_num_threads(2)
     pipe = load_pipeline(args.model)
@@ -76,18 +102,33 @@ def main() -> int:
     read_times: list[float] = []
     for mode in times:  # warm-up
         run(pipe, args.steps, mode, probes, size)
-    for _ in range(args.runs):
-        for mode in times:
+    modes = list(times)
+    for i in range(args.runs):
+        for mode in modes[i % 3:] + modes[:i % 3]:  # rotate so no loop always runs first
             times[mode].append(run(pipe, args.steps, mode, probes, size, read_times))
     med = {m: statistics.median(v) for m, v in times.items()}
     print(f"model {args.model}; probes: {source}; {args.steps} steps, {args.runs} runs, "
           f"{torch.get_num_threads()} threads")
-    print("| loop | ms per step (median) | vs plain |\n|---|---|---|")
+    print("| loop | ms per step (median) | ratio of medians | paired ratio: median [90% CI] |\n"
+          "|---|---|---|---|")
+    results = {"model": shown(args.model), "probes": shown(source),
+               "probe_readout": probes.settings.readout,
+               "steps": args.steps, "runs": args.runs, "threads": torch.get_num_threads()}
     for m in times:
-        print(f"| {m} | {1000 * med[m]:.2f} | {med[m] / med['plain']:.3f}x |")
+        ratios = [t / p for t, p in zip(times[m], times["plain"])]
+        lo, hi = bootstrap_median_interval(ratios)
+        print(f"| {m} | {1000 * med[m]:.2f} | {med[m] / med['plain']:.3f}x | "
+              f"{statistics.median(ratios):.3f}x [{lo:.3f}, {hi:.3f}] |")
+        results[m] = {"ms_per_step": 1000 * med[m], "ratio_of_medians": med[m] / med["plain"],
+                      "paired_ratio": statistics.median(ratios), "paired_ratio_ci90": [lo, hi]}
     read = statistics.median(read_times)
+    results["read_ms_per_step"] = 1000 * read
     print(f"time inside ProbeSet.read: {1000 * read:.2f} ms per step = "
           f"{100 * read / med['plain']:.1f}% of a plain step ({probes.settings.readout} readout)")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
     return 0
 
 
