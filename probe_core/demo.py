@@ -403,10 +403,12 @@ class ProbeDemo:
         mask, depth = self._object(run)
         if not mask.any():
             raise ValueError("no salient object found in this image to steer")
+        cut = 0.0  # share of the moved object that falls outside the image
         if dx or dy or factor != 1.0:
             scaled = scale_mask(mask, factor)
             target = move_mask(scaled.map, dx, dy)
             target.region = target.region | scaled.region
+            cut = 1.0 - float(target.map.sum()) / max(float(scaled.map.sum()), 1.0)
             task = "saliency"
         elif push:
             target, task = push_depth(depth, mask, push), "depth"
@@ -426,6 +428,8 @@ class ProbeDemo:
                     yield {"step": item.index, "x0": to_size(item.x0_image, DISPLAY_SIZE)}
         seconds = time.perf_counter() - t0
         scores = self._score(run.image, result.image, task, target, mask, push)
+        if scores and task == "saliency":
+            scores["target_cut"] = cut
         achieved = None
         if self.labeler is not None:
             ad, asal = self.labeler(result.image[None])
@@ -535,6 +539,9 @@ def score_card(edit: dict) -> str:
                 f"(asked x {s['asked_x']:+.1f}, y {s['asked_y']:+.1f}) |\n"
                 f"| object area | {s['area_before']} px | {s['area_after']} px |\n"
                 f"| change outside the edit | - | {s['outside_change']:.3f} |\n\n"
+                + (f"The move takes {100 * s['target_cut']:.0f}% of the object past the image "
+                   "edge; the target keeps the part inside, so its centre moves less than "
+                   "asked on the sliders.\n\n" if s.get("target_cut", 0.0) > 0.02 else "")
                 + ("**The edit worked.**" if ok >= 0.1 else "**The edit did not take.**"))
     moved = s["depth_change"] * np.sign(s["asked"])
     return (f"{head}\n\n| | unedited | edited |\n|---|---|---|\n"

@@ -82,6 +82,20 @@ def test_intervene_streams_and_scores(demo, run):
     assert not np.array_equal(run.edit["image"], run.image)
 
 
+def test_a_move_past_the_edge_says_the_target_is_cut(demo, run):
+    mask, _ = demo._object(run)  # (H, W) bool
+    w = mask.shape[1]
+    right = np.flatnonzero(mask.any(axis=0)).mean() >= w / 2  # toward the nearer edge
+    move = w // 2 if right else -(w // 2)  # the largest move allowed
+    *_, final = demo.intervene(run, move_x=move, first_step=2, last_step=2, strength=0.3)
+    cut = run.edit["scores"]["target_cut"]
+    kept = (mask[:, : w - move] if right else mask[:, -move:]).sum()  # what stays inside
+    assert cut == pytest.approx(1 - kept / mask.sum()) and cut > 0.02
+    assert f"{100 * cut:.0f}% of the object past the image edge" in final["score"]
+    *_, final = demo.intervene(run, move_x=1, first_step=2, last_step=2, strength=0.3)
+    assert "past the image edge" not in final["score"]
+
+
 def test_intervene_depth_push(demo, run):
     *_, final = demo.intervene(run, depth_push=1.0, method="activation", strength=0.05,
                                first_step=0, last_step=2)
