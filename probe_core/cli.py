@@ -38,6 +38,8 @@ def _train_model(args) -> int:
     for key, value in vars(args).items():
         if hasattr(cfg, key) and value is not None:
             setattr(cfg, key, value)
+    if args.snr_shift is not None:
+        cfg.model.snr_shift = args.snr_shift
     print(json.dumps(train(cfg), indent=2))
     return 0
 
@@ -225,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop (checkpoint + export) after this many minutes")
     t.add_argument("--threads", type=int)
     t.add_argument("--device", help="cpu (default) or cuda")
+    t.add_argument("--snr-shift", dest="snr_shift", type=float,
+                   help="divide the noise schedule's SNR by this (default 1: SD's schedule; "
+                        "16 puts 16x16 latents in SD's 64x64 regime)")
     t.set_defaults(func=_train_model)
 
     lab = sub.add_parser("train-labeler", help="train the depth/saliency labeler on renders")

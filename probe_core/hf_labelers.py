@@ -116,14 +116,15 @@ class HFLabeler:
 def load_labeler(spec: str | None, model: str = "tiny-scenes", device: str = "cpu"):
     """A labeler by name: a SceneLabeler folder (has labeler.safetensors), or
     "hf" (DPT-Large + CLIPSeg), or "DEPTH_MODEL,SALIENCY_MODEL" (ids or folders).
-    None picks the model's own: the shipped scene labeler for the embedded model, else "hf"."""
+    None picks the model's own: the shipped scene labeler for the embedded model and other
+    models `train-model` made, else "hf"."""
     from pathlib import Path
 
     from .labelers import SceneLabeler
-    from .models import EMBEDDED_FOLDER, is_embedded
+    from .models import EMBEDDED_FOLDER, is_scene_model
 
     if spec is None:
-        spec = str(EMBEDDED_FOLDER.parent / "labeler") if is_embedded(model) else "hf"
+        spec = str(EMBEDDED_FOLDER.parent / "labeler") if is_scene_model(model) else "hf"
     if spec == "hf":
         return HFLabeler.load(device=device)
     if (Path(spec) / "labeler.safetensors").is_file():

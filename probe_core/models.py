@@ -66,16 +66,32 @@ def is_embedded(model: str) -> bool:
         return False
 
 
+def is_scene_model(model: str) -> bool:
+    """The embedded model, or a folder `train-model` made (it holds tiny_ldm.json): a model of
+    our rendered scenes, generated with the embedded preset and labelled by our labeler."""
+    if is_embedded(model):
+        return True
+    try:
+        return (Path(model) / "tiny_ldm.json").is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def model_name(model: str) -> str:
     """The name a probe set records for a model: a folder's last part, else the id itself."""
     return Path(model).name if Path(model).is_dir() else str(model)
 
 
 def preset_for(model: str, pipe=None) -> ModelPreset:
-    """The named preset, else (a folder) the paper's settings at the folder's image size."""
+    """The named preset; else, for a folder, the embedded model's settings if `train-model`
+    made it and the paper's otherwise, at the folder's image size."""
     if model in PRESETS:
         return PRESETS[model]
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor if pipe is not None else 512
+    if is_scene_model(model):
+        base = PRESETS[EMBEDDED]
+        return ModelPreset(str(model), base.scheduler, base.num_inference_steps, size,
+                           base.guidance_scale)
     return ModelPreset(str(model), **{**PAPER, "image_size": size})
 
 

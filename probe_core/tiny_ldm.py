@@ -41,6 +41,9 @@ class TinyLDMConfig:
     text_heads: int = 4
     max_length: int = 24  # tokens, including <bos> and <eos>
     vocabulary: list[str] = field(default_factory=caption_vocabulary)
+    # the noise schedule: SD v1.x's, with every step's signal-to-noise ratio divided by this
+    # (1: SD's own; 16 matches SD's 64x64 latents at object scale on our 16x16 ones)
+    snr_shift: float = 1.0
 
     @property
     def latent_size(self) -> int:
@@ -159,15 +162,35 @@ def build_text_encoder(cfg: TinyLDMConfig, vocab_size: int):
     ))
 
 
-def build_scheduler():
-    """SD v1.x's noise schedule (scaled_linear, 0.00085-0.012, 1000 steps) with DDIM sampling."""
+def shifted_betas(snr_shift: float, beta_start: float = 0.00085, beta_end: float = 0.012,
+                  num_train_timesteps: int = 1000) -> torch.Tensor:
+    """Betas (T,) of SD's scaled_linear schedule with each step's SNR divided by `snr_shift`.
+
+    SNR(t) = a(t) / (1 - a(t)) with a the cumulative product of (1 - beta); dividing it by s
+    gives a'(t) = a(t) / (a(t) + s (1 - a(t))), and beta'(t) = 1 - a'(t) / a'(t - 1). At the same
+    noise level a coarser latent keeps more of its layout (averaging k x k latents divides the
+    noise by k), so s = k^2 puts a latent k times smaller than SD's in SD's regime (the
+    resolution shift of Hoogeboom et al., 2023)."""
+    if not snr_shift > 0:
+        raise ValueError(f"snr_shift must be positive, got {snr_shift!r}")
+    betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_train_timesteps,
+                           dtype=torch.float64) ** 2
+    a = torch.cumprod(1 - betas, 0)
+    shifted = a / (a + snr_shift * (1 - a))
+    return 1 - shifted / torch.cat([torch.ones(1, dtype=torch.float64), shifted[:-1]])
+
+
+def build_scheduler(snr_shift: float = 1.0):
+    """SD v1.x's noise schedule (scaled_linear, 0.00085-0.012, 1000 steps) with DDIM sampling;
+    with `snr_shift` != 1 the same schedule with every SNR divided by it (see shifted_betas)."""
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-        beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1,
-        prediction_type="epsilon",
-    )
+    common = dict(num_train_timesteps=1000, clip_sample=False, set_alpha_to_one=False,
+                  steps_offset=1, prediction_type="epsilon")
+    if snr_shift == 1.0:
+        return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                             **common)
+    return DDIMScheduler(trained_betas=shifted_betas(snr_shift).tolist(), **common)
 
 
 def build_pipeline(cfg: TinyLDMConfig | None = None, vae=None, unet=None, text_encoder=None,
@@ -182,7 +205,7 @@ def build_pipeline(cfg: TinyLDMConfig | None = None, vae=None, unet=None, text_e
         text_encoder=text_encoder or build_text_encoder(cfg, len(tokenizer.get_vocab())),
         tokenizer=tokenizer,
         unet=unet or build_unet(cfg),
-        scheduler=build_scheduler(),
+        scheduler=build_scheduler(cfg.snr_shift),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
 

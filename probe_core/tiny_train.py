@@ -336,7 +336,7 @@ def _train(cfg: TrainConfig, stopper: _Stopper) -> dict:
         step, seconds = int(state["step"]), float(state["seconds"])
     _trim_log(workdir, "unet", step)
     start_step = step
-    scheduler = build_scheduler()
+    scheduler = build_scheduler(cfg.model.snr_shift)
     gen = torch.Generator().manual_seed(cfg.seed + step)
     rng = np.random.default_rng(cfg.seed + step)
     bar = tqdm(total=cfg.unet_steps, initial=step, desc="unet")

@@ -37,6 +37,18 @@ def test_a_local_sd_shaped_folder_loads_with_the_papers_scheduler(tiny_pipe, tmp
     assert (preset.num_inference_steps, preset.guidance_scale, preset.image_size) == (15, 7.5, 32)
 
 
+def test_a_folder_train_model_made_gets_the_embedded_preset_and_labeler(tiny_cfg, tmp_path):
+    from probe_core.hf_labelers import load_labeler
+    from probe_core.labelers import SceneLabeler
+    from probe_core.tiny_ldm import build_pipeline, save_pipeline
+
+    save_pipeline(build_pipeline(tiny_cfg), tmp_path / "scenes", tiny_cfg)
+    pipe, preset = load_model(str(tmp_path / "scenes"), device="cpu")
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler"
+    assert (preset.num_inference_steps, preset.guidance_scale, preset.image_size) == (15, 4.0, 32)
+    assert isinstance(load_labeler(None, str(tmp_path / "scenes")), SceneLabeler)
+
+
 def test_unavailable_models_fail_fast_with_what_to_do(tmp_path):
     with pytest.raises(ModelUnavailableError, match="not in the local Hugging Face cache"):
         load_model("CompVis/stable-diffusion-v1-4", device="cpu", cache_dir=str(tmp_path))

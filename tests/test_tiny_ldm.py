@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from probe_core.scenes import caption_vocabulary, render_scene, sample_scene
-from probe_core.tiny_ldm import (UnknownWordsError, build_pipeline, build_tokenizer, check_prompt,
-                                 generate, load_pipeline, save_pipeline, unknown_words)
+from probe_core.tiny_ldm import (UnknownWordsError, build_pipeline, build_scheduler, build_tokenizer,
+                                 check_prompt, generate, load_pipeline, save_pipeline,
+                                 shifted_betas, unknown_words)
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,29 @@ def test_untrained_pipeline_saves_and_reloads_offline(tiny_cfg, tmp_path):
 def test_load_pipeline_reports_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         load_pipeline(tmp_path / "nothing")
+
+
+def _snr(scheduler) -> torch.Tensor:
+    a = scheduler.alphas_cumprod.double()  # (T,)
+    return a / (1 - a)
+
+
+def test_the_unshifted_schedule_is_sds_and_a_shift_divides_every_snr():
+    from diffusers import DDIMScheduler
+
+    sd = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    torch.testing.assert_close(shifted_betas(1.0).float(), sd.betas, rtol=1e-5, atol=1e-7)
+    ratio = _snr(build_scheduler()) / _snr(build_scheduler(16.0))
+    torch.testing.assert_close(ratio, torch.full_like(ratio, 16.0), rtol=1e-3, atol=0)
+    with pytest.raises(ValueError, match="snr_shift must be positive"):
+        shifted_betas(0.0)
+
+
+def test_a_shifted_model_keeps_its_schedule_through_save_and_load(tiny_cfg, tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(tiny_cfg, snr_shift=16.0)
+    save_pipeline(build_pipeline(cfg), tmp_path / "p", cfg)
+    again = load_pipeline(tmp_path / "p")
+    torch.testing.assert_close(_snr(again.scheduler), _snr(build_scheduler(16.0)))
+    assert json.loads((tmp_path / "p" / "tiny_ldm.json").read_text())["config"]["snr_shift"] == 16
