@@ -51,7 +51,7 @@ def probe_folders_for(model: str, root: Path = PROBES_ROOT) -> list[Path]:
 def demo_for_model(name: str, device: str | None = None,
                    probes_root: Path = PROBES_ROOT) -> ProbeDemo:
     """A ProbeDemo for a hub id or folder, with whatever probes and labeler exist for it."""
-    from .hf_labelers import HFLabeler
+    from .hf_labelers import load_labeler
     from .models import ModelUnavailableError
 
     pipe, preset = load_model(name, device=device)
@@ -70,7 +70,8 @@ def demo_for_model(name: str, device: str | None = None,
                      "authors' (`python -m probe_core import-paper-probes`) or train one "
                      "(`python -m probe_core train-probes --model ...`); images and steps only.")
     try:
-        demo.labeler = HFLabeler.load(device=str(pipe.device))
+        # ours for a model train-model made, else DPT-Large + CLIPSeg
+        demo.labeler = load_labeler(None, name, device=str(pipe.device))
     except ModelUnavailableError:
         notes.append("No labeler (DPT-Large and CLIPSeg are not in the local cache): edits are "
                      "not scored.")

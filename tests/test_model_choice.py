@@ -88,3 +88,13 @@ def test_open_vocabulary_tokenizers_get_a_length_check_only():
     check_prompt(tok, "a b z")  # unknown to a word list, fine for an open vocabulary
     with pytest.raises(ValueError, match="at most 5"):
         check_prompt(tok, "a b a b a b a")
+
+
+def test_a_folder_train_model_made_gets_the_embedded_settings_and_our_labeler(tiny_cfg, tmp_path):
+    from probe_core.labelers import SceneLabeler
+    from probe_core.tiny_ldm import build_pipeline, save_pipeline
+
+    folder = save_pipeline(build_pipeline(tiny_cfg), tmp_path / "scenes-variant", tiny_cfg)
+    demo = demo_for_model(str(folder), probes_root=tmp_path)
+    assert demo.preset.scheduler == "DDIMScheduler" and demo.default_guidance == 4.0
+    assert isinstance(demo.labeler, SceneLabeler) and "No labeler" not in demo.notice
