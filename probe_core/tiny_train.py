@@ -170,6 +170,11 @@ def train_vae(cfg: TrainConfig, images: np.ndarray, workdir: Path, stopper: _Sto
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, seconds = int(state["step"]), float(state["seconds"])
+        warm_start = state.get("warm_start")  # what the run began from, not this call's flag
+        shift = float(state.get("snr_shift", 1.0))
+        if shift != cfg.model.snr_shift:
+            raise ValueError(f"the checkpoint in {workdir} trains with snr_shift {shift:g}; "
+                             f"resume it with --snr-shift {shift:g} (got {cfg.model.snr_shift:g})")
     _trim_log(workdir, "vae", step)
     rng = np.random.default_rng(cfg.seed + step)
     bar = tqdm(total=cfg.vae_steps, initial=step, desc="vae")
@@ -324,7 +329,7 @@ def _train(cfg: TrainConfig, stopper: _Stopper) -> dict:
     text_encoder.to(cfg.device)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
-    step, seconds = 0, 0.0
+    step, seconds, warm_start = 0, 0.0, cfg.init_from
     ema_unet = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     ema_text = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
     if unet_ckpt.exists():
@@ -334,6 +339,11 @@ def _train(cfg: TrainConfig, stopper: _Stopper) -> dict:
         ema_unet, ema_text = state["ema_unet"], state["ema_text"]
         opt.load_state_dict(state["opt"])
         step, seconds = int(state["step"]), float(state["seconds"])
+        warm_start = state.get("warm_start")  # what the run began from, not this call's flag
+        shift = float(state.get("snr_shift", 1.0))
+        if shift != cfg.model.snr_shift:
+            raise ValueError(f"the checkpoint in {workdir} trains with snr_shift {shift:g}; "
+                             f"resume it with --snr-shift {shift:g} (got {cfg.model.snr_shift:g})")
     _trim_log(workdir, "unet", step)
     start_step = step
     scheduler = build_scheduler(cfg.model.snr_shift)
@@ -346,12 +356,13 @@ def _train(cfg: TrainConfig, stopper: _Stopper) -> dict:
     def info():
         return {"vae_steps": vae_step, "vae_seconds": round(vae_seconds),
                 "unet_steps": step, "unet_seconds": round(seconds + time.time() - t0),
-                "n_scenes": cfg.n_scenes, "warm_start": cfg.init_from}
+                "n_scenes": cfg.n_scenes, "warm_start": warm_start}
 
     def checkpoint():
         _atomic_save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
                       "ema_unet": ema_unet, "ema_text": ema_text, "opt": opt.state_dict(),
-                      "step": step, "seconds": seconds + time.time() - t0}, unet_ckpt)
+                      "step": step, "seconds": seconds + time.time() - t0,
+                      "warm_start": warm_start, "snr_shift": cfg.model.snr_shift}, unet_ckpt)
 
     while step < cfg.unet_steps and not stopper.stop:
         idx = torch.from_numpy(rng.integers(0, len(ids), cfg.unet_batch))

@@ -1,6 +1,8 @@
 import json
+from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from probe_core.tiny_ldm import (build_scheduler, build_text_encoder, build_tokenizer, build_unet,
@@ -78,8 +80,15 @@ def test_warm_start_keeps_the_shipped_vae_and_resumes(tiny_cfg, tmp_path):
     cfg = TrainConfig(workdir=str(tmp_path / "b"), out=str(tmp_path / "next"),
                       init_from=str(tmp_path / "shipped"), vae_steps=2, unet_steps=1, **base)
     train(cfg)
-    cfg.unet_steps = 2
-    assert train(cfg)["unet_steps"] == 2  # resumed; the warm VAE is reused, not retrained
+    cfg.unet_steps, cfg.init_from = 2, None
+    resumed = train(cfg)
+    assert resumed["unet_steps"] == 2  # resumed; the warm VAE is reused, not retrained
+    assert resumed["warm_start"] == str(tmp_path / "shipped")  # remembered by the checkpoint
+    cfg.unet_steps = 3
+    cfg.model = replace(tiny_cfg, snr_shift=16.0)
+    with pytest.raises(ValueError, match="snr_shift 1"):
+        train(cfg)  # a resume may not change the noise schedule under the checkpoint
+    cfg.model, cfg.unet_steps = tiny_cfg, 2
     rows = [json.loads(r) for r in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
     assert not [r for r in rows if r["phase"] == "vae"]
     after = load_pipeline(tmp_path / "next").vae.state_dict()
