@@ -170,11 +170,6 @@ def train_vae(cfg: TrainConfig, images: np.ndarray, workdir: Path, stopper: _Sto
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, seconds = int(state["step"]), float(state["seconds"])
-        warm_start = state.get("warm_start")  # what the run began from, not this call's flag
-        shift = float(state.get("snr_shift", 1.0))
-        if shift != cfg.model.snr_shift:
-            raise ValueError(f"the checkpoint in {workdir} trains with snr_shift {shift:g}; "
-                             f"resume it with --snr-shift {shift:g} (got {cfg.model.snr_shift:g})")
     _trim_log(workdir, "vae", step)
     rng = np.random.default_rng(cfg.seed + step)
     bar = tqdm(total=cfg.vae_steps, initial=step, desc="vae")

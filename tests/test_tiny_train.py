@@ -98,3 +98,14 @@ def test_warm_start_keeps_the_shipped_vae_and_resumes(tiny_cfg, tmp_path):
     (tmp_path / "next" / "model_index.json").unlink()
     assert train(cfg)["unet_steps"] == 2
     assert not (tmp_path / "next" / "model_index.json").exists()
+    # a warm start onto a shifted schedule trains, resumes and exports that schedule
+    shifted = TrainConfig(workdir=str(tmp_path / "c"), out=str(tmp_path / "shifted"),
+                          init_from=str(tmp_path / "shipped"), vae_steps=2, unet_steps=1,
+                          **{**base, "model": replace(tiny_cfg, snr_shift=16.0)})
+    train(shifted)
+    shifted.unet_steps = 2
+    assert train(shifted)["unet_steps"] == 2
+    a = load_pipeline(tmp_path / "shifted").scheduler.alphas_cumprod.double()
+    b = build_scheduler().alphas_cumprod.double()
+    snr_ratio = (b / (1 - b)) / (a / (1 - a))
+    torch.testing.assert_close(snr_ratio, torch.full_like(snr_ratio, 16.0), rtol=1e-3, atol=0)
