@@ -1,4 +1,4 @@
-"""scene-probe: the one-page Gradio app. UI wiring only; the work is in probe_core.demo.
+"""scene-probe: the one-page Gradio app. UI wiring only; the work is in probe_core.serve.
 
     python app.py            # the embedded tiny-scenes model, offline, on CPU
 
@@ -8,23 +8,25 @@ Endpoints (gradio_client): /generate (streams), /scrub, /intervene (streams), /e
 /load_model.
 """
 
+import probe_core.offline  # noqa: F401  (before gradio imports the hub client)
+
+import functools
+import inspect
 import os
 import random
 import tempfile
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import gradio as gr
 
-import gradio as gr  # noqa: E402
+from probe_core.edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS
+from probe_core.models import EMBEDDED, ModelUnavailableError
+from probe_core.serve.facade import EditView, ProbeDemo
+from probe_core.serve.model_choice import CHOICES, ModelChoice, model_key
+from probe_core.serve.zerogpu import on_gpu
+from probe_core.settings import (DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS,
+                                 SESSION_TTL_S)
+from probe_core.viz import depth_legend
 
-from probe_core.demo import (DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS,  # noqa: E402
-                             ProbeDemo)
-from probe_core.model_choice import CHOICES, ModelChoice, model_key  # noqa: E402
-from probe_core.models import EMBEDDED, ModelUnavailableError  # noqa: E402
-from probe_core.zerogpu import on_gpu  # noqa: E402
-from probe_core.intervene import DEFAULT_METHOD, METHOD_DEFAULTS  # noqa: E402
-from probe_core.viz import depth_legend  # noqa: E402
-
-SESSION_TTL_S = 3600  # a session's cached run is dropped after an hour idle (and on unload)
 INTRO = """# scene-probe
 Watch a latent diffusion model build a 3D scene, step by step. Linear probes read a **depth map**
 and the **salient object** out of the UNet's self-attention activations at every denoising step
@@ -32,8 +34,26 @@ and the **salient object** out of the UNet's self-attention activations at every
 with what the decoded image shows. Then steer the scene by editing what the probes read."""
 
 
-def _error(err: Exception) -> gr.Error:
-    return gr.Error(str(err))
+def user_errors(fn):
+    """Show a handler's expected failures (bad input, a model that cannot load) as a message on
+    the page instead of a traceback; generators (streaming handlers) included."""
+    expected = (ValueError, ModelUnavailableError)
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args):
+            try:
+                yield from fn(*args)
+            except expected as err:
+                raise gr.Error(str(err)) from None
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args):
+        try:
+            return fn(*args)
+        except expected as err:
+            raise gr.Error(str(err)) from None
+    return call
 
 
 def _slider_max(run) -> int:
@@ -51,86 +71,56 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
     home = models.embedded
     method_defaults = METHOD_DEFAULTS[DEFAULT_METHOD]
 
-    def on_load_model(name, current):
-        """Switch this session's model; on failure stay on the current one and say why."""
-        try:
-            key = model_key(name)
-            demo = models.get(key)
-        except (ModelUnavailableError, ValueError) as err:
-            gr.Warning(str(err))
-            here = models.get(current)
-            return (current, gr.update(), gr.update(value=current),
-                    f"**Could not load {name!r}.** {err}\n\nStill on **{here.name}**.",
-                    *[gr.update()] * 10)
-        words = demo.vocabulary()
-        return (key, None, gr.update(value=key), _model_line(demo),
-                gr.update(choices=demo.layer_choices(), value="best"),
-                ", ".join(words) if words else "Open vocabulary (CLIP tokenizer).",
-                demo.heatmap(),
-                gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0),
-                gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0),
-                gr.update(value=demo.default_guidance), gr.update(value=demo.default_method),
-                *on_method(demo.default_method))
-
     def on_method(method):
         """The chosen edit method's own strength and step range."""
         d = METHOD_DEFAULTS.get(method, method_defaults)
-        return (gr.update(value=d["strength"]), gr.update(value=min(d["steps"]) + 1),
-                gr.update(value=max(d["steps"]) + 1))
+        return (gr.update(value=d.strength), gr.update(value=min(d.steps) + 1),
+                gr.update(value=max(d.steps) + 1))
 
+    @user_errors
     def on_generate(prompt, seed, steps, guidance, layer, opacity, model):
-        try:
-            demo = models.get(model)
-            for run in demo.stream(prompt, seed, steps, guidance):
-                k = len(run.steps) - 1
-                v = demo.view(run, k, layer, opacity)
-                status = f"{v['caption']} · {run.seconds:.2f} s"
-                if not run.done:
-                    yield (run, v["x0"], v["depth"], v["saliency"],
-                           gr.update(maximum=_slider_max(run), value=k + 1),
-                           gr.update(), gr.update(), status, gr.update(), gr.update())
-            n, top = run.num_inference_steps, _slider_max(run)
-            yield (run, v["x0"], v["depth"], v["saliency"], gr.update(maximum=top, value=n),
-                   demo.filmstrip(run, layer), demo.emergence_plot(run, layer),
-                   status + " · done: drag the step slider to scrub",
-                   gr.update(maximum=top), gr.update(maximum=top))
-        except (ValueError, ModelUnavailableError) as err:
-            raise _error(err) from None
+        demo = models.get(model)
+        for run in demo.stream(prompt, seed, steps, guidance):
+            k = len(run.steps) - 1
+            v = demo.view(run, k, layer, opacity)
+            status = f"{v.caption} · {run.seconds:.2f} s"
+            if not run.done:
+                yield (run, v.x0, v.depth, v.saliency,
+                       gr.update(maximum=_slider_max(run), value=k + 1),
+                       gr.update(), gr.update(), status, gr.update(), gr.update())
+        n, top = run.num_inference_steps, _slider_max(run)
+        yield (run, v.x0, v.depth, v.saliency, gr.update(maximum=top, value=n),
+               demo.filmstrip(run, layer), demo.emergence_plot(run, layer),
+               status + " · done: drag the step slider to scrub",
+               gr.update(maximum=top), gr.update(maximum=top))
 
+    @user_errors
     def on_scrub(run, step, layer, opacity, model):
-        try:
-            demo = models.get(model)
-            v = demo.view(run, int(step) - 1 if step is not None else -1, layer, opacity)
-        except (ValueError, ModelUnavailableError) as err:
-            raise _error(err) from None
-        return v["x0"], v["depth"], v["saliency"], v["caption"]
+        demo = models.get(model)
+        v = demo.view(run, int(step) - 1 if step is not None else -1, layer, opacity)
+        return v.x0, v.depth, v.saliency, v.caption
 
+    @user_errors
     def on_layer(run, step, layer, opacity, model):
         x0, depth, sal, caption = on_scrub(run, step, layer, opacity, model)
         demo = models.get(model)
         return x0, depth, sal, caption, demo.filmstrip(run, layer), demo.emergence_plot(run, layer)
 
+    @user_errors
     def on_intervene(run, move_x, move_y, scale, depth_push, strength, first, last, method, model):
-        try:
-            demo = models.get(model)
-            for update in demo.intervene(run, move_x, move_y, scale, depth_push, strength,
-                                         int(first) - 1, int(last) - 1, method):
-                if update.get("done"):
-                    yield ((update["before"], update["after"]), update["target"],
-                           update["achieved"], update["score"])
-                else:
-                    yield (gr.update(), gr.update(), gr.update(),
-                           f"re-running from the first edited step: step {update['step'] + 1}")
-        except (ValueError, ModelUnavailableError) as err:
-            raise _error(err) from None
+        demo = models.get(model)
+        for update in demo.intervene(run, move_x, move_y, scale, depth_push, strength,
+                                     int(first) - 1, int(last) - 1, method):
+            if isinstance(update, EditView):
+                yield (update.before, update.after), update.target, update.achieved, update.score
+            else:
+                yield (gr.update(), gr.update(), gr.update(),
+                       f"re-running from the first edited step: step {update.step + 1}")
 
+    @user_errors
     def on_export(run, layer, model):
-        try:
-            demo = models.get(model)
-            return [str(p) for p in demo.export(run, tempfile.mkdtemp(prefix="scene-probe-"),
-                                                layer)]
-        except (ValueError, ModelUnavailableError) as err:
-            raise _error(err) from None
+        demo = models.get(model)
+        return [str(p) for p in demo.export(run, tempfile.mkdtemp(prefix="scene-probe-"), layer)]
 
     with gr.Blocks(title="scene-probe") as app:
         run_state = gr.State(None, time_to_live=SESSION_TTL_S)
@@ -194,12 +184,12 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
                                            label="Push depth (+ nearer; used when not moving)")
                     method = gr.Dropdown(["guided", "activation"], value=home.default_method,
                                          label="Edit method")
-                    strength = gr.Slider(0, 1, value=method_defaults["strength"], step=0.01,
+                    strength = gr.Slider(0, 1, value=method_defaults.strength, step=0.01,
                                          label="Strength")
                     with gr.Row():
-                        first = gr.Slider(1, MAX_STEPS, value=min(method_defaults["steps"]) + 1,
+                        first = gr.Slider(1, MAX_STEPS, value=min(method_defaults.steps) + 1,
                                           step=1, label="First edited step")
-                        last = gr.Slider(1, MAX_STEPS, value=max(method_defaults["steps"]) + 1,
+                        last = gr.Slider(1, MAX_STEPS, value=max(method_defaults.steps) + 1,
                                          step=1, label="Last edited step")
                     apply_btn = gr.Button("Apply edit", variant="primary")
                 with gr.Column(scale=3):
@@ -212,6 +202,28 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
         with gr.Accordion("Export this run", open=False):
             export_btn = gr.Button("Export GIF, PNGs and JSON")
             files = gr.File(label="Files", file_count="multiple")
+
+        def on_load_model(name, current):
+            """Switch this session's model; on failure stay on the current one and say why."""
+            try:
+                demo = models.get(model_key(name))
+            except (ModelUnavailableError, ValueError) as err:
+                gr.Warning(str(err))
+                return {model_state: current, model: gr.update(value=current),
+                        model_line: f"**Could not load {name!r}.** {err}\n\n"
+                                    f"Still on **{models.get(current).name}**."}
+            words = demo.vocabulary()
+            strength_update, first_update, last_update = on_method(demo.default_method)
+            return {model_state: model_key(name), run_state: None,
+                    model: gr.update(value=model_key(name)), model_line: _model_line(demo),
+                    layer: gr.update(choices=demo.layer_choices(), value="best"),
+                    vocabulary: ", ".join(words) if words else "Open vocabulary (CLIP tokenizer).",
+                    heat_img: demo.heatmap(),
+                    move_x: gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0),
+                    move_y: gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0),
+                    guidance: gr.update(value=demo.default_guidance),
+                    method: gr.update(value=demo.default_method),
+                    strength: strength_update, first: first_update, last: last_update}
 
         # on a ZeroGPU Space the model-running handlers hold a GPU while they run
         gpu_generate, gpu_intervene = on_gpu(on_generate, 120), on_gpu(on_intervene, 120)

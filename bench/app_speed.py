@@ -2,7 +2,7 @@
 
     python bench/app_speed.py            # prints a Markdown table; writes bench/results/app_speed.json
 
-Measured through the same facade the app calls (probe_core.demo.ProbeDemo), median of several
+Measured through the same facade the app calls (probe_core.serve.facade.ProbeDemo), median of several
 runs: the first streamed step (with its probe overlays), a full 15-step run with overlays,
 scrubbing a step, switching the layer, an intervention re-run from its first edited step (slider
 release to final edited image, scored), and a full generation with the default edit vs. without.
@@ -10,23 +10,21 @@ release to final edited image, scored), and a full generation with the default e
 
 from __future__ import annotations
 
+import probe_core.offline  # noqa: F401  (hub offline unless HF_HUB_OFFLINE says otherwise)
+
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
-
-from probe_core.demo import ProbeDemo  # noqa: E402
-from probe_core.intervene import (DEFAULT_METHOD, METHOD_DEFAULTS, Edit, default_layers,  # noqa: E402
+from probe_core.serve.facade import ProbeDemo
+from probe_core.edits.methods import (DEFAULT_METHOD, METHOD_DEFAULTS, Edit, default_layers,
                                   intervene)
-from probe_core.targets import move_mask  # noqa: E402
+from probe_core.edits.targets import move_mask
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
 RUNS = 5
@@ -77,16 +75,16 @@ def main() -> int:
     # a full generation with the default edit vs without, same settings, no display work
     pipe, n, g = demo.pipe, demo.probes.settings.num_inference_steps, demo.probes.settings.guidance_scale
     mask = run.labels[1] > 0.5
-    edit = Edit("saliency", move_mask(mask, 16, 0).map, DEFAULT_METHOD, d["strength"], d["steps"],
-                layers=default_layers(DEFAULT_METHOD, demo.layers), iterations=d["iterations"])
+    edit = Edit("saliency", move_mask(mask, 16, 0).map, DEFAULT_METHOD, d.strength, d.steps,
+                layers=default_layers(DEFAULT_METHOD, demo.layers), iterations=d.iterations)
     plain = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, Edit(
-        "saliency", mask, DEFAULT_METHOD, 0.0, d["steps"]), n, g))
+        "saliency", mask, DEFAULT_METHOD, 0.0, d.steps), n, g))
     edited = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, edit, n, g))
     cached = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, edit, n, g,
                                            original=run.steps))
     # the same edit applied at steps 4-7: a re-run from the cache skips steps 0-3
-    late = Edit("saliency", edit.target, DEFAULT_METHOD, d["strength"], range(4, 8),
-                layers=edit.layers, iterations=d["iterations"])
+    late = Edit("saliency", edit.target, DEFAULT_METHOD, d.strength, range(4, 8),
+                layers=edit.layers, iterations=d.iterations)
     late_full = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, late, n, g))
     late_cached = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, late, n, g,
                                                 original=run.steps))

@@ -9,7 +9,7 @@ with random weights (no download: the cost of a step does not depend on the weig
 the paper's setting (LMS, 15 steps, 512x512, guidance 7.5) on CUDA in float16 when present.
 Probes of the right shapes hold random numbers. It prints medians of --runs runs, interleaved:
   stock      StableDiffusionPipeline.__call__
-  loop       probe_core.denoise, nothing captured
+  loop       probe_core.probing.denoise, nothing captured
   probing    denoise capturing all 16 attn1 layers and reading depth + saliency maps each step
   edit       intervene with the paper's activation edit (Adam on attn1 outputs, steps 0-2)
 and the ratios to `stock`, plus peak GPU memory of each.
@@ -17,26 +17,25 @@ and the ratios to `stock`, plus peak GPU memory of each.
 
 from __future__ import annotations
 
+import probe_core.offline  # noqa: F401  (hub offline unless HF_HUB_OFFLINE says otherwise)
+
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
+
+from probe_core.probing.denoise import denoise
+from probe_core.probing.hooks import self_attention_layers
+from probe_core.edits.methods import METHOD_DEFAULTS, Edit, intervene
+from probe_core.models import PAPER, load_model, pick_device
+from probe_core.probing.probes import random_probe_set
+from probe_core.probing.collect import settings_for
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from probe_core.denoise import denoise  # noqa: E402
-from probe_core.hooks import self_attention_layers  # noqa: E402
-from probe_core.intervene import METHOD_DEFAULTS, Edit, intervene  # noqa: E402
-from probe_core.models import PAPER, load_model, pick_device  # noqa: E402
-from probe_core.probes import random_probe_set  # noqa: E402
-from probe_core.train import settings_for  # noqa: E402
 
 PROMPT = "a photo of a red sphere on a wooden table"
 
@@ -47,7 +46,7 @@ def sd_shaped_pipeline(small: bool, device, dtype):
                            UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from probe_core.tiny_ldm import build_tokenizer
+    from probe_core.world.tiny_ldm import build_tokenizer
 
     torch.manual_seed(0)
     ch, text, vae_ch, size = ((320, 640, 1280, 1280), 768, (128, 256, 512, 512), 512) if not small \
@@ -102,9 +101,9 @@ def main() -> int:
     mask = np.zeros((size, size), bool)
     mask[size // 4: size // 2, size // 2: 3 * size // 4] = True
     d = METHOD_DEFAULTS["activation"]
-    edit_steps = range(min(d["steps"]), min(max(d["steps"]) + 1, args.steps))
-    edit = Edit("saliency", mask, "activation", d["strength"], edit_steps,
-                iterations=d["iterations"])
+    edit_steps = range(min(d.steps), min(max(d.steps) + 1, args.steps))
+    edit = Edit("saliency", mask, "activation", d.strength, edit_steps,
+                iterations=d.iterations)
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
 
     def stock():

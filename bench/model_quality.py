@@ -13,27 +13,26 @@ Results go to bench/results/model_quality.json; the grid to docs/tiny-scenes-sam
 
 from __future__ import annotations
 
+import probe_core.offline  # noqa: F401  (hub offline unless HF_HUB_OFFLINE says otherwise)
+
 import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import torch
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from probe_core.attributes import (ATTRIBUTES, accuracy, caption_attributes,  # noqa: E402
+from probe_core.world.attributes import (ATTRIBUTES, accuracy, caption_attributes,
                                    load_classifier, predict_attributes, render_labelled,
                                    save_classifier, train_attribute_classifier)
-from probe_core.scenes import render_scene, sample_scene  # noqa: E402
-from probe_core.tiny_ldm import DEFAULT_GUIDANCE, generate, load_pipeline  # noqa: E402
+from probe_core.world.scenes import render_scene, sample_scene
+from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE, generate, load_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def vae_psnr(pipe, seeds: range) -> dict:
@@ -90,7 +89,7 @@ def speed(pipe, steps: int = 25, runs: int = 7) -> dict:
     """Median seconds per image, two ways that give the same image bit for bit (tested):
     the stock `StableDiffusionPipeline.__call__` and probe_core's own loop (`denoise` + decode,
     what the app runs), interleaved."""
-    from probe_core.denoise import decode_latents, denoise
+    from probe_core.probing.denoise import decode_latents, denoise
 
     prompt = "a large red sphere and a small blue box on a gray checkered floor"
 

@@ -3,7 +3,7 @@
     python bench/probe_overhead.py [--model weights/tiny-scenes] [--probes DIR] [--runs 15]
                                    [--out FILE]  # default bench/results/probe_overhead.json
 
-Times the same 15-step loop (probe_core.denoise, no x0 decoding) three ways: plain; capturing
+Times the same 15-step loop (probe_core.probing.denoise, no x0 decoding) three ways: plain; capturing
 every self-attention layer; capturing and reading depth and saliency maps from every layer at
 every step. Each run times the three loops back to back (in a rotating order) and divides each
 by that run's plain loop, so a machine that slows down between runs shifts all three alike; the
@@ -16,25 +16,23 @@ probes of the right shapes filled with random numbers: the cost does not depend 
 
 from __future__ import annotations
 
+import probe_core.offline  # noqa: F401  (hub offline unless HF_HUB_OFFLINE says otherwise)
+
 import argparse
 import json
-import os
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import torch
+
+from probe_core.probing.denoise import denoise
+from probe_core.probing.hooks import self_attention_layers
+from probe_core.probing.probes import ProbeSet, ProbeSettings, random_probe_set
+from probe_core.world.tiny_ldm import load_pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from probe_core.denoise import denoise  # noqa: E402
-from probe_core.hooks import self_attention_layers  # noqa: E402
-from probe_core.probes import ProbeSet, ProbeSettings, random_probe_set  # noqa: E402
-from probe_core.tiny_ldm import load_pipeline  # noqa: E402
 
 PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
 

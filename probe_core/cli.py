@@ -15,6 +15,13 @@ import argparse
 import json
 import sys
 
+from . import settings
+
+
+def _span(seeds: range) -> str:
+    """range(100, 200) -> '100-199', as --seeds takes it."""
+    return f"{seeds[0]}-{seeds[-1]}"
+
 
 def parse_range(text: str) -> range:
     """'A-B' (inclusive) or 'A' -> range."""
@@ -32,7 +39,7 @@ def parse_range(text: str) -> range:
 
 
 def _train_model(args) -> int:
-    from .tiny_train import TrainConfig, train
+    from .world.tiny_train import TrainConfig, train
 
     cfg = TrainConfig()
     for key, value in vars(args).items():
@@ -48,7 +55,7 @@ def _render(args) -> int:
     import numpy as np
     from PIL import Image
 
-    from .scenes import render_scene, sample_scene
+    from .world.scenes import render_scene, sample_scene
 
     scenes = [render_scene(sample_scene(s)) for s in args.seeds]
     for s, sc in zip(args.seeds, scenes):
@@ -84,12 +91,12 @@ def _default_probe_dir(model: str) -> str:
     from .models import EMBEDDED, is_embedded, model_name
 
     name = EMBEDDED if is_embedded(model) else model_name(model).replace("/", "--")
-    return f"weights/probes/{name}"
+    return str(settings.PROBES_ROOT / name)
 
 
 def _labeler(args, pipe):
     """--labeler, or the model's own (the shipped scene labeler, or DPT + CLIPSeg for SD)."""
-    from .hf_labelers import load_labeler
+    from .sd.labelers import load_labeler
     from .models import ModelUnavailableError
 
     try:
@@ -98,9 +105,16 @@ def _labeler(args, pipe):
         raise SystemExit(str(err)) from None
 
 
-def _prompts(args, seeds):
-    from .train import prompts_for
+def prompts_for(seeds: list[int], prompts: list[str] | None = None) -> list[str]:
+    """The given prompts, cycled over the seeds; without any, each seed's own scene caption."""
+    if prompts:
+        return [prompts[k % len(prompts)] for k in range(len(seeds))]
+    from .world.scenes import scene_captions
 
+    return scene_captions(seeds)
+
+
+def _prompts(args, seeds):
     lines = None
     if args.prompts:
         with open(args.prompts) as f:
@@ -111,7 +125,7 @@ def _prompts(args, seeds):
 
 
 def _train_labeler(args) -> int:
-    from .labelers import build_scene_labeler
+    from .world.labeler import build_scene_labeler
 
     labeler = build_scene_labeler(_load(args.model).vae, args.n_images, args.steps, args.n_eval)
     labeler.save(args.out)
@@ -120,10 +134,10 @@ def _train_labeler(args) -> int:
 
 
 def _train_probes(args) -> int:
-    from .train import settings_for, train_probe_sets
-
     from .models import model_name
-    from .shards import process_device
+    from .probing.collect import settings_for
+    from .probing.evaluate import train_probe_sets
+    from .probing.shards import process_device
 
     # under accelerate launch each process loads onto its own GPU
     pipe, preset = _load_with_preset(args.model, process_device(args.device))
@@ -143,8 +157,9 @@ def _evaluate(args) -> int:
     from pathlib import Path
 
     from .models import model_name
-    from .probes import ProbeSet
-    from .train import evaluate_probe_sets, expected_settings
+    from .probing.collect import expected_settings
+    from .probing.evaluate import evaluate_probe_sets
+    from .probing.probes import ProbeSet
 
     pipe = _load(args.model, args.device)
     expect = expected_settings(pipe, model_name(args.model), args.probes)
@@ -163,12 +178,12 @@ def _evaluate(args) -> int:
 def _intervene_eval(args) -> int:
     from pathlib import Path
 
-    from .edit_eval import evaluate_edits, table, write_edit_report
-    from .hooks import self_attention_layers
-    from .intervene import METHOD_DEFAULTS, default_layers
+    from .edits.evaluate import evaluate_edits, table, write_edit_report
+    from .edits.methods import METHOD_DEFAULTS, default_layers
     from .models import model_name
-    from .probes import ProbeSet
-    from .train import expected_settings
+    from .probing.collect import expected_settings
+    from .probing.hooks import self_attention_layers
+    from .probing.probes import ProbeSet
 
     pipe, preset = _load_with_preset(args.model, args.device)
     probes = None
@@ -179,12 +194,12 @@ def _intervene_eval(args) -> int:
         steps, guidance = expect.num_inference_steps, expect.guidance_scale
         probes = ProbeSet.load(args.probes, expect=expect)
     d = METHOD_DEFAULTS[args.method]
-    edit_steps = args.edit_steps or d["steps"]
+    edit_steps = args.edit_steps or d.steps
     summary, examples = evaluate_edits(
         pipe, probes, _labeler(args, pipe), _prompts(args, args.seeds),
         list(args.seeds), args.method,
-        args.strength if args.strength is not None else d["strength"], edit_steps,
-        args.iterations or d["iterations"], steps, guidance,
+        args.strength if args.strength is not None else d.strength, edit_steps,
+        args.iterations or d.iterations, steps, guidance,
         layers=args.layers.split(",") if args.layers else default_layers(
             args.method, self_attention_layers(pipe.unet)), depth_delta=args.depth_delta)
     out = write_edit_report(Path(args.out) / args.method, summary, examples)
@@ -194,7 +209,7 @@ def _intervene_eval(args) -> int:
 
 
 def _import_paper_probes(args) -> int:
-    from .paper_probes import import_paper_probes
+    from .sd.paper_probes import import_paper_probes
 
     probes = import_paper_probes(args.source, final=args.final)
     probes.save(args.out)
@@ -212,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train-model", help="train (or resume) the embedded tiny-scenes model")
     t.add_argument("--workdir", help="data cache, checkpoints and logs (resumes from here)")
-    t.add_argument("--out", help="pipeline folder to export to (default weights/tiny-scenes)")
+    t.add_argument("--out", help=f"pipeline folder to export to (default {settings.EMBEDDED_MODEL})")
     t.add_argument("--init-from", dest="init_from",
                    help="warm start from a saved pipeline folder when workdir has no checkpoint")
     t.add_argument("--n-scenes", dest="n_scenes", type=int)
@@ -233,26 +248,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train_model)
 
     lab = sub.add_parser("train-labeler", help="train the depth/saliency labeler on renders")
-    lab.add_argument("--model", default="weights/tiny-scenes", help="pipeline whose VAE to use")
-    lab.add_argument("--out", default="weights/labeler")
+    lab.add_argument("--model", default=str(settings.EMBEDDED_MODEL),
+                     help="pipeline whose VAE to use")
+    lab.add_argument("--out", default=str(settings.EMBEDDED_LABELER))
     lab.add_argument("--n-images", dest="n_images", type=int, default=8000)
     lab.add_argument("--steps", type=int, default=3000)
-    lab.add_argument("--n-eval", dest="n_eval", type=int, default=500,
-                     help="held-out renders (seeds 0..N-1) to score it on")
+    lab.add_argument("--n-eval", dest="n_eval", type=int, default=len(settings.SEEDS.labeler_eval),
+                     help="held-out renders (the first N of SEEDS.labeler_eval) to score it on")
     lab.set_defaults(func=_train_labeler)
 
     for name, func, helptext in (
             ("train-probes", _train_probes, "fit depth and saliency probes (and control probes)"),
             ("evaluate", _evaluate, "score probes on held-out images; write a report")):
         c = sub.add_parser(name, help=helptext)
-        c.add_argument("--model", default="weights/tiny-scenes",
+        c.add_argument("--model", default=str(settings.EMBEDDED_MODEL),
                        help="the embedded model's folder, a hub id or a diffusers folder")
         c.add_argument("--labeler", help=LABELER_HELP)
         c.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
         c.add_argument("--chunk-size", dest="chunk_size", type=int, default=16,
                        help="images generated and kept in memory at a time")
         c.add_argument("--seeds", type=parse_range, required=True,
-                       help="generation seeds, e.g. 100000-100399 (held out: below 1000000)")
+                       help=f"generation seeds, e.g. {_span(settings.SEEDS.probe_train)} for "
+                            f"train-probes, {_span(settings.SEEDS.probe_test)} for evaluate")
         c.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds; "
                                          "default: each seed's own scene caption")
         c.set_defaults(func=func)
@@ -271,15 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="how the token grid of probe outputs becomes pixels: bilinear "
                                 "between token centres (default), or nearest (the paper's)")
         else:
-            c.add_argument("--probes", default="weights/probes/tiny-scenes")
-            c.add_argument("--out", default="docs/probe-eval")
+            c.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
+            c.add_argument("--out", default=str(settings.EMBEDDED_EVALUATION.parent))
 
     e = sub.add_parser("intervene-eval", help="score interventions and their controls")
-    e.add_argument("--model", default="weights/tiny-scenes")
+    e.add_argument("--model", default=str(settings.EMBEDDED_MODEL))
     e.add_argument("--labeler", help=LABELER_HELP)
     e.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
-    e.add_argument("--probes", default="weights/probes/tiny-scenes")
-    e.add_argument("--seeds", type=parse_range, required=True)
+    e.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
+    e.add_argument("--seeds", type=parse_range, required=True,
+                   help=f"e.g. {_span(settings.SEEDS.edit_test)} (report), "
+                        f"{_span(settings.SEEDS.edit_validation)} (tuning)")
     e.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
     e.add_argument("--method", choices=["guided", "activation", "latent_shift"], default="guided")
     e.add_argument("--strength", type=float)
@@ -293,13 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="num_inference_steps for latent_shift (default: the model's preset)")
     e.add_argument("--guidance", type=float,
                    help="guidance_scale for latent_shift (default: the model's preset)")
-    e.add_argument("--out", default="docs/interventions")
+    e.add_argument("--out", default=str(settings.EDIT_REPORTS))
     e.set_defaults(func=_intervene_eval)
 
     ip = sub.add_parser("import-paper-probes",
                         help="convert the authors' SD v1.4 probe files into a probe set")
     ip.add_argument("source", help="the authors' zip or its unzipped folder")
-    ip.add_argument("--out", default="weights/probes/sd-v1-4-paper")
+    ip.add_argument("--out", default=str(settings.PAPER_PROBES))
     ip.add_argument("--final", action="store_true",
                     help="import the *_final files instead of the best-on-held-out ones")
     ip.set_defaults(func=_import_paper_probes)

@@ -30,21 +30,6 @@ def pearson(pred: np.ndarray, target: np.ndarray) -> float:
     return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
-def spearman(pred: np.ndarray, target: np.ndarray) -> float:
-    """Spearman rank correlation over pixels (ties get average ranks)."""
-    return pearson(_ranks(np.asarray(pred, float).ravel()), _ranks(np.asarray(target, float).ravel()))
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x))
-    # average the ranks of ties
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return (sums / counts)[inverse]
-
-
 def zscore(x: np.ndarray) -> np.ndarray:
     """Per-image z-normalisation (the paper's depth targets); constant maps become zeros."""
     x = np.asarray(x, float)

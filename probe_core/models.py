@@ -4,7 +4,7 @@
     >>> pipe, preset = load_model("tiny-scenes")                     # the embedded default
     >>> pipe, preset = load_model("/path/to/a/diffusers/folder")
 
-A preset holds the generation settings probes are tied to (the paper's for SD v1.x, SCIENCE.md).
+A preset holds the generation settings probes are tied to (the paper's for SD v1.x).
 Device and dtype default to CUDA + float16 when a GPU is present, else CPU + float32.
 A model that cannot be loaded (offline and not cached, or no such folder) raises
 `ModelUnavailableError` saying what to do.
@@ -17,8 +17,10 @@ from pathlib import Path
 
 import torch
 
-EMBEDDED = "tiny-scenes"
-EMBEDDED_FOLDER = Path(__file__).resolve().parents[1] / "weights" / "tiny-scenes"
+from .settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, EMBEDDED_MODEL, EMBEDDED_NAME
+
+EMBEDDED = EMBEDDED_NAME
+EMBEDDED_FOLDER = EMBEDDED_MODEL
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,14 @@ class ModelPreset:
     negative_prompt: str = ""  # the unconditional half: the empty prompt
 
 
-# The paper's setting (SCIENCE.md): LMS, 15 steps, 512x512, guidance 7.5, empty negative prompt.
+# The paper's setting: LMS, 15 steps, 512x512, guidance 7.5, empty negative prompt.
 PAPER = dict(scheduler="LMSDiscreteScheduler", num_inference_steps=15, image_size=512,
              guidance_scale=7.5)
 PRESETS = {
     "CompVis/stable-diffusion-v1-4": ModelPreset("CompVis/stable-diffusion-v1-4", **PAPER),
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelPreset(
         "stable-diffusion-v1-5/stable-diffusion-v1-5", **PAPER),
-    EMBEDDED: ModelPreset(EMBEDDED, "DDIMScheduler", 15, 64, 4.0),
+    EMBEDDED: ModelPreset(EMBEDDED, "DDIMScheduler", DEFAULT_STEPS, 64, DEFAULT_GUIDANCE),
 }
 
 

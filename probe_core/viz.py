@@ -58,6 +58,16 @@ def blend(image: np.ndarray, colour: np.ndarray, opacity: float) -> np.ndarray:
     return ((1 - opacity) * image.astype(np.float32) + opacity * colour).astype(np.uint8)
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display on a server)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def figure_to_array(fig) -> np.ndarray:
     """Render a matplotlib figure to an (H, W, 3) uint8 array and close it."""
     import matplotlib.pyplot as plt
@@ -72,10 +82,7 @@ def figure_to_array(fig) -> np.ndarray:
 
 def depth_legend(width: int = 320, height: int = 44) -> np.ndarray:
     """A horizontal colour bar for colorize_depth, labelled far ... near."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(width / 100, height / 100))
     ax.imshow(np.linspace(0, 1, 256)[None], aspect="auto", cmap="magma")

@@ -6,7 +6,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from probe_core.tiny_ldm import TinyLDMConfig  # noqa: E402
+from probe_core.world.tiny_ldm import TinyLDMConfig  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -20,7 +20,7 @@ def tiny_cfg():
 
 def _tiny_pipe_for_module():
     """An untrained tiny pipeline (32x32 images), built in memory, same weights every call."""
-    from probe_core.tiny_ldm import TinyLDMConfig, build_pipeline
+    from probe_core.world.tiny_ldm import TinyLDMConfig, build_pipeline
 
     torch.manual_seed(0)
     pipe = build_pipeline(TinyLDMConfig(
@@ -79,7 +79,7 @@ def save_tiny_hf_labeler(folder) -> str:
     from transformers import (CLIPSegConfig, CLIPSegForImageSegmentation, DPTConfig,
                               DPTForDepthEstimation, DPTImageProcessor, ViTImageProcessor)
 
-    from probe_core.tiny_ldm import build_tokenizer
+    from probe_core.world.tiny_ldm import build_tokenizer
 
     folder = Path(folder)
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from probe_core.demo import ProbeDemo
+from probe_core.serve.facade import ProbeDemo
 from tests.test_demo import BoxLabeler, random_probes
 
 

@@ -19,7 +19,7 @@ if not os.environ.get("CI"):  # CI installs both; elsewhere skip rather than fai
 @pytest.fixture
 def app_url():
     from app import build_app
-    from probe_core.demo import ProbeDemo
+    from probe_core.serve.facade import ProbeDemo
 
     app = build_app(ProbeDemo.embedded())
     app.queue()
@@ -30,6 +30,7 @@ def app_url():
         app.close()
 
 
+@pytest.mark.slow
 def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 

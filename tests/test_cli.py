@@ -5,8 +5,8 @@ import json
 import pytest
 
 from probe_core.cli import main, parse_range
-from probe_core.probes import ProbeMismatchError
-from probe_core.tiny_ldm import save_pipeline
+from probe_core.probing.probes import ProbeMismatchError
+from probe_core.world.tiny_ldm import save_pipeline
 
 
 def test_parse_range():
@@ -15,6 +15,7 @@ def test_parse_range():
         parse_range("a-b")
 
 
+@pytest.mark.slow
 def test_labeler_probes_and_evaluation_end_to_end(tiny_pipe, tmp_path, capsys):
     model = tmp_path / "tiny-model"
     save_pipeline(tiny_pipe, model)

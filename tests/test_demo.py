@@ -3,9 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from probe_core.demo import DISPLAY_SIZE, ProbeDemo
-from probe_core.hooks import self_attention_layers
-from probe_core.probes import ProbeSettings, random_probe_set
+from probe_core.serve.facade import EditView, ProbeDemo
+from probe_core.settings import DISPLAY_SIZE
+from probe_core.world.tiny_ldm import generate
+from probe_core.probing.hooks import self_attention_layers
+from probe_core.probing.probes import ProbeSettings, random_probe_set
 
 PROMPT = "a small blue box on a beige plain floor"
 
@@ -44,15 +46,15 @@ def test_stream_yields_every_step_then_a_finished_run(demo):
 
 
 def test_the_final_image_equals_plain_generation(demo, run):
-    plain = demo.generate(PROMPT, seed=4, num_inference_steps=3, guidance_scale=4.0)
-    np.testing.assert_array_equal(plain[::8, ::8], run.image)
+    plain = generate(demo.pipe, PROMPT, seed=4, num_inference_steps=3, guidance_scale=4.0)
+    np.testing.assert_array_equal(plain, run.image)
 
 
 def test_view_and_scrub_come_from_the_cache(demo, run, monkeypatch):
     v = demo.view(run, 2, "best", 0.5)
-    for key in ("x0", "depth", "saliency"):
-        assert v[key].shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3) and v[key].dtype == np.uint8
-    assert "step 3 of 3" in v["caption"]
+    for image in (v.x0, v.depth, v.saliency):
+        assert image.shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3) and image.dtype == np.uint8
+    assert "step 3 of 3" in v.caption
     # scrubbing and switching layers never call the model again
     def no_model(*args, **kwargs):
         raise AssertionError("the model was called")
@@ -67,19 +69,19 @@ def test_view_and_scrub_come_from_the_cache(demo, run, monkeypatch):
 
 def test_emergence_reaches_one_at_the_last_step(demo, run):
     e = demo.emergence(run, "best")
-    assert len(e["probe_dice"]) == 3 and e["probe_pearson"][-1] == pytest.approx(1.0)
-    assert e["labeler_dice"][-1] == pytest.approx(1.0)
+    assert len(e.probe_dice) == 3 and e.probe_pearson[-1] == pytest.approx(1.0)
+    assert e.labeler_dice[-1] == pytest.approx(1.0)
     assert demo.emergence_plot(run).ndim == 3
 
 
 def test_intervene_streams_and_scores(demo, run):
     updates = list(demo.intervene(run, move_x=8, first_step=1, last_step=1, strength=0.3))
-    assert [u["step"] for u in updates[:-1]] == [1, 2]  # resumed from step 1
+    assert [u.step for u in updates[:-1]] == [1, 2]  # resumed from step 1
     final = updates[-1]
-    assert final["done"] and final["after"].shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
-    assert "Dice with target" in final["score"]
-    assert run.edit["scores"]["asked_x"] == pytest.approx(8)
-    assert not np.array_equal(run.edit["image"], run.image)
+    assert isinstance(final, EditView) and final.after.shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
+    assert "Dice with target" in final.score
+    assert run.edit.scores["asked_x"] == pytest.approx(8)
+    assert not np.array_equal(run.edit.image, run.image)
 
 
 def test_a_move_past_the_edge_says_the_target_is_cut(demo, run):
@@ -88,18 +90,18 @@ def test_a_move_past_the_edge_says_the_target_is_cut(demo, run):
     right = np.flatnonzero(mask.any(axis=0)).mean() >= w / 2  # toward the nearer edge
     move = w // 2 if right else -(w // 2)  # the largest move allowed
     *_, final = demo.intervene(run, move_x=move, first_step=2, last_step=2, strength=0.3)
-    cut = run.edit["scores"]["target_cut"]
+    cut = run.edit.scores["target_cut"]
     kept = (mask[:, : w - move] if right else mask[:, -move:]).sum()  # what stays inside
     assert cut == pytest.approx(1 - kept / mask.sum()) and cut > 0.02
-    assert f"{100 * cut:.0f}% of the object past the image edge" in final["score"]
+    assert f"{100 * cut:.0f}% of the object past the image edge" in final.score
     *_, final = demo.intervene(run, move_x=1, first_step=2, last_step=2, strength=0.3)
-    assert "past the image edge" not in final["score"]
+    assert "past the image edge" not in final.score
 
 
 def test_intervene_depth_push(demo, run):
     *_, final = demo.intervene(run, depth_push=1.0, method="activation", strength=0.05,
                                first_step=0, last_step=2)
-    assert "object depth" in final["score"]
+    assert "object depth" in final.score
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -114,7 +116,7 @@ def test_intervene_depth_push(demo, run):
 def test_bad_intervention_input(demo, run, kwargs, message):
     with pytest.raises(ValueError, match=message):
         list(demo.intervene(run, **{"last_step": 2, **kwargs}))
-    assert list(demo.intervene(run, move_x=4, last_step=2))[-1]["done"]
+    assert isinstance(list(demo.intervene(run, move_x=4, last_step=2))[-1], EditView)
 
 
 def test_intervene_needs_a_run(demo):
@@ -131,9 +133,9 @@ def test_export_writes_a_reproducible_record(demo, run, tmp_path):
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["seed"] == 4 and record["prompt"] == PROMPT
     assert record["intervention"]["settings"]["move_x"] == 4
-    again = demo.generate(record["prompt"], record["seed"], record["num_inference_steps"],
-                          record["guidance_scale"])
-    np.testing.assert_array_equal(again[::8, ::8], run.image)
+    again = generate(demo.pipe, record["prompt"], record["seed"], record["num_inference_steps"],
+                     record["guidance_scale"])
+    np.testing.assert_array_equal(again, run.image)
 
 
 def test_vocabulary_examples_and_layers(demo):
@@ -172,7 +174,7 @@ def test_missing_probe_files_leave_a_working_demo(tiny_pipe, tmp_path):
     assert "No probe maps" in demo.notice and "No labeler" in demo.notice
     *_, run = demo.stream(PROMPT, 1, 2, 4.0)
     v = demo.view(run, 1, "best")
-    assert v["depth"] is None and v["x0"].shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
+    assert v.depth is None and v.x0.shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
     with pytest.raises(ValueError, match="no probe set"):
         list(demo.intervene(run, move_x=4, last_step=1))
 

@@ -3,10 +3,16 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler, LMSDiscreteScheduler
 
-from probe_core.denoise import denoise, generate_steps
-from probe_core.hooks import self_attention_layers
+from probe_core.probing.denoise import decode_latents, denoise
+from probe_core.probing.hooks import self_attention_layers
 
 PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
+
+
+def _final(pipe, **kwargs):
+    """Every StepState of a run and its final latents."""
+    steps = list(denoise(pipe, PROMPT, **kwargs))
+    return steps, steps[-1].latents
 
 
 def _stock(pipe, steps, guidance, seed):
@@ -20,10 +26,10 @@ def _stock(pipe, steps, guidance, seed):
 def test_final_latents_equal_stock_diffusers(tiny_pipe, scheduler_cls, guidance):
     tiny_pipe.scheduler = scheduler_cls.from_config(tiny_pipe.scheduler.config)
     stock = _stock(tiny_pipe, 4, guidance, seed=11)
-    ours = generate_steps(tiny_pipe, PROMPT, num_inference_steps=4, guidance_scale=guidance,
-                          generator=torch.Generator().manual_seed(11), capture_layers=None)
-    assert torch.equal(ours.latents, stock)
-    assert len(ours.steps) == 4 and ours.image.shape == (32, 32, 3)
+    steps, latents = _final(tiny_pipe, num_inference_steps=4, guidance_scale=guidance,
+                            generator=torch.Generator().manual_seed(11), capture_layers=None)
+    assert torch.equal(latents, stock)
+    assert len(steps) == 4 and decode_latents(tiny_pipe, latents).shape == (32, 32, 3)
 
 
 def test_steps_carry_timesteps_x0_images_and_activations(tiny_pipe):
@@ -42,21 +48,22 @@ def test_steps_carry_timesteps_x0_images_and_activations(tiny_pipe):
 
 def test_no_capture_by_default_and_edit_changes_the_result(tiny_pipe):
     kw = dict(num_inference_steps=3, guidance_scale=4.0)
-    plain = generate_steps(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(2), **kw)
-    assert plain.steps[0].activations == {}
+    plain, plain_latents = _final(tiny_pipe, generator=torch.Generator().manual_seed(2), **kw)
+    assert plain[0].activations == {}
     layer = self_attention_layers(tiny_pipe.unet)[0]
-    edited = generate_steps(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(2),
-                            edit_fn=lambda out, name: out * 0, edit_layers=[layer],
-                            edit_steps=range(0, 1), **kw)
-    assert not torch.equal(plain.latents, edited.latents)
+    _, edited_latents = _final(
+        tiny_pipe, generator=torch.Generator().manual_seed(2), edit_layers=[layer],
+        activation_edit=lambda i: (lambda out, name: out * 0) if i == 0 else None, **kw)
+    assert not torch.equal(plain_latents, edited_latents)
 
 
 def test_capture_records_the_edited_output(tiny_pipe):
     layer = self_attention_layers(tiny_pipe.unet)[0]
     states = list(denoise(tiny_pipe, PROMPT, num_inference_steps=2, guidance_scale=4.0,
                           generator=torch.Generator().manual_seed(2), capture_layers=[layer],
-                          edit_fn=lambda out, name: out * 0 + 3.0, edit_layers=[layer],
-                          edit_steps=range(1, 2)))
+                          edit_layers=[layer],
+                          activation_edit=lambda i: (lambda out, name: out * 0 + 3.0)
+                          if i == 1 else None))
     assert not torch.all(states[0].activations[layer] == 3.0)  # step 0 not edited
     assert torch.all(states[1].activations[layer] == 3.0)
 
@@ -80,17 +87,17 @@ def test_resume_from_a_cached_step_equals_the_full_run(tiny_pipe, scheduler_cls)
     assert torch.equal(again[-1].latents, full[-1].latents)
 
 
-def test_latent_fn_replaces_the_latents_entering_a_step(tiny_pipe):
+def test_latent_edit_replaces_the_latents_entering_a_step(tiny_pipe):
     kw = dict(num_inference_steps=3, guidance_scale=4.0)
     seen = []
 
-    def latent_fn(latents, i, t, embeds, scheduler):
+    def latent_edit(latents, i, t, embeds, scheduler):
         seen.append(i)
-        return latents * 0
+        return latents * 0 if i == 1 else latents
 
-    plain = generate_steps(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(2), **kw)
-    changed = generate_steps(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(2),
-                             latent_fn=latent_fn, latent_steps=range(1, 2), **kw)
-    assert seen == [1]
-    assert torch.equal(changed.steps[0].latents, plain.steps[0].latents)
-    assert not torch.equal(changed.latents, plain.latents)
+    plain, plain_latents = _final(tiny_pipe, generator=torch.Generator().manual_seed(2), **kw)
+    changed, changed_latents = _final(tiny_pipe, generator=torch.Generator().manual_seed(2),
+                                      latent_edit=latent_edit, **kw)
+    assert seen == [0, 1, 2]  # asked at every step; it edits step 1 only
+    assert torch.equal(changed[0].latents, plain[0].latents)
+    assert not torch.equal(changed_latents, plain_latents)

@@ -11,6 +11,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_and_prints_every_case():
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--small", "--device", "cpu",

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from probe_core.hooks import capture, edit, resolve_layers, self_attention_layers, token_grid
+from probe_core.probing.hooks import capture, edit, resolve_layers, self_attention_layers, token_grid
 from tests.conftest import SD_V1_LAYERS
 
 
@@ -84,7 +84,7 @@ def test_edit_must_keep_the_shape(tiny_sd_unet):
 
 
 def test_block_site_reads_and_edits_the_transformer_blocks_output(tiny_sd_unet):
-    from probe_core.hooks import capture, edit
+    from probe_core.probing.hooks import capture, edit
 
     unet = tiny_sd_unet
     layer = SD_V1_LAYERS[0]

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.edit_scores import outside_change, score_depth, score_move
-from probe_core.hooks import self_attention_layers
-from probe_core.intervene import (Edit, intervene, probe_loss, run_generation, shift_latents,
+from probe_core.edits.scores import outside_change, score_depth, score_move
+from probe_core.probing.hooks import self_attention_layers
+from probe_core.edits.methods import (Edit, intervene, probe_loss, run_generation, shift_latents,
                                   token_target)
-from probe_core.probes import ProbeSet, ProbeSettings
-from probe_core.targets import move_mask, push_depth
+from probe_core.probing.probes import ProbeSet, ProbeSettings
+from probe_core.edits.targets import move_mask, push_depth
 
 PROMPT = "a large red sphere on a gray plain floor"
 KW = dict(num_inference_steps=4, guidance_scale=4.0)
@@ -138,7 +138,7 @@ def test_guided_step_stays_finite_in_float16():
     import numpy as np
     import torch
 
-    from probe_core.intervene import Edit, GuidedEdit
+    from probe_core.edits.methods import Edit, GuidedEdit
 
     class Stub(GuidedEdit):
         def __init__(self):

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.labelers import (LabelerNet, SceneLabeler, evaluate_labeler,
+from probe_core.world.labeler import (LabelerNet, SceneLabeler, evaluate_labeler,
                                  inverse_depth_target, labeler_loss, train_labeler,
                                  vae_round_trip)
-from probe_core.scenes import render_many
+from probe_core.world.scenes import render_many
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,7 @@ def test_inverse_depth_target_is_near_high_and_normalised(renders):
     assert z[np.argmin(d)] == z.max() and z[np.argmax(d)] == z.min()
 
 
+@pytest.mark.slow
 def test_labeler_learns_on_a_small_set_and_round_trips(renders, tmp_path):
     images, depths, masks = renders
     untrained = SceneLabeler(LabelerNet(16))

@@ -2,12 +2,12 @@
 
 import pytest
 
-from probe_core.demo import ProbeDemo
-from probe_core.model_choice import ModelChoice, demo_for_model, model_key, probe_folders_for
+from probe_core.serve.facade import EditView, ProbeDemo
+from probe_core.serve.model_choice import ModelChoice, demo_for_model, model_key, probe_folders_for
 from probe_core.models import ModelUnavailableError, load_model
-from probe_core.probes import random_probe_set
-from probe_core.tiny_ldm import check_prompt
-from probe_core.train import settings_for
+from probe_core.probing.probes import random_probe_set
+from probe_core.world.tiny_ldm import check_prompt
+from probe_core.probing.collect import settings_for
 
 from .conftest import save_tiny_sd_pipeline
 
@@ -73,9 +73,9 @@ def test_an_sd_shaped_folder_finds_its_probes_and_can_be_steered(sd_folder, tmp_
     assert demo.probes is not None and "probe set" not in demo.notice
     *_, run = demo.stream("a red sphere", seed=1, num_inference_steps=15, guidance_scale=7.5)
     view = demo.view(run, 14, "best")
-    assert view["depth"] is not None and view["saliency"] is not None
+    assert view.depth is not None and view.saliency is not None
     updates = list(demo.intervene(run, depth_push=1.0, first_step=0, last_step=1))
-    assert updates[-1]["done"] and updates[-1]["after"].shape == view["x0"].shape
+    assert isinstance(updates[-1], EditView) and updates[-1].after.shape == view.x0.shape
 
 
 def test_open_vocabulary_tokenizers_get_a_length_check_only():
@@ -91,8 +91,8 @@ def test_open_vocabulary_tokenizers_get_a_length_check_only():
 
 
 def test_a_folder_train_model_made_gets_the_embedded_settings_and_our_labeler(tiny_cfg, tmp_path):
-    from probe_core.labelers import SceneLabeler
-    from probe_core.tiny_ldm import build_pipeline, save_pipeline
+    from probe_core.world.labeler import SceneLabeler
+    from probe_core.world.tiny_ldm import build_pipeline, save_pipeline
 
     folder = save_pipeline(build_pipeline(tiny_cfg), tmp_path / "scenes-variant", tiny_cfg)
     demo = demo_for_model(str(folder), probes_root=tmp_path)

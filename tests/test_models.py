@@ -2,7 +2,7 @@ import pytest
 import torch
 from diffusers import LMSDiscreteScheduler
 
-from probe_core.hooks import self_attention_layers
+from probe_core.probing.hooks import self_attention_layers
 from probe_core.models import (EMBEDDED, PRESETS, ModelUnavailableError, load_model,
                                pick_device)
 from tests.conftest import SD_V1_LAYERS, build_tiny_sd_unet
@@ -38,9 +38,9 @@ def test_a_local_sd_shaped_folder_loads_with_the_papers_scheduler(tiny_pipe, tmp
 
 
 def test_a_folder_train_model_made_gets_the_embedded_preset_and_labeler(tiny_cfg, tmp_path):
-    from probe_core.hf_labelers import load_labeler
-    from probe_core.labelers import SceneLabeler
-    from probe_core.tiny_ldm import build_pipeline, save_pipeline
+    from probe_core.sd.labelers import load_labeler
+    from probe_core.world.labeler import SceneLabeler
+    from probe_core.world.tiny_ldm import build_pipeline, save_pipeline
 
     save_pipeline(build_pipeline(tiny_cfg), tmp_path / "scenes", tiny_cfg)
     pipe, preset = load_model(str(tmp_path / "scenes"), device="cpu")

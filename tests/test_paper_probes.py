@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from probe_core.cli import main
-from probe_core.paper_probes import (SD_V1_BLOCKS, PaperProbeError, import_paper_probes,
+from probe_core.sd.paper_probes import (SD_V1_BLOCKS, PaperProbeError, import_paper_probes,
                                      sd_v1_layers)
-from probe_core.probes import ProbeSet
+from probe_core.probing.probes import ProbeSet
 from tests.conftest import SD_V1_LAYERS
 
 

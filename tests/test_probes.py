@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.probes import (ProbeMismatchError, ProbeSet, ProbeSettings, apply_probe,
+from probe_core.probing.probes import (ProbeMismatchError, ProbeSet, ProbeSettings, apply_probe,
                                fit_logistic, fit_ridge, patch_means, to_map)
 
 LAYERS = ["down_blocks.0.attentions.0.transformer_blocks.0.attn1",
@@ -114,7 +114,7 @@ def test_read_gives_both_maps_for_layers_with_probes():
 
 
 def test_fingerprint_refuses_probes_of_a_retrained_model(tmp_path, tiny_pipe):
-    from probe_core.probes import unet_fingerprint
+    from probe_core.probing.probes import unet_fingerprint
 
     fp = unet_fingerprint(tiny_pipe.unet)
     assert fp == unet_fingerprint(tiny_pipe.unet)

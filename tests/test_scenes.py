@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from probe_core.scenes import (FAR, OBJECT_COLOURS, SHAPES, SceneObject, caption_for,
+from probe_core.world.scenes import (FAR, OBJECT_COLOURS, SHAPES, SceneObject, caption_for,
                                caption_vocabulary, largest_object, render_scene, sample_scene)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probe_core.scenes import caption_vocabulary, render_scene, sample_scene
+from probe_core.world.scenes import caption_vocabulary, render_scene, sample_scene
 
 FOLDER = Path(__file__).resolve().parents[1] / "weights" / "tiny-scenes"
 
@@ -40,7 +40,7 @@ def _sky_minus_floor(images: np.ndarray) -> float:
 
 
 def test_generates_a_scene_not_noise(pipe):
-    from probe_core.tiny_ldm import generate
+    from probe_core.world.tiny_ldm import generate
 
     prompts = [render_scene(sample_scene(s), size=16).caption for s in range(4)]
     images = np.stack([generate(pipe, p, seed=s, num_inference_steps=15)
@@ -55,7 +55,8 @@ def test_generates_a_scene_not_noise(pipe):
 
 
 def test_shipped_probes_and_labeler_load_for_the_shipped_model():
-    from probe_core.demo import EMBEDDED_PROBES, ProbeDemo
+    from probe_core.serve.facade import ProbeDemo
+    from probe_core.settings import EMBEDDED_PROBES
 
     demo = ProbeDemo.embedded()
     assert demo.notice == "" and demo.probes is not None and demo.labeler is not None

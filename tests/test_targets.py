@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from probe_core.targets import (centroid, flip_mask, move_mask, paint_mask, push_depth,
+from probe_core.edits.targets import (centroid, flip_mask, move_mask, paint_mask, push_depth,
                                 scale_mask, shift_depth, swap_depth)
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.scenes import caption_vocabulary, render_scene, sample_scene
-from probe_core.tiny_ldm import (UnknownWordsError, build_pipeline, build_scheduler, build_tokenizer,
+from probe_core.world.scenes import caption_vocabulary, render_scene, sample_scene
+from probe_core.world.tiny_ldm import (UnknownWordsError, build_pipeline, build_scheduler, build_tokenizer,
                                  check_prompt, generate, load_pipeline, save_pipeline,
                                  shifted_betas, unknown_words)
 

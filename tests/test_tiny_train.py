@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.tiny_ldm import (build_scheduler, build_text_encoder, build_tokenizer, build_unet,
+from probe_core.world.tiny_ldm import (build_scheduler, build_text_encoder, build_tokenizer, build_unet,
                                  build_vae, load_pipeline)
-from probe_core.tiny_train import TrainConfig, diffusion_loss, to_tensor, train, vae_loss
-from probe_core.scenes import render_scene, sample_scene
+from probe_core.world.images import to_tensor
+from probe_core.world.tiny_train import TrainConfig, diffusion_loss, train, vae_loss
+from probe_core.world.scenes import render_scene, sample_scene
 
 
 def _fixed_loss(fn, steps, params, lr):
@@ -52,6 +53,7 @@ def test_vae_training_step_lowers_the_loss(tiny_cfg):
     assert last < first * 0.9
 
 
+@pytest.mark.slow
 def test_train_exports_a_pipeline_and_resumes(tiny_cfg, tmp_path):
     cfg = TrainConfig(workdir=str(tmp_path / "work"), out=str(tmp_path / "out"), n_scenes=40,
                       vae_steps=3, vae_batch=4, unet_steps=2, unet_batch=4, ckpt_every=1,
@@ -71,6 +73,7 @@ def test_train_exports_a_pipeline_and_resumes(tiny_cfg, tmp_path):
     assert pipe.vae.config.scaling_factor != 1.0  # set from the encoded latents' spread
 
 
+@pytest.mark.slow
 def test_warm_start_keeps_the_shipped_vae_and_resumes(tiny_cfg, tmp_path):
     base = dict(n_scenes=24, vae_batch=4, unet_batch=4, ckpt_every=1, export_every=100,
                 log_every=1, threads=1, model=tiny_cfg)

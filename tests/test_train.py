@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from probe_core.metrics import zscore
-from probe_core.probes import ProbeSettings
-from probe_core.train import (collect, evaluate_labeler_on_x0, evaluate_probes, fit_probes,
-                              permuted_unet)
+from probe_core.probing.probes import ProbeSettings
+from probe_core.probing.collect import collect, fit_probes, permuted_unet
+from probe_core.probing.evaluate import evaluate_labeler_on_x0, evaluate_probes
 
 
 def brightness_labeler(images):
@@ -87,8 +87,8 @@ def test_bilinear_fit_recovers_a_probe_read_out_bilinearly():
     fitting on fit_inputs(..., "bilinear") recovers the map; the nearest fit cannot."""
     import torch.nn.functional as F
 
-    from probe_core.probes import fit_ridge, upsample_tokens
-    from probe_core.train import fit_inputs
+    from probe_core.probing.probes import fit_ridge, upsample_tokens
+    from probe_core.probing.probes import fit_inputs
 
     g = torch.Generator().manual_seed(0)
     acts = torch.randn(40, 16, 6, generator=g)  # (N, HW, C): a 4x4 grid, latent 4x4

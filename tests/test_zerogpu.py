@@ -3,7 +3,7 @@
 import sys
 import types
 
-from probe_core.zerogpu import on_gpu
+from probe_core.serve.zerogpu import on_gpu
 
 
 def handler(x):

@@ -1,0 +1,155 @@
+"""Probe data: generate, label and record activations; the paper's experiment, for any SD pipeline.
+
+    >>> data = collect(pipe, prompts, seeds, labeler, num_inference_steps=15, guidance_scale=4.0)
+    >>> train, test = data.split(n_train=200)
+    >>> probes = fit_probes(train, settings)        # probes.fit_probe_set on in-memory data
+    >>> settings = settings_for(pipe, "tiny-scenes", 15, 4.0)   # what a probe set is tied to
+
+`collect` generates every image, labels the final one with the labeler (as the paper labels with
+MiDaS and TRACER), and keeps every step's self-attention activations (conditional half, float16)
+and x0 prediction. With `control_unet`, the same steps' UNet inputs are also fed through a
+control UNet (every weight tensor permuted) and its activations kept: the paper's control.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .denoise import decode_latents, denoise, encode
+from .hooks import capture, resolve_layers
+from .probes import ProbeSet, ProbeSettings, fit_probe_set, unet_fingerprint
+
+
+@dataclass
+class ProbeData:
+    layers: list[str]
+    latent_hw: tuple[int, int]
+    acts: dict[tuple[int, str], torch.Tensor]  # (step, layer) -> (N, HW, C) float16
+    depth: np.ndarray  # (N, H, W) z-normalised inverse depth of the final image (labeler)
+    saliency: np.ndarray  # (N, H, W) bool object mask of the final image (labeler, p > 0.5)
+    x0_images: np.ndarray | None  # (N, S, H, W, 3) uint8, each step's decoded x0 prediction
+    prompts: list[str]
+    seeds: list[int]
+    control_acts: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted({s for s, _ in self.acts})
+
+    def subset(self, idx) -> "ProbeData":
+        idx = list(idx)
+        return ProbeData(
+            layers=self.layers, latent_hw=self.latent_hw,
+            acts={k: v[idx] for k, v in self.acts.items()},
+            depth=self.depth[idx], saliency=self.saliency[idx],
+            x0_images=None if self.x0_images is None else self.x0_images[idx],
+            prompts=[self.prompts[i] for i in idx], seeds=[self.seeds[i] for i in idx],
+            control_acts={k: v[idx] for k, v in self.control_acts.items()},
+        )
+
+    def split(self, n_train: int) -> tuple["ProbeData", "ProbeData"]:
+        """First n_train images for fitting, the rest held out."""
+        if not 0 < n_train < self.n:
+            raise ValueError(f"n_train must be between 1 and {self.n - 1}, got {n_train}")
+        return self.subset(range(n_train)), self.subset(range(n_train, self.n))
+
+
+def permuted_unet(unet: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """The paper's control: a copy of `unet` with every weight tensor's entries permuted."""
+    control = copy.deepcopy(unet)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in control.parameters():
+            flat = p.reshape(-1)
+            p.copy_(flat[torch.randperm(flat.numel(), generator=g)].reshape(p.shape))
+    return control
+
+
+@torch.no_grad()
+def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_steps: int = 15,
+            guidance_scale: float = 7.5, layers: list[str] | None = None,
+            control_unet: torch.nn.Module | None = None, keep_x0: bool = True,
+            progress: bool = False, site: str = "attn1") -> ProbeData:
+    """Generate one image per (prompt, seed), label it, and keep every step's activations."""
+    from tqdm.auto import tqdm
+
+    if len(prompts) != len(seeds):
+        raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    layers = resolve_layers(pipe.unet, layers)
+    acts: dict = {}
+    control: dict = {}
+    depths, sals, x0s = [], [], []
+    latent_hw = None
+    for prompt, seed in tqdm(list(zip(prompts, seeds)), desc="collect", disable=not progress):
+        embeds, do_cfg = encode(pipe, prompt, guidance_scale)
+        steps = list(denoise(pipe, prompt, num_inference_steps=num_inference_steps,
+                             guidance_scale=guidance_scale,
+                             generator=torch.Generator().manual_seed(int(seed)),
+                             capture_layers=layers, decode_x0=keep_x0, site=site))
+        latent_hw = tuple(steps[0].latents.shape[-2:])
+        for st in steps:
+            for layer, a in st.activations.items():
+                acts.setdefault((st.index, layer), []).append(a.half().cpu())
+            if control_unet is not None:
+                x = torch.cat([st.unet_input] * 2) if do_cfg else st.unet_input
+                with capture(control_unet, layers, conditional_only=do_cfg, site=site) as c:
+                    control_unet(x, st.timestep, encoder_hidden_states=embeds)
+                for layer, a in c.items():
+                    control.setdefault((st.index, layer), []).append(a[0].half().cpu())
+        final = decode_latents(pipe, steps[-1].latents)
+        d, s = labeler(final[None])  # one image at a time: labels do not depend on batching
+        depths.append(d[0])
+        sals.append(s[0])
+        if keep_x0:
+            x0s.append(np.stack([st.x0_image for st in steps]))
+    depth, sal = np.stack(depths), np.stack(sals)
+    return ProbeData(
+        layers=layers, latent_hw=latent_hw,
+        acts={k: torch.stack(v) for k, v in acts.items()},
+        depth=depth, saliency=sal > 0.5,
+        x0_images=np.stack(x0s) if keep_x0 else None,
+        prompts=list(prompts), seeds=[int(s) for s in seeds],
+        control_acts={k: torch.stack(v) for k, v in control.items()},
+    )
+
+
+def fit_probes(data: ProbeData, settings: ProbeSettings, lam: float = 1e-3,
+               control: bool = False, progress: bool = False) -> ProbeSet:
+    """One depth (ridge) and one saliency (logistic) probe per (step, layer), in memory."""
+    source = data.control_acts if control else data.acts
+    if not source:
+        raise ValueError("no control activations collected" if control else "no activations")
+    return fit_probe_set(settings, sorted(source), lambda step, layer: source[(step, layer)],
+                         data.depth, data.saliency, data.latent_hw, lam, progress)
+
+
+# ----------------------------------------------------------------------------- settings
+
+def settings_for(pipe, model_name: str, num_inference_steps: int, guidance_scale: float,
+                 layers: list[str] | None = None, site: str = "attn1",
+                 readout: str = "nearest") -> ProbeSettings:
+    return ProbeSettings(
+        model=model_name, scheduler=type(pipe.scheduler).__name__,
+        num_inference_steps=num_inference_steps,
+        image_size=pipe.unet.config.sample_size * pipe.vae_scale_factor,
+        guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers),
+        model_fingerprint=unet_fingerprint(pipe.unet), site=site, readout=readout)
+
+
+def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:
+    """What the saved probe set at `folder` must match to be used with `pipe`: this pipe and
+    model, at the set's own schedule (steps, guidance) and site."""
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(folder) / "probes.json").read_text())["settings"]
+    return settings_for(pipe, model_name, meta["num_inference_steps"], meta["guidance_scale"],
+                        site=meta.get("site", "attn1"), readout=meta.get("readout", "nearest"))

@@ -1,0 +1,149 @@
+"""The denoising loop of `StableDiffusionPipeline`, written out, yielding one `StepState` per step.
+
+    >>> for state in denoise(pipe, "a red sphere on a gray plain floor", num_inference_steps=15,
+    ...                      generator=torch.Generator().manual_seed(0), capture_layers=None):
+    ...     state.index, state.timestep, state.x0_image.shape, state.activations.keys()
+
+Without an edit, the final latents equal stock diffusers' for the same seed and settings
+(the same calls in the same order); probing only reads. Any scheduler with `step()` returning
+`pred_original_sample` works (DDIM, LMS, Euler, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .hooks import EditFn, capture, edit, resolve_layers
+
+
+@dataclass
+class StepState:
+    index: int  # 0-based step
+    timestep: int
+    unet_input: torch.Tensor  # (1, 4, h, w) the scaled latents the UNet saw (one half of the batch)
+    latents: torch.Tensor  # (1, 4, h, w) after this step
+    x0_latents: torch.Tensor | None  # (1, 4, h, w) the scheduler's prediction of the clean latent
+    x0_image: np.ndarray | None  # (H, W, 3) uint8, decoded x0 prediction (if decode_x0)
+    activations: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> (HW, C) float32
+    resume_next: "ResumePoint | None" = None  # where a re-run from step index + 1 starts
+
+
+@dataclass
+class ResumePoint:
+    """Everything a run needs to start at step `index` instead of step 0."""
+    index: int  # the first step to run
+    latents: torch.Tensor  # (1, 4, h, w) the latents entering that step
+    scheduler: object  # a private copy of the scheduler's state entering that step
+
+
+# The two ways to edit a run (`denoise(activation_edit=..., latent_edit=...)`):
+# step index -> the function that edits the chosen layers' outputs at that step, or None
+ActivationEditFn = Callable[[int], "EditFn | None"]
+# (latents (1, 4, h, w), step index, timestep, prompt_embeds, scheduler) -> the latents that
+# enter that step's UNet call (return them unchanged for steps it does not edit)
+LatentEditFn = Callable[[torch.Tensor, int, torch.Tensor, torch.Tensor, object], torch.Tensor]
+
+
+def encode(pipe, prompt: str, guidance_scale: float, negative_prompt: str | None = None):
+    """Prompt embeddings as the pipeline builds them: (2, L, D) [uncond, cond] under guidance,
+    else (1, L, D)."""
+    do_cfg = guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+    cond, uncond = pipe.encode_prompt(prompt, pipe._execution_device, 1, do_cfg, negative_prompt)
+    return (torch.cat([uncond, cond]) if do_cfg else cond), do_cfg
+
+
+@torch.no_grad()
+def decode_latents(pipe, latents: torch.Tensor) -> np.ndarray:
+    """(1, 4, h, w) latents -> (H, W, 3) uint8, as the pipeline's 'np' output rounds."""
+    image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    image = (image / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).float().cpu().numpy()
+    return (image * 255 + 0.5).astype(np.uint8)
+
+
+def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: float = 7.5,
+            generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+            height: int | None = None, width: int | None = None,
+            negative_prompt: str | None = None, capture_layers: list[str] | None = (),
+            activation_edit: ActivationEditFn | None = None, edit_layers: list[str] | None = None,
+            latent_edit: LatentEditFn | None = None, decode_x0: bool = True,
+            start: ResumePoint | None = None, keep_resume: bool = False,
+            site: str = "attn1") -> Iterator[StepState]:
+    """Yield a StepState after every scheduler step.
+
+    capture_layers: layer names to record (None: all self-attention layers; empty: none).
+    activation_edit / edit_layers: `activation_edit(i)` gives step i's edit function
+    `fn(output, layer) -> output` for those layers (None: all), or None to leave step i alone.
+    latent_edit: replaces the latents entering every step (guidance on the latent).
+    start: resume from a cached `ResumePoint` (same prompt, settings and seed) instead of step 0;
+    keep_resume: give every StepState the ResumePoint of the step after it.
+    site: "attn1" (the paper's tensor) or "block" (the transformer block's output) for capture
+    and edit alike."""
+    unet, scheduler = pipe.unet, pipe.scheduler
+    height = height or unet.config.sample_size * pipe.vae_scale_factor
+    width = width or unet.config.sample_size * pipe.vae_scale_factor
+    device = pipe._execution_device
+
+    # resolve layer names once (listing the UNet's modules costs ~1% of a step), not per step
+    capture_layers = resolve_layers(unet, capture_layers) if (
+        capture_layers is None or len(capture_layers)) else []
+    if activation_edit is not None:
+        edit_layers = resolve_layers(unet, edit_layers)
+
+    # 1. encode the prompt ([uncond, cond] under guidance)
+    prompt_embeds, do_cfg = encode(pipe, prompt, guidance_scale, negative_prompt)
+    # 2. timesteps
+    scheduler.set_timesteps(num_inference_steps, device=device)
+    timesteps = scheduler.timesteps
+    # 3. initial latents, (1, 4, h, w), scaled by the scheduler's initial sigma
+    latents = pipe.prepare_latents(1, unet.config.in_channels, height, width,
+                                   prompt_embeds.dtype, device, generator, latents)
+    extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
+    first = 0
+    if start is not None:
+        # a private copy, so the cached point can be resumed from again
+        scheduler = copy.deepcopy(start.scheduler)
+        latents, first = start.latents.clone(), start.index
+
+    for i, t in enumerate(timesteps):
+        if i < first:
+            continue
+        if latent_edit is not None:
+            latents = latent_edit(latents, i, t, prompt_embeds, scheduler)
+        with ExitStack() as stack:
+            # the edit hook goes first, so the capture records the edited output
+            fn = activation_edit(i) if activation_edit is not None else None
+            if fn is not None:
+                stack.enter_context(edit(unet, fn, edit_layers, conditional_only=do_cfg,
+                                         site=site))
+            acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg,
+                                                site=site))
+                    if len(capture_layers) else {})
+            # 4. scale the input, predict the noise (both halves at once under guidance)
+            model_input = torch.cat([latents] * 2) if do_cfg else latents
+            model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)
+            with torch.no_grad():  # an edit that optimises opens its own grad context
+                noise_pred = unet(model_input, t, encoder_hidden_states=prompt_embeds,
+                                  return_dict=False)[0]
+        # 5. classifier-free guidance
+        if do_cfg:
+            uncond, cond = noise_pred.chunk(2)
+            noise_pred = uncond + guidance_scale * (cond - uncond)
+        # 6. scheduler step x_t -> x_{t-1}
+        out = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
+        latents = out.prev_sample
+        x0 = getattr(out, "pred_original_sample", None)
+        yield StepState(
+            index=i, timestep=int(t), unet_input=model_input[-1:], latents=latents,
+            x0_latents=x0,
+            x0_image=decode_latents(pipe, x0) if decode_x0 and x0 is not None else None,
+            activations={k: v[0].float() for k, v in acts.items()},
+            resume_next=ResumePoint(i + 1, latents.clone(), copy.deepcopy(scheduler))
+            if keep_resume else None,
+        )
+

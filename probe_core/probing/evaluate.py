@@ -1,0 +1,113 @@
+"""Held-out scores of probe sets, and the train / evaluate workflows behind the CLI.
+
+    >>> scores = evaluate_probes(probes, test)      # dice / rmse / pearson per (step, layer)
+    >>> x0 = evaluate_labeler_on_x0(labeler, test)  # what the decoded x0 shows at each step
+    >>> train_probe_sets(pipe, settings, labeler, prompts, seeds, "weights/probes/mine")
+    >>> evaluate_probe_sets(pipe, probes, control, labeler, prompts, seeds, "docs/my-eval")
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..metrics import dice, pearson, rmse
+from .collect import ProbeData, collect, permuted_unet
+from .probes import ProbeSet, ProbeSettings
+from .report import write_report
+from .shards import train_sharded
+
+
+def probe_scores_per_image(probes: ProbeSet, data: ProbeData, control: bool = False) -> dict:
+    """Dice (argmax mask vs labeler mask), depth RMSE and Pearson (vs the labeler's z-normalised
+    inverse depth) of every image: "dice", "rmse", "pearson" -> (steps, layers, N) arrays."""
+    source = data.control_acts if control else data.acts
+    size = data.depth.shape[-1]
+    out = {k: np.zeros((len(data.steps), len(data.layers), data.n)) for k in
+           ("dice", "rmse", "pearson")}
+    for si, step in enumerate(data.steps):
+        for li, layer in enumerate(data.layers):
+            a = source[(step, layer)]
+            for i in range(data.n):
+                sal = probes.saliency_map(step, layer, a[i], data.latent_hw, size)
+                dep = probes.depth_map(step, layer, a[i], data.latent_hw, size)
+                out["dice"][si, li, i] = dice(sal > 0.5, data.saliency[i])
+                out["rmse"][si, li, i] = rmse(dep, data.depth[i])
+                out["pearson"][si, li, i] = pearson(dep, data.depth[i])
+    return out
+
+
+def _mean_scores(per_image: dict, steps, layers) -> dict:
+    n = per_image["dice"].shape[-1]
+    return {"steps": list(steps), "layers": list(layers), "n": n,
+            **{k: v.mean(-1).tolist() for k, v in per_image.items()}}
+
+
+def evaluate_probes(probes: ProbeSet, data: ProbeData, control: bool = False) -> dict:
+    """Mean over images of probe_scores_per_image: [step][layer] lists in data.steps x
+    data.layers."""
+    return _mean_scores(probe_scores_per_image(probes, data, control), data.steps, data.layers)
+
+
+def labeler_on_x0_per_image(labeler, data: ProbeData) -> dict:
+    """"dice", "pearson" -> (steps, N): the labeler on each step's decoded x0 image, scored
+    against the labels of the final image."""
+    if data.x0_images is None:
+        raise ValueError("collect(..., keep_x0=True) is needed")
+    out = {k: np.zeros((len(data.steps), data.n)) for k in ("dice", "pearson")}
+    for k, _ in enumerate(data.steps):
+        d, s = labeler(data.x0_images[:, k])
+        out["dice"][k] = [dice(p > 0.5, m) for p, m in zip(s, data.saliency)]
+        out["pearson"][k] = [pearson(p, t) for p, t in zip(d, data.depth)]
+    return out
+
+
+def evaluate_labeler_on_x0(labeler, data: ProbeData) -> dict:
+    """Per step: the labeler applied to that step's decoded x0 image, scored against the
+    labels of the final image: what a viewer (or a labeler) could see at that step."""
+    return _mean_x0(labeler_on_x0_per_image(labeler, data), data.steps)
+
+
+def _mean_x0(per_image: dict, steps) -> dict:
+    return {"steps": list(steps), **{k: v.mean(-1).tolist() for k, v in per_image.items()}}
+
+
+# ----------------------------------------------------------------------------- workflows
+
+def train_probe_sets(pipe, settings: ProbeSettings, labeler, prompts: list[str], seeds: list[int],
+                     out: str, lam: float = 1e-3, progress: bool = True,
+                     workdir: str | None = None, chunk_size: int = 16) -> tuple:
+    """Fit trained-model and control probes on (prompts, seeds); save to out/ and out/control/.
+    Runs through shards.train_sharded: chunks on disk (resumable), one process or several
+    under `accelerate launch`, the same result either way."""
+    return train_sharded(pipe, settings, labeler, prompts, seeds, out, lam, workdir, chunk_size,
+                         permuted_unet(pipe.unet), progress=progress)
+
+
+def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labeler,
+                        prompts: list[str], seeds: list[int], out_dir: str,
+                        progress: bool = True, chunk_size: int = 16) -> dict:
+    """Held-out scores of both probe sets and of the labeler on x0; writes the report.
+    Images are generated and scored `chunk_size` at a time, so memory holds one chunk."""
+    s = probes.settings
+    control_unet = permuted_unet(pipe.unet) if control is not None else None
+    per: dict = {"probes": [], "control": [], "x0": []}
+    data = None
+    for start in range(0, len(seeds), chunk_size):
+        end = start + chunk_size
+        data = collect(pipe, prompts[start:end], seeds[start:end], labeler,
+                       s.num_inference_steps, s.guidance_scale, s.layers, control_unet,
+                       keep_x0=True, progress=progress, site=s.site)
+        per["probes"].append(probe_scores_per_image(probes, data))
+        if control is not None:
+            per["control"].append(probe_scores_per_image(control, data, control=True))
+        per["x0"].append(labeler_on_x0_per_image(labeler, data))
+
+    def joined(parts):
+        return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
+
+    scores = _mean_scores(joined(per["probes"]), data.steps, data.layers)
+    ctrl = _mean_scores(joined(per["control"]), data.steps, data.layers) if per["control"] else None
+    x0 = _mean_x0(joined(per["x0"]), data.steps)
+    meta = {"settings": s.__dict__, "n_test": len(seeds), "seeds": [min(seeds), max(seeds)],
+            "probe_training": probes.extra}
+    return write_report(out_dir, scores, ctrl, x0, meta)

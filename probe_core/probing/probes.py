@@ -1,0 +1,361 @@
+"""Bias-free per-token linear probes (the paper's 1x1 convolutions) and probe sets on disk.
+
+    >>> probes = ProbeSet.load("weights/probes/tiny-scenes", expect=settings)
+    >>> depth = probes.depth_map(3, layer, acts, latent_hw=(16, 16), out_size=64)     # (64, 64)
+    >>> saliency = probes.saliency_map(3, layer, acts, latent_hw=(16, 16), out_size=64)  # P(fg)
+
+A probe is a weight matrix (out, C): depth has out=1 (regression on per-image z-normalised
+depth), saliency out=2 (background/foreground logits). It is applied to every token of a layer's
+(HW, C) activation and reshaped to the layer's grid; the grid of outputs is then upsampled to
+pixels, by the set's `readout`:
+- "nearest", the paper's: each token paints its square patch. Fitting at token resolution
+  against the mean label of each token's patch is exactly the paper's full-resolution loss for
+  squared error and for cross-entropy, and much cheaper.
+- "bilinear": the outputs (logits, not probabilities) are interpolated between token centres.
+  The probe is the same bias-free per-token linear map; since interpolation is linear too, it is
+  fitted on bilinearly upsampled activations (at twice the grid) against area-averaged labels.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .hooks import token_grid
+
+TASKS = {"depth": 1, "saliency": 2}  # task -> probe outputs
+READOUTS = ("nearest", "bilinear")  # how a grid of probe outputs becomes a pixel map
+FORMAT_VERSION = 1
+
+
+class ProbeMismatchError(ValueError):
+    """A probe set made for another model, schedule or layer set."""
+
+
+@dataclass
+class ProbeSettings:
+    """What a probe set is tied to; loading refuses a set whose settings differ."""
+    model: str  # e.g. "tiny-scenes" or "CompVis/stable-diffusion-v1-4"
+    scheduler: str  # scheduler class name
+    num_inference_steps: int
+    image_size: int
+    guidance_scale: float
+    layers: list[str] = field(default_factory=list)
+    model_fingerprint: str = ""  # of the UNet weights (unet_fingerprint); "" = not recorded
+    site: str = "attn1"  # what the probes read: "attn1" output (the paper's) or the "block" output
+    readout: str = "nearest"  # token grid -> pixels: "nearest" (the paper's) or "bilinear"
+
+    def differences(self, other: "ProbeSettings") -> list[str]:
+        out = []
+        for key in ("model", "scheduler", "num_inference_steps", "image_size", "guidance_scale",
+                    "site"):
+            a, b = getattr(self, key), getattr(other, key)
+            if a != b:
+                out.append(f"{key}: probes have {a!r}, run uses {b!r}")
+        a, b = self.model_fingerprint, other.model_fingerprint
+        if a and b and a != b:
+            out.append(f"model weights differ (fingerprint {a} vs {b}): the model was retrained")
+        return out
+
+
+def unet_fingerprint(unet: torch.nn.Module) -> str:
+    """A short hash of a UNet's parameter names, shapes and leading values: cheap even for
+    SD on a GPU, and different after any retraining."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in unet.named_parameters():
+        h.update(name.encode())
+        h.update(str(tuple(p.shape)).encode())
+        h.update(p.detach().reshape(-1)[:64].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def apply_probe(weight: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    """(out, C) weight, (HW, C) activations -> (HW, out) outputs, computed in float32."""
+    return activations.float() @ weight.to(activations.device, torch.float32).T
+
+
+def upsample_tokens(values: torch.Tensor, latent_hw: tuple[int, int], size: tuple[int, int],
+                    readout: str = "nearest") -> torch.Tensor:
+    """(N, HW, k) per-token values -> (N, size[0] * size[1], k), float32, upsampled by `readout`
+    (bilinear between token centres, edges clamped: align_corners=False)."""
+    if readout not in READOUTS:
+        raise ValueError(f"unknown readout {readout!r}; readouts are {READOUTS}")
+    n, hw, k = values.shape
+    h, w = token_grid(hw, latent_hw)
+    grid = values.float().reshape(n, h, w, k).permute(0, 3, 1, 2)  # (N, k, h, w)
+    if tuple(size) != (h, w):
+        extra = {} if readout == "nearest" else {"align_corners": False}
+        grid = F.interpolate(grid, size=tuple(size), mode=readout, **extra)
+    return grid.permute(0, 2, 3, 1).reshape(n, size[0] * size[1], k)
+
+
+@lru_cache(maxsize=64)
+def interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) float32 weights of 1-D linear interpolation (align_corners=False, as in
+    upsample_tokens): bilinear upsampling of a (h, w) grid is rows @ grid @ cols.T."""
+    eye = torch.eye(n_in)[None]  # (1, n_in channels, n_in samples)
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0].T.numpy().copy()
+
+
+def to_map(values: torch.Tensor, latent_hw: tuple[int, int], out_size: int,
+           readout: str = "nearest") -> np.ndarray:
+    """(HW,) per-token values -> (out_size, out_size) map, upsampled by `readout`."""
+    up = upsample_tokens(values.reshape(1, -1, 1).cpu(), latent_hw, (out_size, out_size), readout)
+    return up.reshape(out_size, out_size).numpy()
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Elementwise logistic function, without overflow warnings for large |x|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
+
+
+def area_means(labels: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W) or (H, W) labels -> (N * h * w,) float32 means over each cell of an (h, w) grid
+    (adaptive average pooling: any H, W)."""
+    t = torch.as_tensor(np.asarray(labels, np.float32)).reshape(-1, 1, *np.shape(labels)[-2:])
+    return F.adaptive_avg_pool2d(t, tuple(size)).reshape(-1)
+
+
+def patch_means(label: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+    """(H, W) label -> (h*w,) mean of each token's patch (H, W multiples of h, w)."""
+    H, W = label.shape
+    h, w = grid_hw
+    return label.reshape(h, H // h, w, W // w).mean(axis=(1, 3)).reshape(-1)
+
+
+def fit_ridge(X: torch.Tensor, y: torch.Tensor, lam: float = 1e-3) -> torch.Tensor:
+    """Closed-form bias-free ridge: X (N, C), y (N,) or (N, k) -> weight (k, C).
+
+    lam is relative to the mean diagonal of X^T X, so it does not depend on the scale of X."""
+    X = X.double()
+    y = y.double().reshape(len(X), -1)
+    gram = X.T @ X
+    reg = lam * gram.diagonal().mean().clamp_min(1e-12)
+    w = torch.linalg.solve(gram + reg * torch.eye(X.shape[1], dtype=X.dtype), X.T @ y)
+    return w.T.float()
+
+
+def fit_logistic(X: torch.Tensor, p: torch.Tensor, lam: float = 1e-3, steps: int = 50) -> torch.Tensor:
+    """Bias-free 2-logit probe by L-BFGS on soft cross-entropy: X (N, C), p (N,) foreground
+    fraction in [0, 1] -> weight (2, C) with logits [-f/2, f/2] (softmax = sigmoid(f))."""
+    X = X.float()
+    scale = X.pow(2).mean().sqrt().clamp_min(1e-12)
+    Xs = X / scale
+    w = torch.zeros(X.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
+    target = p.float()
+
+    def closure():
+        opt.zero_grad()
+        f = Xs @ w
+        loss = F.binary_cross_entropy_with_logits(f, target) + lam * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    f_w = (w.detach() / scale)
+    return torch.stack([-f_w / 2, f_w / 2])
+
+
+# ----------------------------------------------------------------------------- fitting
+
+def token_targets(depth: np.ndarray, saliency: np.ndarray, latent_hw: tuple[int, int],
+                  layer_tokens: int):
+    """Per-token targets of (N, H, W) labels for a layer with `layer_tokens` tokens:
+    depth patch means (N*HW,), foreground fraction (N*HW,)."""
+    grid = token_grid(layer_tokens, latent_hw)
+    d = np.concatenate([patch_means(x, grid) for x in depth])
+    s = np.concatenate([patch_means(x.astype(np.float32), grid) for x in saliency])
+    return torch.from_numpy(d).float(), torch.from_numpy(s).float()
+
+
+FIT_GRID_MAX = 64  # bilinear fitting grid, pixels a side at most
+
+
+def fit_inputs(acts: torch.Tensor, depth: np.ndarray, saliency: np.ndarray,
+               latent_hw: tuple[int, int], readout: str = "nearest"):
+    """What one (step, layer) probe is fitted on, for a probe set read out by `readout`:
+    acts (N, HW, C), labels (N, H, W) -> X (M, C) float32, depth (M,), foreground fraction (M,).
+
+    nearest: one row per token, against its patch's mean label (M = N * HW).
+    bilinear: one row per pixel of a grid twice the layer's (at most the labels' size and
+    FIT_GRID_MAX a side, which bounds memory for SD's 64x64 layers), holding the bilinearly
+    upsampled activations, against the area-averaged labels; a linear probe of upsampled
+    activations is the upsampled probe output, so this fits the bilinear readout."""
+    if readout == "nearest":
+        depth_t, sal_t = token_targets(depth, saliency, latent_hw, acts.shape[1])
+        return acts.float().reshape(-1, acts.shape[-1]), depth_t, sal_t
+    h, w = token_grid(acts.shape[1], latent_hw)
+    size = (min(2 * h, depth.shape[-2], FIT_GRID_MAX), min(2 * w, depth.shape[-1], FIT_GRID_MAX))
+    X = upsample_tokens(acts, latent_hw, size, readout).reshape(-1, acts.shape[-1])
+    return X, area_means(depth, size), area_means(saliency, size)
+
+
+def fit_key(X: torch.Tensor, depth_t: torch.Tensor, sal_t: torch.Tensor, lam: float = 1e-3):
+    """The paper's two probes for one (step, layer): X (N*HW, C) -> depth (1, C) by ridge,
+    saliency (2, C) by logistic regression."""
+    return fit_ridge(X, depth_t, lam), fit_logistic(X, sal_t, lam)
+
+
+def fit_probe_set(settings: "ProbeSettings", keys, activations, depth: np.ndarray,
+                  saliency: np.ndarray, latent_hw: tuple[int, int], lam: float = 1e-3,
+                  progress: bool = False, desc: str = "fit") -> "ProbeSet":
+    """The one fitting path: a depth (ridge) and a saliency (logistic) probe for each
+    (step, layer) of `keys`. activations(step, layer) -> (N, HW, C) for the N images whose
+    (N, H, W) labels are `depth` and `saliency` (a callable, so a caller can read one key at a
+    time from disk)."""
+    from tqdm.auto import tqdm
+
+    probes = ProbeSet(settings)
+    for step, layer in tqdm(list(keys), desc=desc, disable=not progress):
+        X, depth_t, sal_t = fit_inputs(activations(step, layer), depth, saliency, latent_hw,
+                                       settings.readout)
+        wd, ws = fit_key(X, depth_t, sal_t, lam)
+        probes.add("depth", step, layer, wd)
+        probes.add("saliency", step, layer, ws)
+    return probes
+
+
+class ProbeSet:
+    """Probe weights keyed by (task, step, layer), plus the settings they were trained for.
+
+        >>> ps = ProbeSet(settings); ps.add("depth", 0, layer, weight)   # weight (1, C)
+        >>> ps.save("weights/probes/tiny-scenes"); ProbeSet.load(..., expect=settings)
+    """
+
+    def __init__(self, settings: ProbeSettings, weights=None, extra: dict | None = None):
+        self.settings = settings
+        self.weights: dict[tuple[str, int, str], torch.Tensor] = dict(weights or {})
+        self.extra = extra or {}  # e.g. evaluation scores, best layers
+        self._stacked: dict = {}  # read()'s cache of stacked (3, C) weights
+
+    def add(self, task: str, step: int, layer: str, weight: torch.Tensor) -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; tasks are {list(TASKS)}")
+        if weight.ndim != 2 or weight.shape[0] != TASKS[task]:
+            raise ValueError(f"{task} probe weight must be ({TASKS[task]}, C), got "
+                             f"{tuple(weight.shape)}")
+        self.weights[(task, int(step), layer)] = weight.detach().float().cpu()
+        self._stacked.pop(("depth", int(step), layer), None)
+
+    def get(self, task: str, step: int, layer: str) -> torch.Tensor:
+        try:
+            return self.weights[(task, int(step), layer)]
+        except KeyError:
+            raise KeyError(f"no {task} probe for step {step}, layer {layer!r}") from None
+
+    def keys(self, task: str | None = None) -> list[tuple[str, int, str]]:
+        return sorted(k for k in self.weights if task is None or k[0] == task)
+
+    def depth_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
+        """(HW, C) activations -> (out_size, out_size) z-normalised depth prediction."""
+        return to_map(apply_probe(self.get("depth", step, layer), activations)[:, 0],
+                      latent_hw, out_size, self.settings.readout)
+
+    def saliency_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
+        """(HW, C) activations -> (out_size, out_size) foreground probability (the logit
+        difference is upsampled, then squashed: softmax of two logits = sigmoid of it)."""
+        logits = apply_probe(self.get("saliency", step, layer), activations)
+        f = to_map(logits[:, 1] - logits[:, 0], latent_hw, out_size, self.settings.readout)
+        return sigmoid(f)
+
+    def read(self, step: int, activations: dict[str, torch.Tensor], latent_hw: tuple[int, int],
+             out_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Both maps for every captured layer that has probes at this step:
+        layer -> (depth (S, S), saliency probability (S, S)). The same numbers as depth_map and
+        saliency_map, with one matmul per layer (both probes stacked) for use inside the loop."""
+        out = {}
+        for layer, acts in activations.items():
+            key = ("depth", int(step), layer)
+            if key not in self.weights:
+                continue
+            h, w = token_grid(acts.shape[0], latent_hw)
+            nearest = self.settings.readout == "nearest"
+            if nearest and (out_size % h or out_size % w):  # no whole-pixel patches: general path
+                out[layer] = (self.depth_map(step, layer, acts, latent_hw, out_size),
+                              self.saliency_map(step, layer, acts, latent_hw, out_size))
+                continue
+            stacked = self._stacked.get(key)
+            if stacked is None:  # (3, C): depth, background logit, foreground logit
+                stacked = torch.cat([self.weights[key],
+                                     self.get("saliency", step, layer)]).float()
+                self._stacked[key] = stacked
+            y = (acts.float() @ stacked.to(acts.device).T).cpu().numpy().reshape(h, w, 3)
+            d, f = y[..., 0], y[..., 2] - y[..., 1]  # (h, w) depth, foreground logit margin
+            if nearest:
+                d, f = (g.repeat(out_size // h, 0).repeat(out_size // w, 1) for g in (d, f))
+            else:  # separable bilinear interpolation, rows then columns
+                rows, cols = interpolation_matrix(h, out_size), interpolation_matrix(w, out_size)
+                d, f = rows @ d @ cols.T, rows @ f @ cols.T
+            out[layer] = (d, sigmoid(f))
+        return out
+
+    # ------------------------------------------------------------------ disk format
+    def save(self, folder: str | Path) -> Path:
+        """folder/probes.safetensors (one tensor per key) + folder/probes.json (settings)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {f"{t}/{s}/{layer}": w.contiguous() for (t, s, layer), w in self.weights.items()}
+        save_file(tensors, str(folder / "probes.safetensors"))
+        meta = {"format": FORMAT_VERSION, "settings": self.settings.__dict__, "extra": self.extra}
+        (folder / "probes.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, expect: ProbeSettings | None = None) -> "ProbeSet":
+        """Load a saved set; with `expect`, refuse one made for other settings."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        meta_path, tensor_path = folder / "probes.json", folder / "probes.safetensors"
+        if not meta_path.is_file() or not tensor_path.is_file():
+            raise FileNotFoundError(f"no probe set at {folder} (needs probes.json and "
+                                    "probes.safetensors)")
+        try:
+            meta = json.loads(meta_path.read_text())
+            settings = ProbeSettings(**meta["settings"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ProbeMismatchError(f"{meta_path} is not a probe set description: {err}") from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise ProbeMismatchError(f"{meta_path} has format {meta.get('format')!r}; "
+                                     f"this version reads {FORMAT_VERSION}")
+        if settings.readout not in READOUTS:
+            raise ProbeMismatchError(f"{meta_path} asks for readout {settings.readout!r}; this "
+                                     f"version reads {READOUTS}")
+        if expect is not None:
+            diffs = settings.differences(expect)
+            if diffs:
+                raise ProbeMismatchError(f"probe set {folder} was made for other settings: "
+                                         + "; ".join(diffs))
+        ps = cls(settings, extra=meta.get("extra"))
+        for key, w in load_file(str(tensor_path)).items():
+            task, step, layer = key.split("/", 2)
+            if expect is not None and expect.layers and layer not in expect.layers:
+                raise ProbeMismatchError(f"probe set {folder} has layer {layer!r}, which this "
+                                         "model does not have")
+            ps.add(task, int(step), layer, w)
+        return ps
+
+
+def random_probe_set(unet: torch.nn.Module, settings: ProbeSettings, seed: int = 0) -> ProbeSet:
+    """Probes of the right shapes for `unet` at every step and layer of `settings`, filled with
+    standard normal numbers: for benchmarks and tests, whose cost and plumbing do not depend on
+    the values."""
+    probes = ProbeSet(settings)
+    g = torch.Generator().manual_seed(seed)
+    dims = {layer: unet.get_submodule(layer).to_out[0].out_features for layer in settings.layers}
+    for step in range(settings.num_inference_steps):
+        for layer in settings.layers:
+            probes.add("depth", step, layer, torch.randn(1, dims[layer], generator=g))
+            probes.add("saliency", step, layer, torch.randn(2, dims[layer], generator=g))
+    return probes

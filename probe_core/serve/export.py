@@ -1,0 +1,46 @@
+"""Write a run to a folder: enough to look at it again and to reproduce it.
+
+    >>> paths = export_run(run, "out/", maps, record)   # steps.gif, final.png, ..., run.json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..viz import colorize_depth, frames_to_gif, overlay_mask, upscale
+
+
+def export_run(run, folder: str | Path, maps: list, record: dict) -> list[Path]:
+    """steps.gif (x0 | depth | saliency per step), final.png, depth.png and saliency.png (the
+    last step's maps, when there are maps), edited.png (after an edit), run.json (`record`
+    plus the edit's settings and scores). maps: every step's (depth, P(object)) or None."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for state, m in zip(run.steps, maps):
+        parts = [state.x0_image]
+        if m is not None:
+            parts += [colorize_depth(m[0]), overlay_mask(state.x0_image, m[1], 0.6)]
+        frames.append(upscale(np.concatenate(parts, 1), 3))
+    frames_to_gif(frames, folder / "steps.gif")
+    paths = [folder / "steps.gif"]
+    Image.fromarray(run.image).save(folder / "final.png")
+    paths.append(folder / "final.png")
+    if maps[-1] is not None:
+        depth, prob = maps[-1]
+        Image.fromarray(colorize_depth(depth)).save(folder / "depth.png")
+        Image.fromarray(overlay_mask(run.image, prob, 0.6)).save(folder / "saliency.png")
+        paths += [folder / "depth.png", folder / "saliency.png"]
+    record = dict(record)
+    if run.edit is not None:
+        Image.fromarray(run.edit.image).save(folder / "edited.png")
+        paths.append(folder / "edited.png")
+        record["intervention"] = {"settings": run.edit.settings(), "scores": run.edit.scores,
+                                  "description": run.edit.description}
+    (folder / "run.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+    paths.append(folder / "run.json")
+    return paths

@@ -1,0 +1,259 @@
+"""ProbeDemo: the plain-Python facade the app calls (and the tests drive). No gradio import here.
+
+    >>> demo = ProbeDemo.embedded()
+    >>> for run in demo.stream("a large red sphere on a gray plain floor", seed=0):
+    ...     view = demo.view(run, run.steps[-1].index, "best")   # StepView of the newest step
+    >>> for update in demo.intervene(run, move_x=16): ...        # EditProgress..., EditView
+    >>> paths = demo.export(run, "out/")                         # GIF, PNGs, JSON
+
+Every public method validates its input and raises `ValueError` with a message fit to show a
+user. A `Run` caches the probe maps computed from it, so scrubbing and switching layers never
+recompute the model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .. import settings
+from ..edits.methods import (DEFAULT_METHOD, METHOD_DEFAULTS, Edit, EditRun, default_layers,
+                             intervene_stream)
+from ..probing.denoise import decode_latents
+from ..probing.hooks import self_attention_layers
+from ..probing.probes import ProbeSet
+from ..viz import to_size
+from ..world.scenes import scene_captions
+from ..world.tiny_ldm import is_word_level, load_pipeline
+from . import figures
+from .assets import load_assets
+from .export import export_run
+from .inputs import bounded, check_generation
+from .runs import Run, stream_run
+from .score_card import score_card
+from .steering import EditOutcome, EditProgress, EditView, build_target, check_steer, score_edit
+from .step_map import ProbeStepMap
+
+S = settings.DISPLAY_SIZE
+
+
+class ProbeDemo:
+    """Wraps one loaded pipeline, its probe set and labeler, and answers the app's requests."""
+
+    def __init__(self, pipe, name: str, probes: ProbeSet | None = None, labeler=None,
+                 evaluation: dict | None = None, notice: str = "", scene_model: bool = False):
+        self.pipe, self.name, self.probes, self.labeler = pipe, name, probes, labeler
+        self.evaluation = evaluation
+        self.notice = notice  # why probes or labeler are missing, shown in the app
+        self.layers = self_attention_layers(pipe.unet)
+        self.image_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        self.site = probes.settings.site if probes is not None else "attn1"
+        self.probe_steps = (ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps)
+                            if probes is not None else None)
+        # one model, many sessions: hooks live on the shared UNet, so model runs take turns
+        self._lock = threading.Lock()
+        self.preset = None  # the model's ModelPreset when loaded by name (models.load_model)
+        self.max_move = self.image_size // 2  # pixels
+        # guided for our scene models; the paper's edit (it works on SD) for others
+        self.default_method = DEFAULT_METHOD if scene_model else "activation"
+
+    @property
+    def default_guidance(self) -> float:
+        return self.preset.guidance_scale if self.preset is not None else settings.DEFAULT_GUIDANCE
+
+    @classmethod
+    def embedded(cls, folder=settings.EMBEDDED_MODEL, probes=settings.EMBEDDED_PROBES,
+                 labeler=settings.EMBEDDED_LABELER,
+                 evaluation=settings.EMBEDDED_EVALUATION) -> "ProbeDemo":
+        return cls.with_assets(load_pipeline(folder), "tiny-scenes (embedded)",
+                               settings.EMBEDDED_NAME, probes, labeler, evaluation,
+                               scene_model=True)
+
+    @classmethod
+    def with_assets(cls, pipe, name: str, model_name: str, probes, labeler, evaluation,
+                    scene_model: bool = False) -> "ProbeDemo":
+        """Load the probe set (refusing one made for another model), the labeler and the shipped
+        evaluation where they exist; what is missing is explained in `notice`."""
+        probe_set, lab, ev, notice = load_assets(pipe, model_name, probes, labeler, evaluation)
+        return cls(pipe, name, probe_set, lab, ev, notice, scene_model)
+
+    # ------------------------------------------------------------------ what the UI lists
+    def vocabulary(self) -> list[str]:
+        """The words a word-level model knows; empty for open-vocabulary (CLIP) tokenizers."""
+        if not is_word_level(self.pipe.tokenizer):
+            return []
+        return sorted(w for w in self.pipe.tokenizer.get_vocab() if not w.startswith("<"))
+
+    def example_prompts(self, n: int = 6) -> list[str]:
+        """Captions of held-out scenes."""
+        return scene_captions(settings.SEEDS.examples[:n])
+
+    def layer_label(self, layer: str) -> str:
+        return figures.layer_label(self.pipe.unet.config, layer)
+
+    def best_layer(self) -> str:
+        """The layer with the best held-out saliency Dice at the last step (shipped evaluation),
+        else the first up-block layer."""
+        if self.evaluation:
+            best = self.evaluation.get("summary", {}).get("dice", {}).get("best_layer")
+            if best in self.layers:
+                return best
+        ups = [l for l in self.layers if l.startswith("up_blocks")]
+        return ups[0] if ups else self.layers[-1]
+
+    def layer_choices(self) -> list[tuple[str, str]]:
+        return ([(f"best: {self.layer_label(self.best_layer())}", "best")]
+                + [(self.layer_label(l), l) for l in self.layers])
+
+    def resolve_layer(self, layer: str | None) -> str:
+        if layer in (None, "", "best"):
+            return self.best_layer()
+        if layer not in self.layers:
+            raise ValueError(f"no self-attention layer {layer!r}; layers: best, "
+                             + ", ".join(self.layers))
+        return layer
+
+    # ------------------------------------------------------------------ generation and maps
+    def stream(self, prompt: str, seed=0, num_inference_steps=settings.DEFAULT_STEPS,
+               guidance_scale=settings.DEFAULT_GUIDANCE) -> Iterator[Run]:
+        """Yield the growing Run after every denoising step; the last one is done."""
+        request = check_generation(self.pipe.tokenizer, prompt, seed, num_inference_steps,
+                                   guidance_scale)
+        with self._lock:
+            yield from stream_run(self.pipe, *request, self.layers if self.probes else (),
+                                  self.site, self.labeler)
+
+    def maps(self, run: Run, step: int, layer: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(depth, P(object)) at image size for one step and layer, cached on the run; the
+        probes of the probed step nearest the run's step in time."""
+        if self.probes is None or not 0 <= step < len(run.steps):
+            return None
+        if (step, layer) not in run.maps:
+            state = run.steps[step]
+            ps = self.probe_steps(run.num_inference_steps, step, state.timestep)
+            hw = tuple(state.latents.shape[-2:])
+            acts = state.activations[layer]
+            run.maps[(step, layer)] = (
+                self.probes.depth_map(ps, layer, acts, hw, self.image_size),
+                self.probes.saliency_map(ps, layer, acts, hw, self.image_size))
+        return run.maps[(step, layer)]
+
+    def check_step(self, run: Run | None, step) -> int:
+        if run is None or not run.steps:
+            raise ValueError("generate an image first")
+        return int(bounded("step", step, 0, len(run.steps) - 1))
+
+    def view(self, run: Run, step, layer: str | None = "best",
+             opacity: float = 0.6) -> figures.StepView:
+        """x0, depth (blended over x0 by opacity) and saliency overlay for one step."""
+        step = self.check_step(run, step)
+        layer = self.resolve_layer(layer)
+        opacity = bounded("opacity", opacity, 0.0, 1.0)
+        state = run.steps[step]
+        x0 = (state.x0_image if state.x0_image is not None
+              else decode_latents(self.pipe, state.latents))
+        caption = (f"step {step + 1} of {run.num_inference_steps} (t = {state.timestep}) · "
+                   f"layer {self.layer_label(layer)}")
+        return figures.step_view(x0, self.maps(run, step, layer), opacity, caption)
+
+    def _all_maps(self, run: Run, layer: str) -> list:
+        return [self.maps(run, k, layer) for k in range(len(run.steps))]
+
+    def filmstrip(self, run: Run, layer: str | None = "best") -> list[tuple[np.ndarray, str]]:
+        layer = self.resolve_layer(layer)
+        return figures.filmstrip_tiles([s.x0_image for s in run.steps], self._all_maps(run, layer))
+
+    def emergence(self, run: Run, layer: str | None = "best") -> figures.Emergence | None:
+        layer = self.resolve_layer(layer)
+        if not run.done or self.probes is None:
+            return None
+        x0_labels = None
+        if self.labeler is not None and run.labels is not None:
+            x0_labels = [run.x0_labels_at(k, self.labeler) for k in range(len(run.steps))]
+        return figures.emergence_scores(self._all_maps(run, layer), x0_labels, run.labels)
+
+    def emergence_plot(self, run: Run, layer: str | None = "best") -> np.ndarray | None:
+        e = self.emergence(run, layer)
+        return None if e is None else figures.emergence_plot(
+            e, self.layer_label(self.resolve_layer(layer)))
+
+    def heatmap(self) -> np.ndarray | None:
+        """Layer x step heat maps of held-out probe scores from the shipped evaluation."""
+        if not self.evaluation:
+            return None
+        scores = self.evaluation["probes"]
+        return figures.heatmap(scores, [self.layer_label(l) if l in self.layers else l
+                                        for l in scores["layers"]])
+
+    # ------------------------------------------------------------------ interventions
+    def intervene(self, run: Run | None, move_x=0, move_y=0, scale=1.0, depth_push=0.0,
+                  strength=None, first_step=0, last_step=3,
+                  method=None) -> Iterator[EditProgress | EditView]:
+        """Edit the scene of a finished run and re-run from the first edited step: yields an
+        EditProgress per re-run step, then the EditView."""
+        if run is None or not run.done:
+            raise ValueError("generate an image first, then steer it")
+        if self.probes is None:
+            raise ValueError("this model has no probe set, so it cannot be steered")
+        request = check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step,
+                              method or self.default_method, self.max_move,
+                              run.num_inference_steps)
+        mask, depth = self._object(run)
+        task, target, cut = build_target(mask, depth, request)
+        d = METHOD_DEFAULTS[request.method]
+        edit = Edit(task, target.map, request.method, request.strength,
+                    range(request.first_step, request.last_step + 1),
+                    layers=default_layers(request.method, self.layers),
+                    iterations=d.iterations, shift=(request.move_x, request.move_y))
+        t0 = time.perf_counter()
+        with self._lock:
+            for item in intervene_stream(self.pipe, self.probes, run.prompt, run.seed, edit,
+                                         run.num_inference_steps, run.guidance_scale,
+                                         original=run.steps, decode_x0=True):
+                if isinstance(item, EditRun):
+                    result = item
+                else:
+                    yield EditProgress(item.index, to_size(item.x0_image, S))
+        seconds = time.perf_counter() - t0
+        scores = score_edit(self.labeler, run.image, result.image, task, target, mask,
+                            request.depth_push, cut)
+        achieved = None
+        if self.labeler is not None:
+            ad, asal = self.labeler(result.image[None])
+            achieved = asal[0] if task == "saliency" else ad[0]
+        run.edit = EditOutcome(task, result.image, target.map, achieved, scores, seconds,
+                               request, target.description)
+        yield self.edit_view(run)
+
+    def _object(self, run: Run) -> tuple[np.ndarray, np.ndarray]:
+        """The object mask and depth map of the run's final image: the labeler's where there is
+        one, else the best layer's probe readout at the last step."""
+        if run.labels is not None:
+            return run.labels[1] > 0.5, run.labels[0]
+        d, s = self.maps(run, len(run.steps) - 1, self.best_layer())
+        return s > 0.5, d
+
+    def edit_view(self, run: Run) -> EditView:
+        """Display images and the score card of the run's last intervention."""
+        e = run.edit
+        if e is None:
+            raise ValueError("no intervention yet")
+        return EditView(*figures.edit_images(run.image, e), score_card(e))
+
+    # ------------------------------------------------------------------ export
+    def export(self, run: Run | None, folder: str | Path, layer: str | None = "best") -> list[Path]:
+        """steps.gif, final/depth/saliency/edited PNGs and run.json (enough to reproduce it)."""
+        if run is None or not run.done:
+            raise ValueError("generate an image first")
+        layer = self.resolve_layer(layer)
+        record = {"model": self.name, "prompt": run.prompt, "seed": run.seed,
+                  "num_inference_steps": run.num_inference_steps,
+                  "guidance_scale": run.guidance_scale,
+                  "scheduler": type(self.pipe.scheduler).__name__, "layer": layer,
+                  "probe_settings": self.probes.settings.__dict__ if self.probes else None,
+                  "seconds": run.seconds}
+        return export_run(run, folder, self._all_maps(run, layer), record)

@@ -1,0 +1,145 @@
+"""What the app shows, drawn from a run's cached maps: step views, filmstrip, emergence, heat maps.
+
+    >>> layer_label(unet.config, "up_blocks.1.attentions.2.transformer_blocks.0.attn1")  # 'up1.2 (8x8)'
+    >>> tiles = filmstrip_tiles(x0_images, maps)            # [(tile, "step 1"), ...]
+    >>> plot = emergence_plot(scores, "up1.2 (8x8)")         # (H, W, 3) uint8
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..metrics import dice, pearson
+from ..settings import DISPLAY_SIZE, THUMB_SIZE
+from ..viz import blend, colorize_depth, figure_to_array, overlay_mask, pyplot, to_size
+
+
+def layer_label(unet_config, layer: str) -> str:
+    """'up_blocks.1.attentions.2.transformer_blocks.0.attn1' -> 'up1.2 (8x8)'."""
+    parts = layer.split(".")
+    n_levels = len(unet_config.block_out_channels)
+    latent = unet_config.sample_size
+    if parts[0] == "mid_block":
+        return f"mid ({latent // 2 ** (n_levels - 1)}x{latent // 2 ** (n_levels - 1)})"
+    level = int(parts[1])
+    res = latent // 2 ** (level if parts[0] == "down_blocks" else n_levels - 1 - level)
+    return f"{parts[0].split('_')[0]}{level}.{parts[3]} ({res}x{res})"
+
+
+@dataclass
+class StepView:
+    """One step as displayed, each image DISPLAY_SIZE square (depth and saliency None without
+    probes)."""
+    x0: np.ndarray  # (S, S, 3) uint8 decoded x0 prediction
+    depth: np.ndarray | None  # (S, S, 3) depth colours blended over x0
+    saliency: np.ndarray | None  # (S, S, 3) object overlay on x0
+    caption: str
+
+
+def step_view(x0: np.ndarray, maps: tuple | None, opacity: float, caption: str) -> StepView:
+    """x0 (H, W, 3) and its (depth, P(object)) maps -> the displayed StepView."""
+    if maps is None:
+        return StepView(to_size(x0, DISPLAY_SIZE), None, None, caption)
+    depth, prob = maps
+    return StepView(to_size(x0, DISPLAY_SIZE),
+                    to_size(blend(x0, colorize_depth(depth), max(opacity, 0.05)), DISPLAY_SIZE),
+                    to_size(overlay_mask(x0, prob, opacity), DISPLAY_SIZE), caption)
+
+
+def filmstrip_tiles(x0_images: list[np.ndarray], maps: list) -> list[tuple[np.ndarray, str]]:
+    """One square tile per step, 2 x THUMB_SIZE a side: x0 | depth over saliency overlay |
+    depth with the object's outline (x0 alone where a step has no maps)."""
+    tiles = []
+    for k, (x0, m) in enumerate(zip(x0_images, maps)):
+        if m is None:
+            tile = to_size(x0, 2 * THUMB_SIZE)
+        else:
+            depth = colorize_depth(m[0])
+            tile = np.concatenate([
+                np.concatenate([to_size(x0, THUMB_SIZE), to_size(depth, THUMB_SIZE)], 1),
+                np.concatenate([to_size(overlay_mask(x0, m[1], 0.7), THUMB_SIZE),
+                                to_size(overlay_mask(depth, m[1], 0.0), THUMB_SIZE)], 1)], 0)
+        tiles.append((tile, f"step {k + 1}"))
+    return tiles
+
+
+@dataclass
+class Emergence:
+    """Per step (1-based): the probe's agreement with its own last-step reading and, with a
+    labeler, the labeler on that step's x0 against its labels of the final image."""
+    steps: list[int]
+    probe_dice: list[float]
+    probe_pearson: list[float]
+    labeler_dice: list[float]
+    labeler_pearson: list[float]
+
+
+def emergence_scores(maps: list[tuple], x0_labels: list[tuple] | None,
+                     final_labels: tuple | None) -> Emergence:
+    """maps: every step's (depth, P(object)); x0_labels: the labeler on every step's x0 (None
+    without a labeler); final_labels: the labeler on the final image."""
+    fd, fs = maps[-1]
+    e = Emergence(list(range(1, len(maps) + 1)), [], [], [], [])
+    for k, (d, s) in enumerate(maps):
+        e.probe_dice.append(dice(s > 0.5, fs > 0.5))
+        e.probe_pearson.append(pearson(d, fd))
+        if x0_labels is not None and final_labels is not None:
+            ld, ls = x0_labels[k]
+            e.labeler_dice.append(dice(ls > 0.5, final_labels[1] > 0.5))
+            e.labeler_pearson.append(pearson(ld, final_labels[0]))
+    return e
+
+
+def emergence_plot(e: Emergence, label: str) -> np.ndarray:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 2.9))
+    ax.plot(e.steps, e.probe_dice, "-o", ms=3, color="#d0259c",
+            label="saliency probe vs its final mask (Dice)")
+    ax.plot(e.steps, e.probe_pearson, "-o", ms=3, color="#e8762d",
+            label="depth probe vs its final map (Pearson)")
+    if e.labeler_dice:
+        ax.plot(e.steps, e.labeler_dice, ":", color="#d0259c", lw=2,
+                label="labeler on x0 image vs final (Dice)")
+        ax.plot(e.steps, e.labeler_pearson, ":", color="#e8762d", lw=2,
+                label="labeler on x0 image vs final (Pearson)")
+    ax.set_xlabel("denoising step")
+    ax.set_ylim(-0.05, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6.5, loc="lower right")
+    ax.set_title(f"When does the scene appear? layer {label}", fontsize=9)
+    fig.tight_layout()
+    return figure_to_array(fig)
+
+
+def heatmap(scores: dict, labels: list[str]) -> np.ndarray:
+    """Layer x step heat maps of held-out probe scores (an evaluation's "probes" entry), with
+    `labels` for its layers."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    for ax, metric, title in ((axes[0], "dice", "saliency probe Dice"),
+                              (axes[1], "pearson", "depth probe Pearson")):
+        arr = np.array(scores[metric]).T  # (layers, steps)
+        im = ax.imshow(arr, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xticks(range(0, arr.shape[1], 2), [str(s + 1) for s in scores["steps"][::2]],
+                      fontsize=8)
+        ax.set_xlabel("denoising step")
+        ax.set_title(f"{title} ({scores['n']} held-out images)", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    return figure_to_array(fig)
+
+
+def edit_images(original: np.ndarray, edit) -> tuple[np.ndarray, ...]:
+    """(before, after, target, achieved), DISPLAY_SIZE square, for a steering.EditOutcome on
+    the (H, W, 3) `original` image: masks as overlays, depth maps in depth colours."""
+    if edit.task == "saliency":
+        target = overlay_mask(original, edit.target, 0.6)
+        achieved = (overlay_mask(edit.image, edit.achieved, 0.6) if edit.achieved is not None
+                    else edit.image)
+    else:
+        target = colorize_depth(edit.target)
+        achieved = colorize_depth(edit.achieved) if edit.achieved is not None else edit.image
+    return tuple(to_size(x, DISPLAY_SIZE) for x in (original, edit.image, target, achieved))

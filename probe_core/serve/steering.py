@@ -1,0 +1,124 @@
+"""Steering from the app's sliders: check the request, build the target, score the result.
+
+    >>> request = check_steer(move_x=16, first_step=0, last_step=3, method="guided", ...)
+    >>> task, target, cut = build_target(mask, depth, request)
+    >>> scores = score_edit(labeler, before, after, task, target, mask, request.depth_push)
+
+Moves and scales edit the salient object's mask (task "saliency"); a depth push alone edits
+the depth map inside it (task "depth").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..edits.methods import METHOD_DEFAULTS, METHODS
+from ..edits.scores import score_depth, score_move
+from ..edits.targets import Target, centroid, move_mask, push_depth, scale_mask
+from .inputs import bounded
+
+MAX_SCALE = (0.25, 4.0)
+MAX_PUSH = 3.0  # z-units of inverse depth
+MAX_STRENGTH = 10.0
+
+
+@dataclass
+class SteerRequest:
+    """What the sliders ask for, checked: moves in pixels, steps 0-based."""
+    method: str
+    move_x: int
+    move_y: int
+    scale: float
+    depth_push: float
+    strength: float
+    first_step: int
+    last_step: int
+
+
+def check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step, method,
+                max_move: int, num_inference_steps: int) -> SteerRequest:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    dx = int(round(bounded("move x", move_x, -max_move, max_move)))
+    dy = int(round(bounded("move y", move_y, -max_move, max_move)))
+    factor = bounded("scale", scale, *MAX_SCALE)
+    push = bounded("depth push", depth_push, -MAX_PUSH, MAX_PUSH)
+    strength = (METHOD_DEFAULTS[method].strength if strength is None
+                else bounded("strength", strength, 0.0, MAX_STRENGTH))
+    n = num_inference_steps
+    first = int(bounded("first edited step", first_step, 0, n - 1))
+    last = int(bounded("last edited step", last_step, first, n - 1))
+    return SteerRequest(method, dx, dy, factor, push, strength, first, last)
+
+
+def build_target(mask: np.ndarray, depth: np.ndarray,
+                 request: SteerRequest) -> tuple[str, Target, float]:
+    """(task, target, cut) for the object `mask` (H, W) bool and `depth` (H, W); `cut` is the
+    share of the moved object that falls outside the image."""
+    if not mask.any():
+        raise ValueError("no salient object found in this image to steer")
+    if request.move_x or request.move_y or request.scale != 1.0:
+        scaled = scale_mask(mask, request.scale)
+        target = move_mask(scaled.map, request.move_x, request.move_y)
+        target.region = target.region | scaled.region
+        cut = 1.0 - float(target.map.sum()) / max(float(scaled.map.sum()), 1.0)
+        return "saliency", target, cut
+    if request.depth_push:
+        return "depth", push_depth(depth, mask, request.depth_push), 0.0
+    raise ValueError("set a move, a scale or a depth push first")
+
+
+def score_edit(labeler, before: np.ndarray, after: np.ndarray, task: str, target: Target,
+               mask: np.ndarray, push: float, cut: float) -> dict:
+    """The labeler's scores of an edit (empty without a labeler): for a move, Dice with the
+    target, the centre's shift and the asked one; for a push, the object's depth change."""
+    if labeler is None:
+        return {}
+    if task == "saliency":
+        s = score_move(labeler, before, after, target)
+        ty, tx = centroid(target.map)
+        oy, ox = centroid(mask)
+        s["asked_x"], s["asked_y"] = tx - ox, ty - oy
+        s["target_cut"] = cut
+        return s
+    s = score_depth(labeler, before, after, mask, target.region)
+    s["asked"] = push
+    return s
+
+
+@dataclass
+class EditOutcome:
+    """A finished intervention on a run: images, target, scores and what was asked."""
+    task: str  # "saliency" or "depth"
+    image: np.ndarray  # (H, W, 3) uint8, the edited generation
+    target: np.ndarray  # (H, W) the target map
+    achieved: np.ndarray | None  # (H, W) the labeler's reading of the edited image
+    scores: dict
+    seconds: float
+    request: SteerRequest
+    description: str
+
+    def settings(self) -> dict:
+        """What was asked, as recorded in an export: method, strength, moves, steps."""
+        r = asdict(self.request)
+        return {"method": r["method"], "strength": r["strength"], "move_x": r["move_x"],
+                "move_y": r["move_y"], "scale": r["scale"], "depth_push": r["depth_push"],
+                "steps": [r["first_step"], r["last_step"]]}
+
+
+@dataclass
+class EditProgress:
+    step: int  # 0-based index of the step just re-run
+    x0: np.ndarray  # (S, S, 3) uint8 its decoded x0 prediction
+
+
+@dataclass
+class EditView:
+    """The finished edit as displayed: images DISPLAY_SIZE square, and the score card."""
+    before: np.ndarray
+    after: np.ndarray
+    target: np.ndarray
+    achieved: np.ndarray
+    score: str

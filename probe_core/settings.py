@@ -1,0 +1,63 @@
+"""Every setting that more than one module needs, in one place: asset paths, seed ranges, limits.
+
+    >>> from probe_core import settings
+    >>> settings.EMBEDDED_PROBES          # weights/probes/tiny-scenes, from the package root
+    >>> settings.SEEDS.probe_test         # range(200000, 200150)
+
+Paths are resolved from the repository root (the folder above this package), so the CLI's
+defaults and the app find the shipped assets from any working directory.
+
+Seed ranges. Every scene and every generation is a function of one integer seed; the ranges
+below never overlap, so no image used to fit or tune something is used to report on it.
+Renders of seeds below 1,000,000 never enter the embedded model's training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# ----------------------------------------------------------------------------- paths
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "weights"
+DOCS = ROOT / "docs"
+EMBEDDED_NAME = "tiny-scenes"  # the name the embedded model's probe sets record
+EMBEDDED_MODEL = WEIGHTS / "tiny-scenes"  # the pipeline folder
+EMBEDDED_LABELER = WEIGHTS / "labeler"  # depth + saliency labeler for its scenes
+PROBES_ROOT = WEIGHTS / "probes"  # one folder per probe set; the app looks here
+EMBEDDED_PROBES = PROBES_ROOT / "tiny-scenes"  # the default set (+ control/)
+EMBEDDED_EVALUATION = DOCS / "probe-eval" / "metrics.json"  # its held-out evaluation
+EDIT_REPORTS = DOCS / "interventions"  # intervene-eval writes METHOD/ under here
+PAPER_PROBES = PROBES_ROOT / "sd-v1-4-paper"  # where import-paper-probes puts the authors' set
+
+
+# ----------------------------------------------------------------------------- seed ranges
+@dataclass(frozen=True)
+class SeedRanges:
+    """Disjoint seed ranges, by what they are used for."""
+    labeler_eval: range = range(0, 500)  # held-out renders the labeler is scored on
+    vae_psnr: range = range(0, 500)  # held-out renders for the VAE's reconstruction bench
+    adherence: range = range(10_000, 10_200)  # captions for the prompt-adherence bench
+    examples: range = range(20_000, 20_006)  # the app's example prompts (captions)
+    probe_train: range = range(100_000, 100_400)  # images the shipped probes are fitted on
+    probe_test: range = range(200_000, 200_150)  # held-out images the probes are scored on
+    edit_test: range = range(300_000, 300_060)  # the edit report's images
+    edit_validation: range = range(310_000, 310_040)  # where edit settings were tuned
+    model_train: int = 1_000_000  # first seed of the embedded model's training scenes
+    classifier_train: int = 3_000_000  # first seed of the attribute classifier's renders
+    labeler_train: int = 4_000_000  # first seed of the labeler's training renders
+
+
+SEEDS = SeedRanges()
+
+# ----------------------------------------------------------------------------- generation
+DEFAULT_STEPS = 15  # the paper's schedule length; the shipped probes are fitted for it
+DEFAULT_GUIDANCE = 4.0  # the embedded model's guidance scale (SD's presets carry their own)
+
+# ----------------------------------------------------------------------------- app limits
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 50
+MAX_GUIDANCE = 20.0
+DISPLAY_SIZE = 256  # pixels per side of images shown in the app
+THUMB_SIZE = 96  # filmstrip tiles
+SESSION_TTL_S = 3600  # a session's cached run is dropped after this long idle
