@@ -19,9 +19,9 @@ def part_of(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def imports_of(path: Path) -> set[str]:
+def imports_of(path: Path, package: Path = PACKAGE) -> set[str]:
     """The probe_core modules a file imports, as absolute dotted names."""
-    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    rel = path.relative_to(package.parent).with_suffix("")
     here = list(rel.parts) if path.name != "__init__.py" else list(rel.parts[:-1]) + ["__init__"]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -38,6 +38,24 @@ def imports_of(path: Path) -> set[str]:
     return out
 
 
+def violations(package: Path) -> list[str]:
+    """'a/b.py imports probe_core.x.y' for every import that runs up, or across two parts that
+    must stay independent."""
+    wrong = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py") and path.parent == package:
+            continue  # the public API re-exports from every part
+        mine = part_of(".".join(path.relative_to(package.parent).with_suffix("").parts))
+        for target in sorted(imports_of(path, package)):
+            theirs = part_of(target)
+            if theirs == mine:
+                continue
+            if LEVEL[theirs] > LEVEL[mine] or (LEVEL[theirs] == LEVEL[mine] and LEVEL[mine] > 0) \
+                    or (mine, theirs) in INDEPENDENT:
+                wrong.append(f"{path.relative_to(package).as_posix()} imports {target}")
+    return wrong
+
+
 def test_every_module_belongs_to_a_known_part():
     for path in PACKAGE.rglob("*.py"):
         module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -45,28 +63,16 @@ def test_every_module_belongs_to_a_known_part():
 
 
 def test_imports_never_run_back_up():
-    wrong = []
-    for path in PACKAGE.rglob("*.py"):
-        if path.name in ("__init__.py", "__main__.py") and path.parent == PACKAGE:
-            continue  # the public API re-exports from every part
-        mine = part_of(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
-        for target in imports_of(path):
-            theirs = part_of(target)
-            if theirs == mine:
-                continue
-            if LEVEL[theirs] > LEVEL[mine] or (LEVEL[theirs] == LEVEL[mine] and LEVEL[mine] > 0) \
-                    or (mine, theirs) in INDEPENDENT:
-                wrong.append(f"{path.relative_to(PACKAGE)} imports {target}")
+    wrong = violations(PACKAGE)
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_check_sees_a_wrong_import(tmp_path):
-    bad = tmp_path / "probe_core" / "probing" / "bad.py"
-    bad.parent.mkdir(parents=True)
-    bad.write_text("from ..serve.facade import ProbeDemo\nfrom . import hooks\n")
-    global PACKAGE
-    saved, PACKAGE = PACKAGE, tmp_path / "probe_core"
-    try:
-        assert imports_of(bad) == {"probe_core.serve.facade", "probe_core.probing.hooks"}
-    finally:
-        PACKAGE = saved
+    package = tmp_path / "probe_core"
+    (package / "probing").mkdir(parents=True)
+    (package / "world").mkdir()
+    (package / "probing" / "bad.py").write_text(
+        "from ..serve.facade import ProbeDemo\nfrom . import hooks\nfrom .. import settings\n")
+    (package / "world" / "worse.py").write_text("import probe_core.probing.denoise\n")
+    assert violations(package) == ["probing/bad.py imports probe_core.serve.facade",
+                                   "world/worse.py imports probe_core.probing.denoise"]

@@ -1,5 +1,6 @@
 """The command line end to end on a tiny untrained pipeline: labeler, probes, evaluation."""
 
+import argparse
 import json
 
 import pytest
@@ -11,7 +12,7 @@ from probe_core.world.tiny_ldm import save_pipeline
 
 def test_parse_range():
     assert parse_range("3-5") == range(3, 6) and parse_range("7") == range(7, 8)
-    with pytest.raises(Exception, match="seed range"):
+    with pytest.raises(argparse.ArgumentTypeError, match="seed range"):
         parse_range("a-b")
 
 

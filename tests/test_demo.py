@@ -3,7 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from probe_core.metrics import dice, pearson
 from probe_core.serve.facade import EditView, ProbeDemo
+from probe_core.serve.figures import emergence_scores
 from probe_core.settings import DISPLAY_SIZE
 from probe_core.world.tiny_ldm import generate
 from probe_core.probing.hooks import self_attention_layers
@@ -67,10 +69,32 @@ def test_view_and_scrub_come_from_the_cache(demo, run, monkeypatch):
     assert len(demo.filmstrip(run, demo.layers[0])) == 3
 
 
-def test_emergence_reaches_one_at_the_last_step(demo, run):
+def test_emergence_scores_each_step_against_the_last():
+    final_mask = np.zeros((4, 4))
+    final_mask[:2] = 1  # top half
+    half = np.zeros((4, 4))
+    half[:1] = 1  # a quarter: Dice with the top half 2/3
+    depth = np.arange(16.0).reshape(4, 4)
+    maps = [(-depth, half), (depth, final_mask)]
+    x0_labels = [(depth, np.zeros((4, 4))), (depth, final_mask)]
+    e = emergence_scores(maps, x0_labels, (depth, final_mask))
+    assert e.steps == [1, 2]
+    assert e.probe_dice == pytest.approx([2 / 3, 1.0])
+    assert e.probe_pearson == pytest.approx([-1.0, 1.0])
+    assert e.labeler_dice == pytest.approx([0.0, 1.0])
+    assert e.labeler_pearson == pytest.approx([1.0, 1.0])
+    assert emergence_scores(maps, None, None).labeler_dice == []
+
+
+def test_emergence_of_a_run_reads_its_cached_maps(demo, run):
     e = demo.emergence(run, "best")
-    assert len(e.probe_dice) == 3 and e.probe_pearson[-1] == pytest.approx(1.0)
-    assert e.labeler_dice[-1] == pytest.approx(1.0)
+    layer = demo.best_layer()
+    fd, fs = demo.maps(run, 2, layer)
+    for k in range(3):
+        d, s = demo.maps(run, k, layer)
+        assert e.probe_dice[k] == pytest.approx(dice(s > 0.5, fs > 0.5))
+        assert e.probe_pearson[k] == pytest.approx(pearson(d, fd))
+    assert len(e.labeler_dice) == 3
     assert demo.emergence_plot(run).ndim == 3
 
 
@@ -87,12 +111,14 @@ def test_intervene_streams_and_scores(demo, run):
 def test_a_move_past_the_edge_says_the_target_is_cut(demo, run):
     mask, _ = demo._object(run)  # (H, W) bool
     w = mask.shape[1]
-    right = np.flatnonzero(mask.any(axis=0)).mean() >= w / 2  # toward the nearer edge
-    move = w // 2 if right else -(w // 2)  # the largest move allowed
+    cols = np.flatnonzero(mask.any(axis=0))  # the box: columns 6-13 of 32
+    right = cols.mean() >= w / 2  # toward the nearer edge
+    width = len(cols)
+    move = (w - cols[0] - width // 2) if right else -(cols[0] + width // 2)  # half goes out
     *_, final = demo.intervene(run, move_x=move, first_step=2, last_step=2, strength=0.3)
     cut = run.edit.scores["target_cut"]
     kept = (mask[:, : w - move] if right else mask[:, -move:]).sum()  # what stays inside
-    assert cut == pytest.approx(1 - kept / mask.sum()) and cut > 0.02
+    assert cut == pytest.approx(1 - kept / mask.sum()) and cut == pytest.approx(0.5)
     assert f"{100 * cut:.0f}% of the object past the image edge" in final.score
     *_, final = demo.intervene(run, move_x=1, first_step=2, last_step=2, strength=0.3)
     assert "past the image edge" not in final.score
@@ -101,7 +127,12 @@ def test_a_move_past_the_edge_says_the_target_is_cut(demo, run):
 def test_intervene_depth_push(demo, run):
     *_, final = demo.intervene(run, depth_push=1.0, method="activation", strength=0.05,
                                first_step=0, last_step=2)
-    assert "object depth" in final.score
+    assert run.edit.task == "depth" and run.edit.scores["asked"] == 1.0
+    assert not np.array_equal(run.edit.image, run.image)
+    s = run.edit.scores
+    assert np.isfinite(s["depth_change"])
+    assert s["depth_change"] == pytest.approx(s["depth_after"] - s["depth_before"])
+    assert f"{s['depth_before']:+.2f}" in final.score and f"{s['depth_after']:+.2f}" in final.score
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -1,5 +1,6 @@
 """Choosing a model per session: the embedded one, an SD-shaped folder, or one that cannot load."""
 
+import numpy as np
 import pytest
 
 from probe_core.serve.facade import EditView, ProbeDemo
@@ -74,6 +75,11 @@ def test_an_sd_shaped_folder_finds_its_probes_and_can_be_steered(sd_folder, tmp_
     *_, run = demo.stream("a red sphere", seed=1, num_inference_steps=15, guidance_scale=7.5)
     view = demo.view(run, 14, "best")
     assert view.depth is not None and view.saliency is not None
+    layer = demo.best_layer()  # the view shows this layer's probes on the cached activations
+    state = run.steps[14]
+    expected = demo.probes.depth_map(14, layer, state.activations[layer],
+                                     tuple(state.latents.shape[-2:]), demo.image_size)
+    np.testing.assert_array_equal(demo.maps(run, 14, layer)[0], expected)
     updates = list(demo.intervene(run, depth_push=1.0, first_step=0, last_step=1))
     assert isinstance(updates[-1], EditView) and updates[-1].after.shape == view.x0.shape
 

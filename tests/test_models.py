@@ -3,22 +3,16 @@ import torch
 from diffusers import LMSDiscreteScheduler
 
 from probe_core.probing.hooks import self_attention_layers
-from probe_core.models import (EMBEDDED, PRESETS, ModelUnavailableError, load_model,
+from probe_core.models import (EMBEDDED, ModelUnavailableError, load_model,
                                pick_device)
 from tests.conftest import SD_V1_LAYERS, build_tiny_sd_unet
 
 
-def test_presets_hold_the_papers_settings():
-    p = PRESETS["CompVis/stable-diffusion-v1-4"]
-    assert (p.scheduler, p.num_inference_steps, p.image_size, p.guidance_scale,
-            p.negative_prompt) == ("LMSDiscreteScheduler", 15, 512, 7.5, "")
-    assert PRESETS["stable-diffusion-v1-5/stable-diffusion-v1-5"].scheduler == p.scheduler
-
-
-def test_device_and_dtype_defaults_and_overrides():
-    device, dtype = pick_device()
-    assert (device, dtype) == (("cuda", torch.float16) if torch.cuda.is_available()
-                               else ("cpu", torch.float32))
+def test_device_and_dtype_defaults_and_overrides(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device() == ("cuda", torch.float16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device() == ("cpu", torch.float32)
     assert pick_device("cpu", torch.bfloat16) == ("cpu", torch.bfloat16)
     assert pick_device("cuda") == ("cuda", torch.float16)
 

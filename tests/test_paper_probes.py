@@ -33,6 +33,20 @@ def write_paper_files(root, skip=None, final_too=True, bad_shape=None):
                         torch.save({"dense1.weight": -w}, d / f"{name}_final{suffix}.pth")
 
 
+def test_the_sd_presets_run_what_the_authors_probes_were_made_for(tmp_path):
+    """A run with an SD preset's settings is one the imported probe set accepts."""
+    from probe_core.models import PRESETS
+    from probe_core.probing.probes import ProbeSettings
+
+    write_paper_files(tmp_path / "src", final_too=False)
+    made_for = import_paper_probes(tmp_path / "src").settings
+    for hub_id in ("CompVis/stable-diffusion-v1-4", "stable-diffusion-v1-5/stable-diffusion-v1-5"):
+        p = PRESETS[hub_id]
+        run = ProbeSettings(made_for.model, p.scheduler, p.num_inference_steps, p.image_size,
+                            p.guidance_scale, site="attn1")
+        assert made_for.differences(run) == [] and p.negative_prompt == ""
+
+
 def test_layer_names_match_sd_v1():
     assert sd_v1_layers() == SD_V1_LAYERS
 

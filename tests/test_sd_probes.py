@@ -180,3 +180,18 @@ def test_one_process_keeps_the_given_device(monkeypatch):
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert process_device(None) is None and process_device("cpu") == "cpu"
+
+
+def test_under_accelerate_each_process_takes_its_own_device(monkeypatch):
+    from types import SimpleNamespace
+
+    from probe_core.probing import shards
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(shards, "_accelerate_state",
+                        lambda: SimpleNamespace(device="cuda:1", process_index=1,
+                                                num_processes=2, wait_for_everyone=lambda: None))
+    assert shards.process_device(None) == "cuda:1"
+    assert shards.process_device("cpu") == "cpu"  # a device given on the command line wins
+    index, count, _ = shards.process_state()
+    assert (index, count) == (1, 2)

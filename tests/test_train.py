@@ -53,8 +53,15 @@ def test_fit_and_evaluate_give_scores_for_every_step_and_layer(data):
     own = evaluate_probes(fit_probes(d, settings, lam=1e-6), d)
     assert min(min(r) for r in own["rmse"]) < 0.99
     assert max(max(r) for r in own["pearson"]) > 0
-    ctrl = evaluate_probes(fit_probes(train, settings, control=True), test, control=True)
+    control = fit_probes(train, settings, control=True)
+    ctrl = evaluate_probes(control, test, control=True)
     assert np.array(ctrl["rmse"]).shape == (2, len(d.layers))
+    # the control probes are fitted on, and score, the permuted model's activations
+    key = ("depth", 0, d.layers[0])
+    assert not torch.equal(control.weights[key], probes.weights[key])
+    own_ctrl = evaluate_probes(fit_probes(d, settings, lam=1e-6, control=True), d, control=True)
+    assert min(min(r) for r in own_ctrl["rmse"]) < 0.99
+    assert ctrl["rmse"] != evaluate_probes(control, test)["rmse"]
 
 
 def test_labeler_on_x0(data):
