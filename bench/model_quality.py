@@ -29,6 +29,8 @@ from PIL import Image
 from probe_core.world.attributes import (ATTRIBUTES, accuracy, caption_attributes,
                                    load_classifier, predict_attributes, render_labelled,
                                    save_classifier, train_attribute_classifier)
+from probe_core.settings import SEEDS
+from probe_core.world.images import to_tensor
 from probe_core.world.scenes import render_scene, sample_scene
 from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE, generate, load_pipeline
 
@@ -41,7 +43,7 @@ def vae_psnr(pipe, seeds: range) -> dict:
     psnrs = []
     with torch.no_grad():
         for i in range(0, len(images), 100):
-            x = torch.from_numpy(images[i:i + 100]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            x = to_tensor(images[i:i + 100])
             rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
             mse = ((rec - x) ** 2).mean(dim=(1, 2, 3)) / 4  # on a [0, 1] scale
             psnrs += (10 * torch.log10(1 / mse)).tolist()
@@ -141,7 +143,7 @@ def main() -> int:
     if args.speed_only:
         results = {**json.loads(Path(args.out).read_text()), **results}
     else:
-        results["vae"] = vae_psnr(pipe, range(0, 500))
+        results["vae"] = vae_psnr(pipe, SEEDS.vae_psnr)
     results["speed_25_steps"] = speed(pipe, args.steps)
     if args.compile:
         eager_unet = pipe.unet
@@ -155,7 +157,8 @@ def main() -> int:
     if not args.skip_adherence and not args.speed_only:
         clf = classifier(Path(args.classifier).expanduser(), args.retrain_classifier)
         results["adherence"], triples = adherence(
-            pipe, clf, range(10_000, 10_000 + args.n_adherence), args.steps, args.guidance)
+            pipe, clf, range(SEEDS.adherence.start, SEEDS.adherence.start + args.n_adherence),
+            args.steps, args.guidance)
         sample_grid(triples, Path(args.grid))
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import settings
-from ..edits.methods import (DEFAULT_METHOD, METHOD_DEFAULTS, Edit, EditRun, default_layers,
-                             intervene_stream)
+from ..edits.methods import DEFAULT_METHOD, EditRun, intervene_stream
 from ..probing.denoise import decode_latents
 from ..probing.hooks import self_attention_layers
 from ..probing.probes import ProbeSet
@@ -35,7 +34,8 @@ from .export import export_run
 from .inputs import bounded, check_generation
 from .runs import Run, stream_run
 from .score_card import score_card
-from .steering import EditOutcome, EditProgress, EditView, build_target, check_steer, score_edit
+from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
+                       score_edit)
 from .step_map import ProbeStepMap
 
 S = settings.DISPLAY_SIZE
@@ -204,11 +204,7 @@ class ProbeDemo:
                               run.num_inference_steps)
         mask, depth = self._object(run)
         task, target, cut = build_target(mask, depth, request)
-        d = METHOD_DEFAULTS[request.method]
-        edit = Edit(task, target.map, request.method, request.strength,
-                    range(request.first_step, request.last_step + 1),
-                    layers=default_layers(request.method, self.layers),
-                    iterations=d.iterations, shift=(request.move_x, request.move_y))
+        edit = make_edit(request, task, target, self.layers)
         t0 = time.perf_counter()
         with self._lock:
             for item in intervene_stream(self.pipe, self.probes, run.prompt, run.seed, edit,
@@ -219,12 +215,8 @@ class ProbeDemo:
                 else:
                     yield EditProgress(item.index, to_size(item.x0_image, S))
         seconds = time.perf_counter() - t0
-        scores = score_edit(self.labeler, run.image, result.image, task, target, mask,
-                            request.depth_push, cut)
-        achieved = None
-        if self.labeler is not None:
-            ad, asal = self.labeler(result.image[None])
-            achieved = asal[0] if task == "saliency" else ad[0]
+        scores, achieved = score_edit(self.labeler, run.image, result.image, task, target, mask,
+                                      request.depth_push, cut)
         run.edit = EditOutcome(task, result.image, target.map, achieved, scores, seconds,
                                request, target.description)
         yield self.edit_view(run)

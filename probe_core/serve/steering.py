@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..edits.methods import METHOD_DEFAULTS, METHODS
+from ..edits.methods import METHOD_DEFAULTS, METHODS, Edit, default_layers
 from ..edits.scores import score_depth, score_move
 from ..edits.targets import Target, centroid, move_mask, push_depth, scale_mask
 from .inputs import bounded
@@ -70,22 +70,34 @@ def build_target(mask: np.ndarray, depth: np.ndarray,
     raise ValueError("set a move, a scale or a depth push first")
 
 
+def make_edit(request: SteerRequest, task: str, target: Target, layers: list[str]) -> Edit:
+    """The Edit the request asks for, with its method's default layers (when the model has
+    them) and iterations."""
+    return Edit(task, target.map, request.method, request.strength,
+                range(request.first_step, request.last_step + 1),
+                layers=default_layers(request.method, layers),
+                iterations=METHOD_DEFAULTS[request.method].iterations,
+                shift=(request.move_x, request.move_y))
+
+
 def score_edit(labeler, before: np.ndarray, after: np.ndarray, task: str, target: Target,
-               mask: np.ndarray, push: float, cut: float) -> dict:
-    """The labeler's scores of an edit (empty without a labeler): for a move, Dice with the
-    target, the centre's shift and the asked one; for a push, the object's depth change."""
+               mask: np.ndarray, push: float, cut: float) -> tuple[dict, np.ndarray | None]:
+    """(scores, achieved map) by the labeler; ({}, None) without one. Scores for a move: Dice
+    with the target, the centre's shift and the asked one; for a push, the object's depth
+    change. The achieved map is the labeler's mask (move) or depth (push) of the edited image."""
     if labeler is None:
-        return {}
+        return {}, None
+    depth, saliency = labeler(after[None])
     if task == "saliency":
         s = score_move(labeler, before, after, target)
         ty, tx = centroid(target.map)
         oy, ox = centroid(mask)
         s["asked_x"], s["asked_y"] = tx - ox, ty - oy
         s["target_cut"] = cut
-        return s
+        return s, saliency[0]
     s = score_depth(labeler, before, after, mask, target.region)
     s["asked"] = push
-    return s
+    return s, depth[0]
 
 
 @dataclass
