@@ -12,7 +12,6 @@ import probe_core.offline  # noqa: F401  (before gradio imports the hub client)
 
 import functools
 import inspect
-import os
 import random
 import tempfile
 
@@ -20,6 +19,7 @@ import gradio as gr
 
 from probe_core.edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS
 from probe_core.models import EMBEDDED, ModelUnavailableError
+from probe_core.serve.deployment import Deployment
 from probe_core.serve.facade import EditView, ProbeDemo
 from probe_core.serve.model_choice import CHOICES, ModelChoice, model_key
 from probe_core.serve.zerogpu import on_gpu
@@ -264,5 +264,7 @@ def build_app(models: ModelChoice | ProbeDemo) -> gr.Blocks:
 
 
 if __name__ == "__main__":
-    build_app(ModelChoice()).queue(default_concurrency_limit=2, max_size=32).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    deployment = Deployment.from_env()
+    build_app(ModelChoice(allow_any=deployment.allow_any_model)).queue(
+        default_concurrency_limit=2, max_size=deployment.max_queue).launch(
+        server_name=deployment.server_name)

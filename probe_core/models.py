@@ -81,7 +81,7 @@ def is_scene_model(model: str) -> bool:
 
 def model_name(model: str) -> str:
     """The name a probe set records for a model: a folder's last part, else the id itself."""
-    return Path(model).name if Path(model).is_dir() else str(model)
+    return Path(model).name if _is_dir(model) else str(model)
 
 
 def preset_for(model: str, pipe=None) -> ModelPreset:
@@ -97,6 +97,26 @@ def preset_for(model: str, pipe=None) -> ModelPreset:
     return ModelPreset(str(model), **{**PAPER, "image_size": size})
 
 
+MAX_NAME = 256  # characters in a model id or folder path
+
+
+def check_model_name(model) -> None:
+    """A model id or folder must be short text without control characters."""
+    if not isinstance(model, (str, Path)):
+        raise ModelUnavailableError(f"a model is named by text, got {type(model).__name__}")
+    text = str(model)
+    if not text.strip() or len(text) > MAX_NAME or any(ord(c) < 32 for c in text):
+        raise ModelUnavailableError(f"a model name must be 1 to {MAX_NAME} printable characters")
+
+
+def _is_dir(path) -> bool:
+    """Path.is_dir that says False for names the OS cannot even look up (too long, bad bytes)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def load_model(model: str = EMBEDDED, device: str | None = None,
                torch_dtype: torch.dtype | None = None, cache_dir: str | None = None):
     """(StableDiffusionPipeline on `device`, ModelPreset), with the preset's scheduler set."""
@@ -104,21 +124,24 @@ def load_model(model: str = EMBEDDED, device: str | None = None,
     from diffusers import StableDiffusionPipeline
 
     device, torch_dtype = pick_device(device, torch_dtype)
+    check_model_name(model)
     if is_embedded(model):
         model = EMBEDDED
     source = EMBEDDED_FOLDER if model == EMBEDDED else model
-    is_folder = Path(source).is_dir()
+    is_folder = _is_dir(source)
     if not is_folder and (Path(str(source)).is_absolute() or str(source).startswith(".")):
         raise ModelUnavailableError(f"no folder {source}: pass an existing diffusers folder or "
                                     f"a hub id such as {', '.join(PRESETS)}")
     try:
+        # safetensors only: a folder or repo with pickled (.bin) weights is refused, not loaded
         pipe = StableDiffusionPipeline.from_pretrained(
             source, dtype=torch_dtype, safety_checker=None, requires_safety_checker=False,
-            cache_dir=cache_dir)
-    except (OSError, ValueError, EnvironmentError) as err:
-        where = ("the folder is not a complete diffusers pipeline" if is_folder else
-                 "it is not in the local Hugging Face cache and the hub cannot be reached "
-                 "(offline, or HF_HUB_OFFLINE=1)")
+            cache_dir=cache_dir, use_safetensors=True)
+    except Exception as err:  # any failure to read the model is "cannot be loaded here"
+        where = ("the folder is not a complete diffusers pipeline with safetensors weights"
+                 if is_folder else
+                 "it is not in the local Hugging Face cache (as safetensors) and the hub cannot "
+                 "be reached (offline, or HF_HUB_OFFLINE=1)")
         raise ModelUnavailableError(
             f"could not load {model!r}: {where}. Download it once where there is internet "
             f"(`hf download {model}`) or pass a local diffusers folder; the embedded "

@@ -216,3 +216,23 @@ def test_mismatched_probe_set_is_refused_with_a_message(tiny_pipe, tmp_path):
     probes.save(tmp_path / "probes")
     demo = ProbeDemo.with_assets(tiny_pipe, "t", "tiny", tmp_path / "probes", tmp_path, None)
     assert "No probe maps" in demo.notice and demo.probes is None
+
+
+@pytest.mark.parametrize("method", ["guided", "activation"])
+def test_edits_on_a_longer_run_use_the_probes_nearest_in_time(demo, method):
+    """The probe set has 3 steps; a 5-step run edited at its last two steps uses the probes of
+    the probed steps nearest in time, changes the image, and says which it used."""
+    *_, run = demo.stream(PROMPT, seed=4, num_inference_steps=5, guidance_scale=4.0)
+    *_, final = demo.intervene(run, move_x=8, first_step=3, last_step=4, strength=0.3,
+                               method=method)
+    timesteps = [s.timestep for s in run.steps]
+    probed = demo.probe_steps.timesteps()
+    expected = {k: int(np.argmin(np.abs(probed - timesteps[k]))) for k in (3, 4)}
+    assert run.edit.probe_steps == expected and set(expected.values()) <= {0, 1, 2}
+    assert not np.array_equal(run.edit.image, run.image)
+    assert "run step -> probe step: 4 -> " in final.score
+
+
+def test_a_run_on_the_probe_sets_schedule_says_nothing_about_probe_steps(demo, run):
+    *_, final = demo.intervene(run, move_x=8, first_step=1, last_step=2, strength=0.3)
+    assert run.edit.probe_steps == {1: 1, 2: 2} and "probe step" not in final.score

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from ..probing.denoise import ResumePoint, StepState, decode_latents, denoise
 from ..probing.hooks import capture, resolve_layers, token_grid
 from ..probing.probes import ProbeSet, apply_probe, area_means
+from ..probing.step_map import ProbeStepMap
 
 METHODS = ("activation", "guided", "latent_shift")
 
@@ -74,7 +75,11 @@ class Edit:
     iterations: int = 2  # activation: Adam iterations (max); guided: gradient steps per step
     shift: tuple[int, int] = (0, 0)  # latent_shift only: (dx, dy) in image pixels
 
-    def check(self, probes: ProbeSet | None, num_inference_steps: int) -> None:
+    def check(self, probes: ProbeSet | None, num_inference_steps: int,
+              probe_steps: dict[int, int] | None = None) -> None:
+        """Raise ValueError for an edit that cannot run: unknown method or task, a bad target
+        or strength, steps outside the run, or an edited step without probes (`probe_steps`
+        maps the run's steps to the probe set's)."""
         if self.method not in METHODS:
             raise ValueError(f"unknown edit method {self.method!r}; methods are {METHODS}")
         if self.task not in ("saliency", "depth"):
@@ -88,6 +93,12 @@ class Edit:
             raise ValueError(f"edit steps {list(self.steps)} must lie in 0..{num_inference_steps - 1}")
         if self.method != "latent_shift" and probes is None:
             raise ValueError(f"the {self.method} edit needs a probe set")
+        if self.method != "latent_shift":
+            have = {s for t, s, _ in probes.weights if t == self.task}
+            missing = [i for i in self.steps
+                       if (probe_steps or {}).get(i, i) not in have]
+            if missing:
+                raise ValueError(f"no {self.task} probes for edited steps {missing}")
 
 
 @dataclass
@@ -95,6 +106,7 @@ class EditRun:
     image: np.ndarray  # (H, W, 3) uint8
     steps: list[StepState]  # every step, the cached ones before the edit included
     probe_loss: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (before, after)
+    probe_steps: dict[int, int] = field(default_factory=dict)  # edited step -> probe step used
 
 
 # ----------------------------------------------------------------------------- probe losses
@@ -119,8 +131,10 @@ def probe_loss(task: str, weight: torch.Tensor, acts: torch.Tensor, target: torc
 class ActivationEdit:
     """`activation_edit` for denoise: optimise each edited layer's conditional output (Adam)."""
 
-    def __init__(self, edit: Edit, probes: ProbeSet, latent_hw: tuple[int, int]):
+    def __init__(self, edit: Edit, probes: ProbeSet, latent_hw: tuple[int, int],
+                 probe_steps: dict[int, int]):
         self.edit, self.probes, self.latent_hw = edit, probes, latent_hw
+        self.probe_steps = probe_steps  # run step -> the probe set's step
         self.step = 0
         self.losses: dict[int, list[tuple[float, float]]] = {}
 
@@ -132,7 +146,7 @@ class ActivationEdit:
 
     def _edit_layer(self, output: torch.Tensor, layer: str) -> torch.Tensor:
         # output: (1, HW, C), the conditional half
-        key = (self.edit.task, self.step, layer)
+        key = (self.edit.task, self.probe_steps[self.step], layer)
         if key not in self.probes.weights or self.edit.strength == 0:
             return output
         weight = self.probes.weights[key]
@@ -162,10 +176,12 @@ class GuidedEdit:
     """`latent_edit` for denoise: gradient steps on the latent through the UNet and the probes,
     at the edit's steps."""
 
-    def __init__(self, edit: Edit, probes: ProbeSet, unet, layers: list[str]):
+    def __init__(self, edit: Edit, probes: ProbeSet, unet, layers: list[str],
+                 probe_steps: dict[int, int]):
         self.edit, self.probes, self.unet = edit, probes, unet
+        self.probe_steps = probe_steps  # run step -> the probe set's step
         self.layers = [l for l in layers if any(
-            (edit.task, s, l) in probes.weights for s in edit.steps)]
+            (edit.task, probe_steps[s], l) in probes.weights for s in edit.steps)]
         self.losses: dict[int, list[tuple[float, float]]] = {}
 
     def loss(self, latents, step, t, cond_embeds, scheduler):
@@ -173,13 +189,13 @@ class GuidedEdit:
         with capture(self.unet, self.layers, conditional_only=False, detach=False,
                      site=self.probes.settings.site) as acts:
             self.unet(x, t, encoder_hidden_states=cond_embeds, return_dict=False)
-        total = 0.0
+        losses = []
         for layer, a in acts.items():  # a: (1, HW, C)
-            key = (self.edit.task, step, layer)
+            key = (self.edit.task, self.probe_steps[step], layer)
             if key in self.probes.weights:
                 target = token_target(self.edit.target, a.shape[1], tuple(latents.shape[-2:]))
-                total = total + probe_loss(self.edit.task, self.probes.weights[key], a[0], target)
-        return total
+                losses.append(probe_loss(self.edit.task, self.probes.weights[key], a[0], target))
+        return torch.stack(losses).sum() if losses else None
 
     def __call__(self, latents, step, t, prompt_embeds, scheduler):
         if step not in self.edit.steps or self.edit.strength == 0 or not self.layers:
@@ -191,6 +207,8 @@ class GuidedEdit:
             for _ in range(self.edit.iterations):
                 x.requires_grad_(True)
                 loss = self.loss(x, step, t, cond, scheduler)
+                if loss is None:  # no probe of this step reads the chosen layers
+                    return latents
                 first = float(loss.detach()) if first is None else first
                 (grad,) = torch.autograd.grad(loss, x)
                 # a step of `strength` x the latent's RMS along the normalised gradient, in
@@ -240,6 +258,16 @@ def run_generation(pipe, prompt: str, seed: int, num_inference_steps: int, guida
                         keep_resume=keep_resume, decode_x0=decode_x0, **kwargs))
 
 
+def probe_step_map(pipe, probes: ProbeSet | None, num_inference_steps: int) -> dict[int, int]:
+    """{run step: probe step}: the same index on the probe set's own schedule, else the probed
+    step nearest in time (as the maps are read), so edits on a run of any length use the
+    probes of the right noise level."""
+    if probes is None:
+        return {i: i for i in range(num_inference_steps)}
+    return ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps).for_run(
+        num_inference_steps)
+
+
 def resume_point(original: list[StepState], step: int) -> ResumePoint | None:
     """The cached state entering `step` (None for step 0: start from the seed)."""
     if step == 0:
@@ -257,7 +285,8 @@ def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit
     """Re-run the generation with `edit` applied, yielding every newly computed StepState and,
     last, the EditRun. With `original` (a `run_generation` of the same prompt, seed and
     settings), the steps before the first edited step are reused from it."""
-    edit.check(probes, num_inference_steps)
+    probe_steps = probe_step_map(pipe, probes, num_inference_steps)
+    edit.check(probes, num_inference_steps, probe_steps)
     first = min(edit.steps)
     start = resume_point(original, first) if original is not None else None
     layers = resolve_layers(pipe.unet, edit.layers if edit.layers is not None else (
@@ -265,10 +294,10 @@ def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit
     latent_hw = (pipe.unet.config.sample_size, pipe.unet.config.sample_size)
     kwargs: dict = {}
     if edit.method == "activation":
-        editor = ActivationEdit(edit, probes, latent_hw)
+        editor = ActivationEdit(edit, probes, latent_hw, probe_steps)
         kwargs.update(activation_edit=editor, edit_layers=layers)
     elif edit.method == "guided":
-        editor = GuidedEdit(edit, probes, pipe.unet, layers)
+        editor = GuidedEdit(edit, probes, pipe.unet, layers, probe_steps)
         kwargs.update(latent_edit=editor)
     else:
         editor = LatentShift(edit, pipe.vae_scale_factor)
@@ -285,7 +314,8 @@ def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit
     steps = (list(original[:first]) if start is not None else []) + new_steps
     losses = {s: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
               for s, v in getattr(editor, "losses", {}).items()}
-    yield EditRun(image=decode_latents(pipe, steps[-1].latents), steps=steps, probe_loss=losses)
+    yield EditRun(image=decode_latents(pipe, steps[-1].latents), steps=steps, probe_loss=losses,
+                  probe_steps={i: probe_steps[i] for i in edit.steps})
 
 
 def intervene(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,

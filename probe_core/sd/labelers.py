@@ -67,7 +67,8 @@ class HFLabeler:
         from transformers import (AutoImageProcessor, AutoModelForDepthEstimation, AutoTokenizer,
                                   CLIPSegForImageSegmentation)
 
-        f32 = dict(dtype=torch.float32)  # inputs are float32, whatever the checkpoint's dtype
+        # inputs are float32, whatever the checkpoint's dtype; safetensors only, never pickles
+        f32 = dict(dtype=torch.float32, use_safetensors=True)
         depth = _load(lambda n: AutoModelForDepthEstimation.from_pretrained(n, **f32),
                       depth_model, "depth")
         depth_proc = _load(AutoImageProcessor.from_pretrained, depth_model, "depth")

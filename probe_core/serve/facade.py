@@ -25,6 +25,7 @@ from ..edits.methods import DEFAULT_METHOD, EditRun, intervene_stream
 from ..probing.denoise import decode_latents
 from ..probing.hooks import self_attention_layers
 from ..probing.probes import ProbeSet
+from ..probing.step_map import ProbeStepMap
 from ..viz import to_size
 from ..world.scenes import scene_captions
 from ..world.tiny_ldm import is_word_level, load_pipeline
@@ -36,7 +37,6 @@ from .runs import Run, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
                        score_edit)
-from .step_map import ProbeStepMap
 
 S = settings.DISPLAY_SIZE
 
@@ -218,7 +218,7 @@ class ProbeDemo:
         scores, achieved = score_edit(self.labeler, run.image, result.image, task, target, mask,
                                       request.depth_push, cut)
         run.edit = EditOutcome(task, result.image, target.map, achieved, scores, seconds,
-                               request, target.description)
+                               request, target.description, result.probe_steps)
         yield self.edit_view(run)
 
     def _object(self, run: Run) -> tuple[np.ndarray, np.ndarray]:

@@ -20,8 +20,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from ..models import (EMBEDDED, ModelUnavailableError, is_embedded, is_scene_model, load_model,
-                      model_name)
+from ..models import (EMBEDDED, ModelUnavailableError, check_model_name, is_embedded,
+                      is_scene_model, load_model, model_name)
 from ..sd.labelers import load_labeler
 from ..settings import PROBES_ROOT
 from .facade import ProbeDemo
@@ -32,9 +32,12 @@ CHOICES = [EMBEDDED, "CompVis/stable-diffusion-v1-4",
 
 def model_key(name: str) -> str:
     """One key per model: the embedded one by any of its names, others by their text."""
+    if name is not None and not isinstance(name, str):
+        raise ValueError("a model is named by text")
     name = (name or "").strip()
     if not name:
         raise ValueError("choose a model: a name from the list, a hub id or a local folder")
+    check_model_name(name)
     return EMBEDDED if is_embedded(name) else name
 
 
@@ -83,27 +86,39 @@ def demo_for_model(name: str, device: str | None = None,
 
 
 class ModelChoice:
-    """Loaded demos by model key; the embedded one is created eagerly and never dropped."""
+    """Loaded demos by model key; the embedded one is created eagerly and never dropped.
 
-    def __init__(self, embedded: ProbeDemo | None = None, max_loaded: int = 1, loader=None):
+    allow_any: whether visitors may name any hub id or server folder. Off, only CHOICES load
+    (what a public deployment should offer: a folder name would let a visitor probe the
+    server's files)."""
+
+    def __init__(self, embedded: ProbeDemo | None = None, max_loaded: int = 1, loader=None,
+                 allow_any: bool = True):
         self.embedded = embedded if embedded is not None else ProbeDemo.embedded()
         self.max_loaded = max_loaded
         self.loader = loader or demo_for_model
+        self.allow_any = allow_any
         self._loaded: OrderedDict[str, ProbeDemo] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, name: str) -> ProbeDemo:
-        """The demo for `name`, loading it if needed (raises ModelUnavailableError, ValueError)."""
+        """The demo for `name`, loading it if needed (raises ModelUnavailableError, ValueError).
+        A model that fails to load leaves the loaded ones as they were."""
         key = model_key(name)
         if key == EMBEDDED:
             return self.embedded
+        if not self.allow_any and key not in CHOICES:
+            raise ModelUnavailableError(
+                "this server loads only the listed models: " + ", ".join(CHOICES)
+                + " (local folders and other hub ids are for a local run: set "
+                  "SCENE_PROBE_ANY_MODEL=1 there)")
         with self._lock:
             if key in self._loaded:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
+            demo = self.loader(key)  # first load, then evict: a failure drops nothing
             while len(self._loaded) >= self.max_loaded:
                 self._loaded.popitem(last=False)
-            demo = self.loader(key)
             self._loaded[key] = demo
             return demo
 

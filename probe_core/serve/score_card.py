@@ -10,9 +10,20 @@ import numpy as np
 from .steering import EditOutcome
 
 
+def probe_steps_line(probe_steps: dict) -> str:
+    """Which probe set steps the edited steps used, 1-based; empty when each used its own."""
+    if all(k == v for k, v in probe_steps.items()):
+        return ""
+    pairs = ", ".join(f"{k + 1} -> {v + 1}" for k, v in sorted(probe_steps.items()))
+    return (f"\n\nThis run's schedule is not the probe set's: each edited step used the "
+            f"probes of the probed step nearest in time (run step -> probe step: {pairs}).")
+
+
 def score_card(edit: EditOutcome) -> str:
     s = edit.scores
-    head = f"**{edit.description}** via `{edit.request.method}` in {edit.seconds:.2f} s"
+    first, last = edit.request.first_step + 1, edit.request.last_step + 1
+    head = (f"**{edit.description}** via `{edit.request.method}` at steps {first}-{last} in "
+            f"{edit.seconds:.2f} s" + probe_steps_line(edit.probe_steps))
     if not s:
         return head + " (no labeler: not scored)"
     if edit.task == "saliency":

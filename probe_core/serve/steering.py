@@ -10,7 +10,7 @@ the depth map inside it (task "depth").
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -111,6 +111,7 @@ class EditOutcome:
     seconds: float
     request: SteerRequest
     description: str
+    probe_steps: dict = field(default_factory=dict)  # edited step -> probe step (0-based)
 
     def settings(self) -> dict:
         """What was asked, as recorded in an export: method, strength, moves, steps."""

@@ -238,7 +238,7 @@ def load_pipeline(folder: str | Path, torch_dtype: torch.dtype = torch.float32):
     folder = Path(folder)
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"no diffusers pipeline at {folder} (model_index.json missing)")
-    pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=torch_dtype)
+    pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

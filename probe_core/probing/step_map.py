@@ -31,3 +31,9 @@ class ProbeStepMap:
         if run_steps == self.num_inference_steps:
             return index
         return int(np.argmin(np.abs(self.timesteps() - int(timestep))))
+
+    def for_run(self, run_steps: int) -> dict[int, int]:
+        """{run step index: probe step} for every step of a `run_steps`-step run."""
+        sched = copy.deepcopy(self._scheduler)
+        sched.set_timesteps(run_steps)
+        return {i: self(run_steps, i, int(t)) for i, t in enumerate(sched.timesteps)}
