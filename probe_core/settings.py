@@ -55,6 +55,7 @@ DEFAULT_STEPS = 15  # the paper's schedule length; the shipped probes are fitted
 DEFAULT_GUIDANCE = 4.0  # the embedded model's guidance scale (SD's presets carry their own)
 
 # ----------------------------------------------------------------------------- app limits
+MAX_PROMPT_CHARS = 1000  # checked before any other work on a prompt
 MAX_SEED = 2**32 - 1
 MAX_STEPS = 50
 MAX_GUIDANCE = 20.0

@@ -189,6 +189,11 @@ def test_vocabulary_examples_and_layers(demo):
     (dict(num_inference_steps=0), "steps must be between"),
     (dict(guidance_scale=float("inf")), "guidance must be between"),
     (dict(prompt=None), "prompt must be text"),
+    (dict(prompt=""), "type a prompt first"),
+    (dict(prompt="  \n "), "type a prompt first"),
+    (dict(prompt="red " * 300), "at most 1000 are read"),
+    (dict(seed=1.5), "seed must be a whole number"),
+    (dict(num_inference_steps="2.5"), "steps must be a whole number"),
 ])
 def test_bad_input_gets_a_clear_error(demo, kwargs, message):
     args = dict(prompt="a red sphere on a gray plain floor", seed=0, num_inference_steps=2,
@@ -197,7 +202,7 @@ def test_bad_input_gets_a_clear_error(demo, kwargs, message):
     with pytest.raises(ValueError, match=message):
         list(demo.stream(**args))
     # and the demo keeps working afterwards
-    assert list(demo.stream("", seed=1, num_inference_steps=1))[-1].done
+    assert list(demo.stream(PROMPT, seed=1, num_inference_steps=1))[-1].done
 
 
 def test_missing_probe_files_leave_a_working_demo(tiny_pipe, tmp_path):
@@ -236,3 +241,42 @@ def test_edits_on_a_longer_run_use_the_probes_nearest_in_time(demo, method):
 def test_a_run_on_the_probe_sets_schedule_says_nothing_about_probe_steps(demo, run):
     *_, final = demo.intervene(run, move_x=8, first_step=1, last_step=2, strength=0.3)
     assert run.edit.probe_steps == {1: 1, 2: 2} and "probe step" not in final.score
+
+
+def _outcome(task, scores, scale=1.0):
+    from probe_core.serve.steering import EditOutcome, SteerRequest
+
+    request = SteerRequest("guided", 16, 0, scale, 2.0 if task == "depth" else 0.0, 0.2, 0, 3)
+    return EditOutcome(task, np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4)), None, scores,
+                       0.5, request, "an edit")
+
+
+@pytest.mark.parametrize("task, scores, scale, worked", [
+    # a push asked for +2 z-units that moved +0.26 with 0.198 change outside: not as asked
+    ("depth", dict(depth_before=0.0, depth_after=0.26, depth_change=0.26, asked=2.0,
+                   outside_change=0.198), 1.0, False),
+    ("depth", dict(depth_before=0.0, depth_after=1.2, depth_change=1.2, asked=2.0,
+                   outside_change=0.05), 1.0, True),
+    ("depth", dict(depth_before=0.0, depth_after=1.2, depth_change=1.2, asked=2.0,
+                   outside_change=0.2), 1.0, False),  # moved, but changed too much elsewhere
+    ("depth", dict(depth_before=0.0, depth_after=-1.5, depth_change=-1.5, asked=-2.0,
+                   outside_change=0.05), 1.0, True),  # farther, as asked
+    ("saliency", dict(dice_before=0.3, dice_after=0.8, shift_x=9.0, shift_y=0.5, asked_x=16.0,
+                      asked_y=0.0, area_before=100, area_after=110, outside_change=0.1), 1.0,
+     True),
+    ("saliency", dict(dice_before=0.3, dice_after=0.5, shift_x=5.0, shift_y=0.0, asked_x=16.0,
+                      asked_y=0.0, area_before=100, area_after=100, outside_change=0.1), 1.0,
+     False),  # a third of the way
+    ("saliency", dict(dice_before=0.3, dice_after=0.8, shift_x=0.0, shift_y=0.0, asked_x=0.0,
+                      asked_y=0.0, area_before=100, area_after=300, outside_change=0.1), 2.0,
+     True),  # area x3 for the asked x4: past half on a log scale
+])
+def test_the_verdict_applies_the_rule_it_states(task, scores, scale, worked):
+    from probe_core.serve.score_card import score_card, verdict
+
+    edit = _outcome(task, scores, scale)
+    ok, checks = verdict(edit)
+    assert ok is worked and all(c.startswith(("pass: ", "fail: ")) for c in checks)
+    card = score_card(edit)
+    assert ("**The edit worked.**" in card) is worked
+    assert "Rule: the object does at least half of what was asked" in card

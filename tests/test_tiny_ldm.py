@@ -93,3 +93,13 @@ def test_a_shifted_model_keeps_its_schedule_through_save_and_load(tiny_cfg, tmp_
     again = load_pipeline(tmp_path / "p")
     torch.testing.assert_close(_snr(again.scheduler), _snr(build_scheduler(16.0)))
     assert json.loads((tmp_path / "p" / "tiny_ldm.json").read_text())["config"]["snr_shift"] == 16
+
+
+def test_many_unknown_words_are_named_in_a_bounded_message():
+    tok = build_tokenizer(["red", "sphere"])
+    many = " ".join(f"w{k}" for k in range(40_000))
+    found = unknown_words(tok, many + " red w7")
+    assert found[:3] == ["w0", "w1", "w2"] and len(found) == 40_000  # in order, no repeats
+    with pytest.raises(UnknownWordsError) as err:
+        check_prompt(tok, many)
+    assert "and 39990 more" in str(err.value) and len(str(err.value)) < 1000

@@ -32,7 +32,7 @@ from ..world.tiny_ldm import is_word_level, load_pipeline
 from . import figures
 from .assets import load_assets
 from .export import export_run
-from .inputs import bounded, check_generation
+from .inputs import bounded, check_finished, check_generation
 from .runs import Run, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
@@ -58,6 +58,7 @@ class ProbeDemo:
         self._lock = threading.Lock()
         self.preset = None  # the model's ModelPreset when loaded by name (models.load_model)
         self.max_move = self.image_size // 2  # pixels
+        self.max_steps = settings.MAX_STEPS  # a deployment may lower it
         # guided for our scene models; the paper's edit (it works on SD) for others
         self.default_method = DEFAULT_METHOD if scene_model else "activation"
 
@@ -122,7 +123,7 @@ class ProbeDemo:
                guidance_scale=settings.DEFAULT_GUIDANCE) -> Iterator[Run]:
         """Yield the growing Run after every denoising step; the last one is done."""
         request = check_generation(self.pipe.tokenizer, prompt, seed, num_inference_steps,
-                                   guidance_scale)
+                                   guidance_scale, self.max_steps)
         with self._lock:
             yield from stream_run(self.pipe, *request, self.layers if self.probes else (),
                                   self.site, self.labeler)
@@ -195,8 +196,7 @@ class ProbeDemo:
                   method=None) -> Iterator[EditProgress | EditView]:
         """Edit the scene of a finished run and re-run from the first edited step: yields an
         EditProgress per re-run step, then the EditView."""
-        if run is None or not run.done:
-            raise ValueError("generate an image first, then steer it")
+        check_finished(run, "steer it")
         if self.probes is None:
             raise ValueError("this model has no probe set, so it cannot be steered")
         request = check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step,
@@ -239,8 +239,7 @@ class ProbeDemo:
     # ------------------------------------------------------------------ export
     def export(self, run: Run | None, folder: str | Path, layer: str | None = "best") -> list[Path]:
         """steps.gif, final/depth/saliency/edited PNGs and run.json (enough to reproduce it)."""
-        if run is None or not run.done:
-            raise ValueError("generate an image first")
+        check_finished(run, "export it")
         layer = self.resolve_layer(layer)
         record = {"model": self.name, "prompt": run.prompt, "seed": run.seed,
                   "num_inference_steps": run.num_inference_steps,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..settings import MAX_GUIDANCE, MAX_SEED, MAX_STEPS
+from ..settings import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS
 from ..world.tiny_ldm import check_prompt
 
 
@@ -23,13 +23,51 @@ def bounded(name: str, value, low: float, high: float) -> float:
     return x
 
 
-def check_generation(tokenizer, prompt, seed, num_inference_steps, guidance_scale):
-    """(prompt, seed, steps, guidance) checked and converted; unknown words of a word-level
-    tokenizer raise `UnknownWordsError` (a ValueError)."""
+def whole(name: str, value, low: int, high: int) -> int:
+    """`value` as an int in [low, high]; a fraction is refused, not rounded."""
+    x = bounded(name, value, low, high)
+    if x != int(x):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(x)
+
+
+def check_finished(run, to_do: str) -> None:
+    """A run must exist and have reached its last step (not stopped) for `to_do`."""
+    if run is None or not run.steps:
+        raise ValueError(f"generate an image first, then {to_do}")
+    if not run.done:
+        raise ValueError(f"this run was stopped at step {len(run.steps)} of "
+                         f"{run.num_inference_steps}: its steps can be scrubbed; generate it to "
+                         f"the end to {to_do}")
+
+
+def step_number(name: str, value, first: int, last: int) -> int:
+    """A step as the page numbers them (from 1), checked against [first, last] and returned as
+    a 0-based index."""
+    return whole(name, value, first, last) - 1
+
+
+def check_prompt_text(prompt) -> str:
+    """A prompt must be non-empty text of at most MAX_PROMPT_CHARS characters: checked before
+    any other work on it, so a huge prompt costs nothing."""
     if not isinstance(prompt, str):
         raise ValueError("prompt must be text")
-    seed = int(bounded("seed", seed, 0, MAX_SEED))
-    steps = int(bounded("steps", num_inference_steps, 1, MAX_STEPS))
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"prompt is {len(prompt)} characters long; at most "
+                         f"{MAX_PROMPT_CHARS} are read")
+    if not prompt.strip():
+        raise ValueError("type a prompt first (an empty prompt would generate an "
+                         "unconditional image, which this app does not offer)")
+    return prompt
+
+
+def check_generation(tokenizer, prompt, seed, num_inference_steps, guidance_scale,
+                     max_steps: int = MAX_STEPS):
+    """(prompt, seed, steps, guidance) checked and converted; unknown words of a word-level
+    tokenizer raise `UnknownWordsError` (a ValueError)."""
+    prompt = check_prompt_text(prompt)
+    seed = whole("seed", seed, 0, MAX_SEED)
+    steps = whole("steps", num_inference_steps, 1, max_steps)
     guidance = bounded("guidance", guidance_scale, 0.0, MAX_GUIDANCE)
     check_prompt(tokenizer, prompt)
     return prompt, seed, steps, guidance

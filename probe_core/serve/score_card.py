@@ -1,13 +1,24 @@
-"""The Markdown score card of an intervention, as the app shows it.
+"""The Markdown score card of an intervention, as the app shows it, with the rule its verdict
+applies, stated on the card.
 
-    >>> score_card(outcome)    # '**move the object 16 px right** via `guided` in 0.52 s ...'
+    >>> ok, checks = verdict(outcome)     # True only if every check passed
+    >>> score_card(outcome)               # '**move the object 16 px right** via `guided` ...'
+
+The rule: the edit worked when the labelled object did at least half of what was asked (its
+centre moved at least half the asked distance along the asked direction; its area changed at
+least half as much as a scale asked, on a log scale; its depth moved at least half the asked
+push, in the asked direction) and the image changed little outside the edited region (mean
+absolute pixel change at most MAX_OUTSIDE_CHANGE of the 0-1 range).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from .steering import EditOutcome
+
+SHARE_OF_ASKED = 0.5  # at least half of what was asked
+MAX_OUTSIDE_CHANGE = 0.15  # mean absolute pixel change outside the edit, 0-1
 
 
 def probe_steps_line(probe_steps: dict) -> str:
@@ -19,6 +30,37 @@ def probe_steps_line(probe_steps: dict) -> str:
             f"probes of the probed step nearest in time (run step -> probe step: {pairs}).")
 
 
+def verdict(edit: EditOutcome) -> tuple[bool, list[str]]:
+    """(worked, one line per check with its numbers)."""
+    s, checks = edit.scores, []
+    if edit.task == "saliency":
+        ax, ay = s["asked_x"], s["asked_y"]
+        asked = math.hypot(ax, ay)
+        if asked >= 1.0:
+            along = (s["shift_x"] * ax + s["shift_y"] * ay) / asked
+            checks.append((along >= SHARE_OF_ASKED * asked,
+                           f"centre moved {along:+.1f} px along the asked {asked:.1f} px "
+                           f"(needs >= {SHARE_OF_ASKED * asked:.1f})"))
+        factor = edit.request.scale
+        if factor != 1.0:
+            wanted = 2 * math.log(factor)  # log of the asked area ratio
+            got = math.log(max(s["area_after"], 1) / max(s["area_before"], 1))
+            checks.append((got / wanted >= SHARE_OF_ASKED,
+                           f"area x{math.exp(got):.2f} for the asked x{factor ** 2:.2f} "
+                           f"(needs at least half of it on a log scale)"))
+    else:
+        asked = s["asked"]
+        moved = s["depth_change"] * math.copysign(1.0, asked)
+        checks.append((moved >= SHARE_OF_ASKED * abs(asked),
+                       f"depth moved {moved:+.2f} z-units toward the asked {abs(asked):.2f} "
+                       f"(needs >= {SHARE_OF_ASKED * abs(asked):.2f})"))
+    checks.append((s["outside_change"] <= MAX_OUTSIDE_CHANGE,
+                   f"change outside the edit {s['outside_change']:.3f} "
+                   f"(needs <= {MAX_OUTSIDE_CHANGE})"))
+    return all(ok for ok, _ in checks), [("pass: " if ok else "fail: ") + text
+                                         for ok, text in checks]
+
+
 def score_card(edit: EditOutcome) -> str:
     s = edit.scores
     first, last = edit.request.first_step + 1, edit.request.last_step + 1
@@ -27,22 +69,24 @@ def score_card(edit: EditOutcome) -> str:
     if not s:
         return head + " (no labeler: not scored)"
     if edit.task == "saliency":
-        ok = s["dice_after"] - s["dice_before"]
-        return (f"{head}\n\n| | unedited | edited |\n|---|---|---|\n"
-                f"| Dice with target | {s['dice_before']:.2f} | {s['dice_after']:.2f} "
-                f"({ok:+.2f}) |\n"
-                f"| object centre moved | - | x {s['shift_x']:+.1f} px, y {s['shift_y']:+.1f} px "
-                f"(asked x {s['asked_x']:+.1f}, y {s['asked_y']:+.1f}) |\n"
-                f"| object area | {s['area_before']} px | {s['area_after']} px |\n"
-                f"| change outside the edit | - | {s['outside_change']:.3f} |\n\n"
-                + (f"The move takes {100 * s['target_cut']:.0f}% of the object past the image "
-                   "edge; the target keeps the part inside, so its centre moves less than "
-                   "asked on the sliders.\n\n" if s.get("target_cut", 0.0) > 0.02 else "")
-                + ("**The edit worked.**" if ok >= 0.1 else "**The edit did not take.**"))
-    moved = s["depth_change"] * np.sign(s["asked"])
-    return (f"{head}\n\n| | unedited | edited |\n|---|---|---|\n"
-            f"| object depth (z units, + = near) | {s['depth_before']:+.2f} | "
-            f"{s['depth_after']:+.2f} |\n"
-            f"| change outside the object | - | {s['outside_change']:.3f} |\n\n"
-            + ("**The object moved as asked.**" if moved > 0
-               else "**The object did not move as asked.**"))
+        table = (f"| | unedited | edited |\n|---|---|---|\n"
+                 f"| Dice with target | {s['dice_before']:.2f} | {s['dice_after']:.2f} "
+                 f"({s['dice_after'] - s['dice_before']:+.2f}) |\n"
+                 f"| object centre moved | - | x {s['shift_x']:+.1f} px, y {s['shift_y']:+.1f} "
+                 f"px (asked x {s['asked_x']:+.1f}, y {s['asked_y']:+.1f}) |\n"
+                 f"| object area | {s['area_before']} px | {s['area_after']} px |\n"
+                 f"| change outside the edit | - | {s['outside_change']:.3f} |\n\n"
+                 + (f"The move takes {100 * s['target_cut']:.0f}% of the object past the image "
+                    "edge; the target keeps the part inside, so its centre moves less than "
+                    "asked on the sliders.\n\n" if s.get("target_cut", 0.0) > 0.02 else ""))
+    else:
+        table = (f"| | unedited | edited |\n|---|---|---|\n"
+                 f"| object depth (z units, + = near) | {s['depth_before']:+.2f} | "
+                 f"{s['depth_after']:+.2f} |\n"
+                 f"| change outside the object | - | {s['outside_change']:.3f} |\n\n")
+    ok, checks = verdict(edit)
+    rule = ("Rule: the object does at least half of what was asked, and the image changes "
+            f"at most {MAX_OUTSIDE_CHANGE} outside the edit.")
+    return (f"{head}\n\n{table}"
+            + ("**The edit worked.**" if ok else "**The edit did not do what was asked.**")
+            + f" {rule}\n\n" + "\n".join(f"- {c}" for c in checks))

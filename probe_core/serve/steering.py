@@ -53,13 +53,43 @@ def check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_st
     return SteerRequest(method, dx, dy, factor, push, strength, first, last)
 
 
+BOTH = ("both a move or scale and a depth push are set: an edit does one of them; set the "
+        "other back (move 0, scale 1, or push 0)")
+
+
+def _moves(request: SteerRequest) -> bool:
+    return bool(request.move_x or request.move_y or request.scale != 1.0)
+
+
+def plan_text(move_x, move_y, scale, depth_push) -> str:
+    """What an edit with these slider values will do, in words (or why it will not run)."""
+    try:
+        dx, dy = round(float(move_x)), round(float(move_y))
+        factor, push = float(scale), float(depth_push)
+    except (TypeError, ValueError):
+        return "Edit to run: none (a slider holds something that is not a number)"
+    moves = bool(dx or dy or factor != 1.0)
+    if moves and push:
+        return "Edit to run: none. " + BOTH[0].upper() + BOTH[1:] + "."
+    if moves:
+        parts = [f"move x {dx:+d} px" if dx else "", f"move y {dy:+d} px" if dy else "",
+                 f"scale x{factor:g}" if factor != 1.0 else ""]
+        return "Edit to run: **" + ", ".join(p for p in parts if p) + "** (object mask)"
+    if push:
+        return (f"Edit to run: **push depth {push:+g} z-units** "
+                f"({'nearer' if push > 0 else 'farther'}, depth map inside the object)")
+    return "Edit to run: none yet: move a slider"
+
+
 def build_target(mask: np.ndarray, depth: np.ndarray,
                  request: SteerRequest) -> tuple[str, Target, float]:
     """(task, target, cut) for the object `mask` (H, W) bool and `depth` (H, W); `cut` is the
     share of the moved object that falls outside the image."""
     if not mask.any():
         raise ValueError("no salient object found in this image to steer")
-    if request.move_x or request.move_y or request.scale != 1.0:
+    if _moves(request) and request.depth_push:
+        raise ValueError(BOTH)
+    if _moves(request):
         scaled = scale_mask(mask, request.scale)
         target = move_mask(scaled.map, request.move_x, request.move_y)
         target.region = target.region | scaled.region

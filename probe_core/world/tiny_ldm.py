@@ -25,6 +25,7 @@ from ..settings import DEFAULT_GUIDANCE
 from .scenes import caption_vocabulary
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0..3, in this order
+MAX_SHOWN_WORDS = 10  # unknown words named in an error message
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"
 
 
@@ -83,9 +84,11 @@ def prompt_words(prompt: str) -> list[str]:
 def unknown_words(tokenizer, prompt: str) -> list[str]:
     """Words of `prompt` outside the tokenizer's vocabulary, in order, without repeats."""
     vocab = tokenizer.get_vocab()
+    seen: set[str] = set()
     out: list[str] = []
     for w in prompt_words(prompt):
-        if w not in vocab and w not in out:
+        if w not in vocab and w not in seen:
+            seen.add(w)
             out.append(w)
     return out
 
@@ -114,8 +117,10 @@ def check_prompt(tokenizer, prompt: str, strict: bool = True) -> None:
     bad = unknown_words(tokenizer, prompt) if word_level else []
     if bad:
         words = sorted(w for w in tokenizer.get_vocab() if w not in SPECIAL_TOKENS)
-        fail(UnknownWordsError, f"unknown words {bad}: this model knows only {len(words)} "
-                                "words: " + ", ".join(words))
+        shown = [w[:30] for w in bad[:MAX_SHOWN_WORDS]]  # a bounded message, whatever the prompt
+        more = f" and {len(bad) - len(shown)} more" if len(bad) > len(shown) else ""
+        fail(UnknownWordsError, f"unknown words {shown}{more}: this model knows only "
+                                f"{len(words)} words: " + ", ".join(words))
     n = len(prompt_words(prompt)) + 2 if word_level else len(tokenizer(prompt).input_ids)
     if n > tokenizer.model_max_length:
         fail(ValueError, f"prompt is {n} tokens long; this model reads at most "
