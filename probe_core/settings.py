@@ -62,3 +62,4 @@ MAX_GUIDANCE = 20.0
 DISPLAY_SIZE = 256  # pixels per side of images shown in the app
 THUMB_SIZE = 96  # filmstrip tiles
 SESSION_TTL_S = 3600  # a session's cached run is dropped after this long idle
+RUN_CACHE_MB = 1024  # all sessions' cached activations; beyond it the oldest runs are released

@@ -33,12 +33,13 @@ from . import figures
 from .assets import load_assets
 from .export import export_run
 from .inputs import bounded, check_finished, check_generation
-from .runs import Run, stream_run
+from .runs import Run, RunBudget, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
                        score_edit)
 
 S = settings.DISPLAY_SIZE
+RUN_BUDGET = RunBudget(settings.RUN_CACHE_MB * 2**20)  # all sessions' runs, across models
 
 
 class ProbeDemo:
@@ -59,6 +60,7 @@ class ProbeDemo:
         self.preset = None  # the model's ModelPreset when loaded by name (models.load_model)
         self.max_move = self.image_size // 2  # pixels
         self.max_steps = settings.MAX_STEPS  # a deployment may lower it
+        self.budget = RUN_BUDGET
         # guided for our scene models; the paper's edit (it works on SD) for others
         self.default_method = DEFAULT_METHOD if scene_model else "activation"
 
@@ -125,15 +127,19 @@ class ProbeDemo:
         request = check_generation(self.pipe.tokenizer, prompt, seed, num_inference_steps,
                                    guidance_scale, self.max_steps)
         with self._lock:
-            yield from stream_run(self.pipe, *request, self.layers if self.probes else (),
-                                  self.site, self.labeler)
+            for run in stream_run(self.pipe, *request, self.layers if self.probes else (),
+                                  self.site, self.labeler):
+                if len(run.steps) == 1:
+                    self.budget.use(run)
+                yield run
+        self.budget.use(run)  # its full size counts from here
 
     def maps(self, run: Run, step: int, layer: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(depth, P(object)) at image size for one step and layer, cached on the run; the
         probes of the probed step nearest the run's step in time."""
         if self.probes is None or not 0 <= step < len(run.steps):
             return None
-        if (step, layer) not in run.maps:
+        if (step, layer) not in run.maps and not run.released:
             state = run.steps[step]
             ps = self.probe_steps(run.num_inference_steps, step, state.timestep)
             hw = tuple(state.latents.shape[-2:])
@@ -141,7 +147,7 @@ class ProbeDemo:
             run.maps[(step, layer)] = (
                 self.probes.depth_map(ps, layer, acts, hw, self.image_size),
                 self.probes.saliency_map(ps, layer, acts, hw, self.image_size))
-        return run.maps[(step, layer)]
+        return run.maps.get((step, layer))
 
     def check_step(self, run: Run | None, step) -> int:
         if run is None or not run.steps:
@@ -158,7 +164,9 @@ class ProbeDemo:
         x0 = (state.x0_image if state.x0_image is not None
               else decode_latents(self.pipe, state.latents))
         caption = (f"step {step + 1} of {run.num_inference_steps} (t = {state.timestep}) · "
-                   f"layer {self.layer_label(layer)}")
+                   f"layer {self.layer_label(layer)}"
+                   + (" · probe maps dropped to free server memory: generate again to see them"
+                      if run.released else ""))
         return figures.step_view(x0, self.maps(run, step, layer), opacity, caption)
 
     def _all_maps(self, run: Run, layer: str) -> list:
@@ -209,7 +217,8 @@ class ProbeDemo:
         with self._lock:
             for item in intervene_stream(self.pipe, self.probes, run.prompt, run.seed, edit,
                                          run.num_inference_steps, run.guidance_scale,
-                                         original=run.steps, decode_x0=True):
+                                         original=None if run.released else run.steps,
+                                         decode_x0=True):
                 if isinstance(item, EditRun):
                     result = item
                 else:

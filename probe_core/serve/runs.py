@@ -8,7 +8,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -33,9 +36,29 @@ class Run:
     edit: object | None = None  # the last intervention (steering.EditOutcome)
     seconds: float = 0.0
 
+    released: bool = False  # its activations were dropped to keep the server in budget
+
     @property
     def done(self) -> bool:
         return self.image is not None
+
+    def nbytes(self) -> int:
+        """Bytes held by its activations and resume points (the bulk of a cached run)."""
+        total = 0
+        for s in self.steps:
+            total += sum(a.numel() * a.element_size() for a in s.activations.values())
+            if s.resume_next is not None:
+                total += s.resume_next.latents.numel() * s.resume_next.latents.element_size()
+        return total
+
+    def release(self) -> None:
+        """Drop activations, resume points and maps; images and labels stay, so the run can
+        still be shown, and an edit re-runs it from step 0."""
+        for s in self.steps:
+            s.activations = {}
+            s.resume_next = None
+        self.maps.clear()
+        self.released = True
 
     def x0_labels_at(self, step: int, labeler) -> tuple[np.ndarray, np.ndarray]:
         """The labeler on step `step`'s x0 image, computed once."""
@@ -43,6 +66,36 @@ class Run:
             d, s = labeler(self.steps[step].x0_image[None])
             self.x0_labels[step] = (d[0], s[0])
         return self.x0_labels[step]
+
+
+class RunBudget:
+    """All sessions' cached runs under one memory budget: when the runs it knows hold more than
+    `max_bytes`, the least recently used are released (see Run.release). Runs are held weakly:
+    a run its session dropped costs nothing here."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._runs: OrderedDict[int, weakref.ref] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def use(self, run: Run) -> None:
+        """Mark `run` as the most recently used, and release older runs past the budget."""
+        with self._lock:
+            self._runs.pop(id(run), None)
+            self._runs[id(run)] = weakref.ref(run)
+            alive = [(k, r()) for k, r in self._runs.items()]
+            self._runs = OrderedDict((k, weakref.ref(r)) for k, r in alive if r is not None)
+            total = sum(r.nbytes() for _, r in alive if r is not None)
+            for key, r in alive:  # oldest first; never the run in use
+                if total <= self.max_bytes or r is None or r is run:
+                    continue
+                total -= r.nbytes()
+                r.release()
+                del self._runs[key]
+
+    def held_bytes(self) -> int:
+        with self._lock:
+            return sum(r.nbytes() for r in (ref() for ref in self._runs.values()) if r is not None)
 
 
 def stream_run(pipe, prompt: str, seed: int, num_inference_steps: int, guidance_scale: float,
