@@ -15,8 +15,10 @@ import probe_core.offline  # noqa: F401  (before gradio imports the hub client)
 import functools
 import inspect
 import random
+from unittest import mock
 
 import gradio as gr
+from gradio import component_meta
 
 from probe_core.edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS
 from probe_core.models import EMBEDDED, ModelUnavailableError
@@ -39,18 +41,20 @@ MAX_UPLOAD = "1mb"  # nothing on this page takes an upload; refuse large ones ou
 
 
 def raw(component_cls):
-    """The component, but its value reaches the handler as the client sent it: the handler's
-    own checks then answer a wrong type with a message naming the argument (gradio's
-    conversion would fail first, with a generic error)."""
-    class Raw(component_cls):
-        def preprocess(self, payload):
-            return payload
+    """A subclass of the component whose value reaches the handler as the client sent it: the
+    handler's own checks then answer a wrong type with a message naming the argument (gradio's
+    conversion would fail first, with a generic error). Gradio writes a .pyi stub beside the
+    module of every component class it sees defined; not for these."""
+    def preprocess(self, payload):
+        return payload
 
-        def get_block_name(self):
-            return component_cls.__name__.lower()
+    def get_block_name(self):  # the browser renders it as the component it extends
+        return component_cls.__name__.lower()
 
-    Raw.__name__ = Raw.__qualname__ = component_cls.__name__
-    return Raw
+    attrs = {"preprocess": preprocess, "get_block_name": get_block_name,
+             "__module__": __name__}
+    with mock.patch.object(component_meta, "create_or_modify_pyi", lambda *a, **k: None):
+        return type(component_cls)(component_cls.__name__, (component_cls,), attrs)
 
 
 Slider, Number, Textbox, Dropdown = (raw(c) for c in (gr.Slider, gr.Number, gr.Textbox,

@@ -32,7 +32,7 @@ from ..world.tiny_ldm import is_word_level, load_pipeline
 from . import figures
 from .assets import load_assets
 from .export import export_run
-from .inputs import bounded, check_finished, check_generation
+from .inputs import bounded, check_finished, check_generation, echo
 from .runs import Run, RunBudget, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
@@ -116,7 +116,7 @@ class ProbeDemo:
         if layer in (None, "", "best"):
             return self.best_layer()
         if layer not in self.layers:
-            raise ValueError(f"no self-attention layer {layer!r}; layers: best, "
+            raise ValueError(f"no self-attention layer {echo(layer)}; layers: best, "
                              + ", ".join(self.layers))
         return layer
 

@@ -12,14 +12,20 @@ from ..settings import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS
 from ..world.tiny_ldm import check_prompt
 
 
+def echo(value, limit: int = 40) -> str:
+    """A visitor's value as a message quotes it: its repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def bounded(name: str, value, low: float, high: float) -> float:
     """`value` as a finite float in [low, high], else a ValueError naming `name`."""
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+        raise ValueError(f"{name} must be a number, got {echo(value)}") from None
     if not math.isfinite(x) or not low <= x <= high:
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {echo(value)}")
     return x
 
 
@@ -27,7 +33,7 @@ def whole(name: str, value, low: int, high: int) -> int:
     """`value` as an int in [low, high]; a fraction is refused, not rounded."""
     x = bounded(name, value, low, high)
     if x != int(x):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
+        raise ValueError(f"{name} must be a whole number, got {echo(value)}")
     return int(x)
 
 

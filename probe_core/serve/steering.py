@@ -17,7 +17,7 @@ import numpy as np
 from ..edits.methods import METHOD_DEFAULTS, METHODS, Edit, default_layers
 from ..edits.scores import score_depth, score_move
 from ..edits.targets import Target, centroid, move_mask, push_depth, scale_mask
-from .inputs import bounded
+from .inputs import bounded, echo
 
 MAX_SCALE = (0.25, 4.0)
 MAX_PUSH = 3.0  # z-units of inverse depth
@@ -40,7 +40,7 @@ class SteerRequest:
 def check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step, method,
                 max_move: int, num_inference_steps: int) -> SteerRequest:
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {echo(method)}")
     dx = int(round(bounded("move x", move_x, -max_move, max_move)))
     dy = int(round(bounded("move y", move_y, -max_move, max_move)))
     factor = bounded("scale", scale, *MAX_SCALE)

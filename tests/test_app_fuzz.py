@@ -1,0 +1,120 @@
+"""A hostile visitor through gradio_client: every endpoint with wrong types, out-of-range, huge
+and unicode values, before and after runs of several lengths; and eight visitors at once."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.test_app import client  # noqa: F401  (the launched-app fixture)
+
+PROMPT = "a red sphere on a gray plain floor"
+BAD = [None, "abc", "NaN", "inf", "-inf", -1e308, 1e308, [], {"a": 1}, "🙂" * 20, "x" * 20_000,
+       -1, 0, 10**12, 2.5]
+GOOD = {  # endpoint -> one good argument list
+    "/generate": [PROMPT, 3, 2, 4.0, "best", 0.6, 1, 2],
+    "/scrub": [1, "best", 0.6],
+    "/switch_layer": [1, "best", 0.6],
+    "/intervene": [8, 0, 1.0, 0.0, 0.2, 1, 1, "guided"],
+    "/export": ["best"],
+    "/load_model": ["tiny-scenes"],
+}
+
+
+def _fuzz(client, endpoints=tuple(GOOD)):  # noqa: F811
+    """Every argument of every endpoint replaced by every bad value: each call is answered, with
+    a message in the status line where the value was refused."""
+    answered = 0
+    for endpoint in endpoints:
+        args = GOOD[endpoint]
+        for i in range(len(args)):
+            for bad in BAD:
+                call = list(args)
+                call[i] = bad
+                out = client.predict(*call, api_name=endpoint)
+                status = out[-1] if isinstance(out, (list, tuple)) else out
+                assert isinstance(status, str) and status, (endpoint, i, bad)
+                assert len(status) < 5000, (endpoint, i, "message not bounded")
+                answered += 1
+    return answered
+
+
+@pytest.mark.slow
+def test_every_endpoint_answers_every_bad_value_before_and_after_runs(client):  # noqa: F811
+    assert _fuzz(client) > 300  # before any run
+    for steps in (2, 1, 5):
+        out = client.predict(PROMPT, 3, steps, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+        assert f"step {steps} of {steps}" in out[-1] and "done" in out[-1]
+        # everything after the first run; then what depends on the run's length
+        _fuzz(client, tuple(GOOD) if steps == 2 else ("/scrub", "/intervene"))
+    # the session and the server still work
+    out = client.predict(PROMPT, 4, 3, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    assert "done" in out[-1]
+    assert "Dice with target" in client.predict(8, 0, 1.0, 0.0, 0.2, 1, 2, "guided",
+                                                api_name="/intervene")[3]
+
+
+def test_refusals_name_the_argument(client):  # noqa: F811
+    def status(endpoint, *args):
+        return client.predict(*args, api_name=endpoint)[-1]
+
+    assert "seed must be a number" in status("/generate", PROMPT, "abc", 2, 4.0, "best", 0.6, 1, 2)
+    assert "steps must be" in status("/generate", PROMPT, 1, None, 4.0, "best", 0.6, 1, 2)
+    assert "guidance must be" in status("/generate", PROMPT, 1, 2, "NaN", "best", 0.6, 1, 2)
+    assert "prompt must be text" in status("/generate", 5, 1, 2, 4.0, "best", 0.6, 1, 2)
+    assert "at most 1000" in status("/generate", "red " * 2000, 1, 2, 4.0, "best", 0.6, 1, 2)
+    assert "opacity must be" in status("/generate", PROMPT, 1, 2, 4.0, "best", "inf", 1, 2)
+    assert "done" in status("/generate", PROMPT, 1, 2, 4.0, "best", 0.6, 1, 2)
+    # step numbers as the page shows them, from 1
+    assert "step must be between 1 and 2" in status("/scrub", 3, "best", 0.6)
+    assert "step must be between 1 and 2" in status("/scrub", 0, "best", 0.6)
+    assert "first edited step must be between 1 and 2" in status(
+        "/intervene", 8, 0, 1.0, 0.0, 0.2, 5, 5, "guided")
+    assert "last edited step must be between 2 and 2" in status(
+        "/intervene", 8, 0, 1.0, 0.0, 0.2, 2, 1, "guided")
+    assert "move x must be a number" in status("/intervene", "far", 0, 1.0, 0.0, 0.2, 1, 1,
+                                               "guided")
+    assert "method must be one of" in status("/intervene", 8, 0, 1.0, 0.0, 0.2, 1, 1, ["x"])
+    assert "both a move or scale and a depth push" in status(
+        "/intervene", 8, 0, 1.0, 1.0, 0.2, 1, 1, "guided")
+
+
+def test_the_step_sliders_follow_the_run(client):  # noqa: F811
+    def value(update):
+        return update["value"] if isinstance(update, dict) else update
+
+    out = client.predict(PROMPT, 1, 2, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    first, last = value(out[6]), value(out[7])
+    assert (first, last) == (1, 2)  # the default steps 1-4 clamped to a 2-step run
+    assert out[6]["maximum"] == out[7]["maximum"] == 2
+    assert "Dice with target" in client.predict(8, 0, 1.0, 0.0, 0.2, first, last, "guided",
+                                                api_name="/intervene")[3]
+    out = client.predict(PROMPT, 1, 5, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    assert (value(out[6]), value(out[7])) == (1, 4)
+
+
+def test_stop_after_a_run_keeps_it(client):  # noqa: F811
+    assert "Stopped before the first step" in client.predict(api_name="/stop")[0]
+    client.predict(PROMPT, 1, 2, 4.0, "best", 0.6, 1, 2, api_name="/generate")
+    assert "as it was before the edit" in client.predict(api_name="/stop")[0]
+    assert "step 2 of 2" in client.predict(2, "best", 0.6, api_name="/scrub")[-1]
+
+
+def test_eight_visitors_at_once_each_get_their_own_run(client):  # noqa: F811
+    from gradio_client import Client
+
+    clients = [client] + [Client(client.src, verbose=False) for _ in range(7)]
+    words = ["red sphere", "blue box", "green cylinder", "yellow sphere", "white box",
+             "purple cylinder", "orange sphere", "cyan box"]
+
+    def visit(k):
+        c = clients[k]
+        out = c.predict(f"a large {words[k]} on a gray plain floor", k, k + 1, 4.0, "best", 0.6,
+                        1, 1, api_name="/generate")
+        scrub = c.predict(k + 1, "best", 0.6, api_name="/scrub")[-1]
+        return out[-1], scrub
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(visit, range(8)))
+    for k, (done, scrub) in enumerate(results):
+        assert f"step {k + 1} of {k + 1}" in done and "done" in done
+        assert f"step {k + 1} of {k + 1}" in scrub  # its own run, not another visitor's
