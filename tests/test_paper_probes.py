@@ -88,3 +88,41 @@ def test_files_with_code_in_them_are_not_loaded(tmp_path):
     evil.write_bytes(pickle.dumps({"dense1.weight": Boom()}))
     with pytest.raises(PaperProbeError, match="not a plain state dict"):
         import_paper_probes(tmp_path / "c")
+
+
+@pytest.mark.parametrize("member", ["../escape.pth", "../ab/x.pth", "/abs/x.pth",
+                                    "a/../../x.pth"])
+def test_a_zip_with_a_path_out_of_its_folder_is_refused(tmp_path, member):
+    z_path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(z_path, "w") as z:
+        z.writestr("ok/at_step_0/x.pth", b"0")
+        z.writestr(member, b"0")
+    with pytest.raises(PaperProbeError, match="unsafe path"):
+        import_paper_probes(z_path)
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from probe_core.sd import paper_probes
+
+    monkeypatch.setattr(paper_probes, "MAX_ZIP_BYTES", 1000)
+    z_path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(z_path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.pth", b"\0" * 5000)  # compresses to a few bytes
+    written = []
+    monkeypatch.setattr(zipfile.ZipFile, "extract", lambda *a, **k: written.append(a))
+    with pytest.raises(PaperProbeError, match="expands to"):
+        import_paper_probes(z_path)
+    assert written == []
+
+
+def test_a_sibling_folder_sharing_the_prefix_is_outside(tmp_path):
+    """'../ab/x' from folder 'a' lands in 'ab', which a string-prefix test would let through."""
+    from probe_core.sd.paper_probes import _extract
+
+    z_path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(z_path, "w") as z:
+        z.writestr("../ab/x.pth", b"0")
+    (tmp_path / "a").mkdir()
+    with pytest.raises(PaperProbeError, match="unsafe path"):
+        _extract(z_path, tmp_path / "a")
+    assert not (tmp_path / "ab").exists()

@@ -47,13 +47,29 @@ def sd_v1_layers() -> list[str]:
     return [layer_name(k, b, l) for (k, b), (n, _) in SD_V1_BLOCKS.items() for l in range(n)]
 
 
+MAX_ZIP_BYTES = 512 * 2**20  # uncompressed; the authors' 960 probe files hold about 10 MB
+MAX_ZIP_MEMBERS = 10_000
+
+
 def _extract(zip_path: Path, into: Path) -> Path:
+    """Extract the .pth files of a zip after checking every member: its path must stay inside
+    `into`, and the sizes and counts must be bounded, before anything is written."""
+    root = into.resolve()
     with zipfile.ZipFile(zip_path) as z:
-        for member in z.namelist():
-            target = (into / member).resolve()
-            if not str(target).startswith(str(into.resolve())):
-                raise PaperProbeError(f"{zip_path} has an unsafe path {member!r}")
-        z.extractall(into)
+        members = [m for m in z.infolist() if not m.is_dir()]
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise PaperProbeError(f"{zip_path.name} holds {len(members)} files; at most "
+                                  f"{MAX_ZIP_MEMBERS} are read")
+        total = sum(m.file_size for m in members)
+        if total > MAX_ZIP_BYTES:
+            raise PaperProbeError(f"{zip_path.name} expands to {total / 2**20:.0f} MB; at most "
+                                  f"{MAX_ZIP_BYTES // 2**20} MB are read")
+        for m in members:
+            if not (root / m.filename).resolve().is_relative_to(root):
+                raise PaperProbeError(f"{zip_path.name} has an unsafe path {m.filename!r}")
+        for m in members:
+            if m.filename.endswith(".pth"):
+                z.extract(m, root)
     return into
 
 
