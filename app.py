@@ -29,7 +29,8 @@ from probe_core.serve.inputs import step_number
 from probe_core.serve.model_choice import CHOICES, ModelChoice, model_key
 from probe_core.serve.steering import plan_text
 from probe_core.serve.zerogpu import on_gpu
-from probe_core.settings import DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED, SESSION_TTL_S
+from probe_core.settings import (DEFAULT_STEPS, EMBEDDED_MODEL, MAX_GUIDANCE, MAX_SEED,
+                                 SESSION_TTL_S, shown_path)
 from probe_core.viz import depth_legend
 
 INTRO = """# scene-probe
@@ -355,7 +356,13 @@ def _int_or(value, default: int) -> int:
 
 
 def launch(deployment: Deployment) -> None:
-    models = ModelChoice(allow_any=deployment.allow_any_model)
+    try:
+        models = ModelChoice(allow_any=deployment.allow_any_model)
+    except Exception as err:  # the app cannot start without its model: one line, no traceback
+        raise SystemExit(
+            f"scene-probe: the embedded model in {shown_path(EMBEDDED_MODEL)} cannot be loaded "
+            f"({type(err).__name__}: {str(err)[:200]}). Restore it (git checkout "
+            "weights/tiny-scenes) or train it (scene-probe train-model).") from None
     models.embedded.max_steps = deployment.max_steps
     build_app(models).queue(default_concurrency_limit=2, max_size=deployment.max_queue).launch(
         server_name=deployment.server_name, max_file_size=MAX_UPLOAD)

@@ -77,12 +77,20 @@ def _load(model: str, device: str | None = None):
 
 
 def _load_with_preset(model: str, device: str | None = None):
-    from .models import ModelUnavailableError, load_model
+    """(pipe, preset); ModelUnavailableError says what to do (main prints it)."""
+    from .models import load_model
 
-    try:
-        return load_model(model, device=device)
-    except ModelUnavailableError as err:
-        raise SystemExit(str(err)) from None
+    return load_model(model, device=device)
+
+
+def _require_probe_set(folder: str) -> None:
+    """Fail before loading any model when the probe set is not there."""
+    from pathlib import Path
+
+    if not (Path(folder) / "probes.json").is_file():
+        raise FileNotFoundError(f"no probe set at {folder} (needs probes.json and "
+                                "probes.safetensors): train one with `scene-probe train-probes`"
+                                " or pass --probes")
 
 
 def _default_probe_dir(model: str) -> str:
@@ -97,12 +105,8 @@ def _default_probe_dir(model: str) -> str:
 def _labeler(args, pipe):
     """--labeler, or the model's own (the shipped scene labeler, or DPT + CLIPSeg for SD)."""
     from .sd.labelers import load_labeler
-    from .models import ModelUnavailableError
 
-    try:
-        return load_labeler(args.labeler, args.model, device=str(pipe.device))
-    except (ModelUnavailableError, ValueError, FileNotFoundError) as err:
-        raise SystemExit(str(err)) from None
+    return load_labeler(args.labeler, args.model, device=str(pipe.device))
 
 
 def prompts_for(seeds: list[int], prompts: list[str] | None = None) -> list[str]:
@@ -120,7 +124,7 @@ def _prompts(args, seeds):
         with open(args.prompts) as f:
             lines = [ln.strip() for ln in f if ln.strip()]
         if not lines:
-            raise SystemExit(f"{args.prompts} has no prompts")
+            raise ValueError(f"{args.prompts} has no prompts")
     return prompts_for(list(seeds), lines)
 
 
@@ -161,6 +165,7 @@ def _evaluate(args) -> int:
     from .probing.evaluate import evaluate_probe_sets
     from .probing.probes import ProbeSet
 
+    _require_probe_set(args.probes)
     pipe = _load(args.model, args.device)
     expect = expected_settings(pipe, model_name(args.model), args.probes)
     probes = ProbeSet.load(args.probes, expect=expect)
@@ -185,6 +190,8 @@ def _intervene_eval(args) -> int:
     from .probing.hooks import self_attention_layers
     from .probing.probes import ProbeSet
 
+    if args.method != "latent_shift":
+        _require_probe_set(args.probes)
     pipe, preset = _load_with_preset(args.model, args.device)
     probes = None
     steps = args.steps or preset.num_inference_steps
@@ -331,8 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; an expected failure (a missing or mismatched file, a model that cannot
+    be loaded, bad input) prints one line saying what to do and returns 2."""
+    from .models import ModelUnavailableError
+    from .sd.paper_probes import PaperProbeError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError, ModelUnavailableError, PaperProbeError) as err:
+        print(f"scene-probe {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,12 +23,23 @@ WEIGHTS = ROOT / "weights"
 DOCS = ROOT / "docs"
 EMBEDDED_NAME = "tiny-scenes"  # the name the embedded model's probe sets record
 EMBEDDED_MODEL = WEIGHTS / "tiny-scenes"  # the pipeline folder
+EMBEDDED_FINGERPRINT = "6f5d31527fff3088"  # probing.probes.unet_fingerprint of its UNet
 EMBEDDED_LABELER = WEIGHTS / "labeler"  # depth + saliency labeler for its scenes
 PROBES_ROOT = WEIGHTS / "probes"  # one folder per probe set; the app looks here
 EMBEDDED_PROBES = PROBES_ROOT / "tiny-scenes"  # the default set (+ control/)
 EMBEDDED_EVALUATION = DOCS / "probe-eval" / "metrics.json"  # its held-out evaluation
 EDIT_REPORTS = DOCS / "interventions"  # intervene-eval writes METHOD/ under here
 PAPER_PROBES = PROBES_ROOT / "sd-v1-4-paper"  # where import-paper-probes puts the authors' set
+
+
+def shown_path(path) -> str:
+    """A path as messages show it: relative to the repository when inside it, else only its
+    last part (a visitor of a public server never learns where its files are)."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(ROOT).as_posix()
+    except (ValueError, OSError):
+        return p.name
 
 
 # ----------------------------------------------------------------------------- seed ranges

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from probe_core.cli import main, parse_range
-from probe_core.probing.probes import ProbeMismatchError
 from probe_core.world.tiny_ldm import save_pipeline
 
 
@@ -42,6 +41,41 @@ def test_labeler_probes_and_evaluation_end_to_end(tiny_pipe, tmp_path, capsys):
     # probes made for 2 steps refuse a model saved under another name
     other = tmp_path / "other-model"
     save_pipeline(tiny_pipe, other)
-    with pytest.raises(ProbeMismatchError, match="model"):
-        main(["evaluate", "--model", str(other), "--labeler", str(lab), "--probes", str(probes),
-              "--seeds", "6-7", "--out", str(report)])
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(other), "--labeler", str(lab), "--probes",
+                 str(probes), "--seeds", "6-7", "--out", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert "made for other settings" in err and "model" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--probes", "no/such/probes", "--seeds", "0-1", "--out", "x"],
+     "no probe set at"),
+    (["intervene-eval", "--probes", "no/such/probes", "--seeds", "0-1"], "no probe set at"),
+    (["train-probes", "--model", "nobody/no-such-model", "--seeds", "0-1"], "hf download"),
+    (["evaluate", "--model", "/no/such/folder", "--seeds", "0-1"], "no folder"),
+    (["import-paper-probes", "no-such.zip"], "does not exist"),
+])
+def test_expected_failures_print_one_line_and_exit_non_zero(argv, message, capfd):
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    ours = [line for line in err.splitlines() if line.startswith("scene-probe ")]
+    assert len(ours) == 1 and message in ours[0] and "Traceback" not in err
+
+
+def test_incomplete_paper_probes_print_one_line(tmp_path, capfd):
+    (tmp_path / "src" / "at_step_0").mkdir(parents=True)
+    assert main(["import-paper-probes", str(tmp_path / "src"), "--out", str(tmp_path / "o")]) == 2
+    err = capfd.readouterr().err
+    assert "probe files missing" in err and err.count("\n") == 1
+
+
+def test_the_command_line_entry_point_prints_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "probe_core", "evaluate", "--probes",
+                           str(tmp_path / "none"), "--seeds", "0-1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "no probe set at" in done.stderr

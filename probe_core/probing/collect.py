@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..settings import shown_path
 from .denoise import decode_latents, denoise, encode
 from .hooks import capture, resolve_layers
 from .probes import ProbeSet, ProbeSettings, fit_probe_set, unet_fingerprint
@@ -150,6 +151,16 @@ def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:
     import json
     from pathlib import Path
 
-    meta = json.loads((Path(folder) / "probes.json").read_text())["settings"]
-    return settings_for(pipe, model_name, meta["num_inference_steps"], meta["guidance_scale"],
+    from .probes import ProbeMismatchError
+
+    if not (Path(folder) / "probes.json").is_file():
+        raise FileNotFoundError(f"no probe set at {shown_path(folder)} (needs probes.json and "
+                                "probes.safetensors)")
+    try:
+        meta = json.loads((Path(folder) / "probes.json").read_text())["settings"]
+        steps, guidance = int(meta["num_inference_steps"]), float(meta["guidance_scale"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ProbeMismatchError(f"{Path(folder).name}/probes.json is not a probe set "
+                                 f"description ({type(err).__name__}: {str(err)[:200]})") from None
+    return settings_for(pipe, model_name, steps, guidance,
                         site=meta.get("site", "attn1"), readout=meta.get("readout", "nearest"))

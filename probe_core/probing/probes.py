@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..settings import shown_path
 from .hooks import token_grid
 
 TASKS = {"depth": 1, "saliency": 2}  # task -> probe outputs
@@ -319,29 +320,36 @@ class ProbeSet:
         folder = Path(folder)
         meta_path, tensor_path = folder / "probes.json", folder / "probes.safetensors"
         if not meta_path.is_file() or not tensor_path.is_file():
-            raise FileNotFoundError(f"no probe set at {folder} (needs probes.json and "
+            raise FileNotFoundError(f"no probe set at {shown_path(folder)} (needs probes.json and "
                                     "probes.safetensors)")
         try:
             meta = json.loads(meta_path.read_text())
             settings = ProbeSettings(**meta["settings"])
         except (ValueError, KeyError, TypeError) as err:
-            raise ProbeMismatchError(f"{meta_path} is not a probe set description: {err}") from None
+            raise ProbeMismatchError(f"{folder.name}/probes.json is not a probe set description "
+                                     f"({type(err).__name__}: {str(err)[:200]})") from None
         if meta.get("format") != FORMAT_VERSION:
-            raise ProbeMismatchError(f"{meta_path} has format {meta.get('format')!r}; "
+            raise ProbeMismatchError(f"{shown_path(meta_path)} has format {meta.get('format')!r}; "
                                      f"this version reads {FORMAT_VERSION}")
         if settings.readout not in READOUTS:
-            raise ProbeMismatchError(f"{meta_path} asks for readout {settings.readout!r}; this "
+            raise ProbeMismatchError(f"{shown_path(meta_path)} asks for readout {settings.readout!r}; this "
                                      f"version reads {READOUTS}")
         if expect is not None:
             diffs = settings.differences(expect)
             if diffs:
-                raise ProbeMismatchError(f"probe set {folder} was made for other settings: "
+                raise ProbeMismatchError(f"probe set {shown_path(folder)} was made for other settings: "
                                          + "; ".join(diffs))
         ps = cls(settings, extra=meta.get("extra"))
-        for key, w in load_file(str(tensor_path)).items():
+        try:
+            tensors = load_file(str(tensor_path))
+        except Exception as err:  # truncated or overwritten: the reader's own error varies
+            raise ProbeMismatchError(f"{folder.name}/probes.safetensors cannot be read "
+                                     f"({type(err).__name__}: {str(err)[:200]}): the file is "
+                                     "damaged; restore it or fit the set again") from None
+        for key, w in tensors.items():
             task, step, layer = key.split("/", 2)
             if expect is not None and expect.layers and layer not in expect.layers:
-                raise ProbeMismatchError(f"probe set {folder} has layer {layer!r}, which this "
+                raise ProbeMismatchError(f"probe set {shown_path(folder)} has layer {layer!r}, which this "
                                          "model does not have")
             ps.add(task, int(step), layer, w)
         return ps

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 from ..probing.collect import expected_settings
-from ..probing.probes import ProbeMismatchError, ProbeSet
+from ..probing.probes import ProbeMismatchError, ProbeSet, unet_fingerprint
+from ..settings import shown_path
 from ..world.labeler import SceneLabeler
 
 
@@ -22,12 +23,42 @@ def load_assets(pipe, model_name: str, probes, labeler, evaluation):
     notes, probe_set, lab, ev = [], None, None, None
     try:
         probe_set = ProbeSet.load(probes, expect=expected_settings(pipe, model_name, probes))
-    except (FileNotFoundError, ProbeMismatchError, KeyError, ValueError) as err:
+    except (OSError, ProbeMismatchError, KeyError, ValueError) as err:
         notes.append(f"No probe maps: {err}")
     try:
         lab = SceneLabeler.load(labeler) if labeler is not None else None
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         notes.append(f"No labeler: {err}")
     if evaluation and Path(evaluation).is_file():
-        ev = json.loads(Path(evaluation).read_text())
+        try:
+            ev = check_evaluation(json.loads(Path(evaluation).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            notes.append(f"No held-out scores: {shown_path(evaluation)} cannot be read "
+                         f"({type(err).__name__}: {str(err)[:120]}).")
     return probe_set, lab, ev, " ".join(notes)
+
+
+def check_evaluation(ev) -> dict:
+    """An evaluation's metrics.json as the app reads it: probe scores [step][layer] for its
+    layers and steps, and a summary naming the best layer."""
+    scores = ev["probes"]
+    n_steps, n_layers = len(scores["steps"]), len(scores["layers"])
+    for metric in ("dice", "pearson"):
+        rows = scores[metric]
+        if len(rows) != n_steps or any(len(r) != n_layers for r in rows):
+            raise ValueError(f"{metric} scores are not {n_steps} x {n_layers}")
+        if not all(isinstance(v, (int, float)) for r in rows for v in r):
+            raise ValueError(f"{metric} scores are not numbers")
+    int(scores["n"])
+    str(ev["summary"]["dice"]["best_layer"])
+    return ev
+
+
+def model_warning(pipe, shipped_fingerprint: str) -> str:
+    """A notice when a model's UNet is not the one shipped (damaged or replaced files)."""
+    found = unet_fingerprint(pipe.unet)
+    if found == shipped_fingerprint:
+        return ""
+    return (f"The model's weights are not the shipped ones (fingerprint {found}, shipped "
+            f"{shipped_fingerprint}): its images may be wrong. Restore its folder or train it "
+            "again (scene-probe train-model).")

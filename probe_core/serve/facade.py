@@ -30,7 +30,7 @@ from ..viz import to_size
 from ..world.scenes import scene_captions
 from ..world.tiny_ldm import is_word_level, load_pipeline
 from . import figures
-from .assets import load_assets
+from .assets import load_assets, model_warning
 from .export import export_run
 from .inputs import bounded, check_finished, check_generation, echo
 from .runs import Run, RunBudget, stream_run
@@ -72,9 +72,12 @@ class ProbeDemo:
     def embedded(cls, folder=settings.EMBEDDED_MODEL, probes=settings.EMBEDDED_PROBES,
                  labeler=settings.EMBEDDED_LABELER,
                  evaluation=settings.EMBEDDED_EVALUATION) -> "ProbeDemo":
-        return cls.with_assets(load_pipeline(folder), "tiny-scenes (embedded)",
-                               settings.EMBEDDED_NAME, probes, labeler, evaluation,
-                               scene_model=True)
+        pipe = load_pipeline(folder)
+        demo = cls.with_assets(pipe, "tiny-scenes (embedded)", settings.EMBEDDED_NAME, probes,
+                               labeler, evaluation, scene_model=True)
+        demo.notice = " ".join(filter(None, [model_warning(pipe, settings.EMBEDDED_FINGERPRINT),
+                                             demo.notice]))
+        return demo
 
     @classmethod
     def with_assets(cls, pipe, name: str, model_name: str, probes, labeler, evaluation,

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..metrics import dice, pearson, rmse, zscore
-from ..settings import SEEDS
+from ..settings import SEEDS, shown_path
 from .images import random_blur, to_tensor
 
 
@@ -103,11 +103,19 @@ class SceneLabeler:
         folder = Path(folder)
         path = folder / "labeler.safetensors"
         if not path.is_file():
-            raise FileNotFoundError(f"no labeler at {folder} (labeler.safetensors missing)")
-        info = json.loads((folder / "labeler.json").read_text()) if (
-            folder / "labeler.json").is_file() else {}
-        net = LabelerNet(info.get("width", 32))
-        net.load_state_dict(load_file(str(path)))
+            raise FileNotFoundError(f"no labeler at {shown_path(folder)} (labeler.safetensors "
+                                    "missing)")
+        try:
+            info = json.loads((folder / "labeler.json").read_text()) if (
+                folder / "labeler.json").is_file() else {}
+            if not isinstance(info, dict):
+                raise ValueError("labeler.json does not hold an object")
+            net = LabelerNet(int(info.get("width", 32)))
+            net.load_state_dict(load_file(str(path)))
+        except Exception as err:  # a damaged file: say which, whatever the reader raised
+            raise ValueError(f"the labeler in {folder.name}/ cannot be read "
+                             f"({type(err).__name__}: {str(err)[:200]}): the files are "
+                             "damaged; restore them or run `scene-probe train-labeler`") from None
         return cls(net, info)
 
 
