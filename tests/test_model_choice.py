@@ -104,3 +104,48 @@ def test_a_folder_train_model_made_gets_the_embedded_settings_and_our_labeler(ti
     demo = demo_for_model(str(folder), probes_root=tmp_path)
     assert demo.preset.scheduler == "DDIMScheduler" and demo.default_guidance == 4.0
     assert isinstance(demo.labeler, SceneLabeler) and "No labeler" not in demo.notice
+
+
+def test_a_failed_load_evicts_no_other_sessions_model(tiny_pipe):
+    def loader(name):
+        if name == "bad/model":
+            raise ModelUnavailableError("cannot load bad/model")
+        return ProbeDemo(tiny_pipe, name)
+
+    models = ModelChoice(embedded=ProbeDemo(tiny_pipe, "home"), max_loaded=1, loader=loader)
+    a = models.get("a/model")
+    with pytest.raises(ModelUnavailableError):
+        models.get("bad/model")
+    assert models.loaded() == ["tiny-scenes", "a/model"] and models.get("a/model") is a
+
+
+def test_a_public_server_loads_only_the_listed_models_and_probes_no_paths(tiny_pipe, tmp_path):
+    calls = []
+    models = ModelChoice(embedded=ProbeDemo(tiny_pipe, "home"), allow_any=False,
+                         loader=lambda name: calls.append(name) or ProbeDemo(tiny_pipe, name))
+    for name in (str(tmp_path), "/etc", "/no/such/folder", "someone/other-model"):
+        with pytest.raises(ModelUnavailableError, match="this server loads only") as err:
+            models.get(name)
+        assert name not in str(err.value)  # the same answer for what exists and what does not
+    assert calls == []
+    models.get("CompVis/stable-diffusion-v1-4")
+    assert calls == ["CompVis/stable-diffusion-v1-4"]
+
+
+@pytest.mark.parametrize("name", ["x" * 10_000, "a\x00b", "line\nbreak"])
+def test_unreadable_model_names_are_refused_before_any_lookup(name):
+    with pytest.raises(ModelUnavailableError, match="printable characters"):
+        model_key(name)
+    with pytest.raises(ModelUnavailableError, match="printable characters"):
+        load_model(name)
+
+
+def test_a_folder_with_pickled_weights_is_refused(tmp_path):
+    from .conftest import _tiny_pipe_for_module
+
+    folder = tmp_path / "pickled"
+    _tiny_pipe_for_module().save_pretrained(folder, safe_serialization=False)
+    assert (folder / "unet" / "diffusion_pytorch_model.bin").is_file()  # a pickle
+    assert not (folder / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    with pytest.raises(ModelUnavailableError, match="safetensors"):
+        load_model(str(folder))

@@ -51,3 +51,33 @@ def test_unavailable_models_fail_fast_with_what_to_do(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelUnavailableError, match="not a complete diffusers pipeline"):
         load_model(str(tmp_path / "empty"), device="cpu")
+
+
+def test_the_deployment_decides_what_visitors_may_load():
+    from probe_core.serve.deployment import Deployment
+
+    local = Deployment.from_env({})
+    assert not local.public and local.allow_any_model
+    assert Deployment.from_env({"GRADIO_SERVER_NAME": "0.0.0.0"}).allow_any_model is False
+    space = Deployment.from_env({"SPACE_ID": "someone/scene-probe"})
+    assert space.public and not space.allow_any_model
+    assert Deployment.from_env({"SPACE_ID": "x", "SCENE_PROBE_ANY_MODEL": "1"}).allow_any_model
+    assert not Deployment.from_env({"SCENE_PROBE_ANY_MODEL": "0"}).allow_any_model
+    assert Deployment.from_env({"SCENE_PROBE_MAX_STEPS": "20"}).max_steps == 20
+    with pytest.raises(SystemExit, match="SCENE_PROBE_MAX_STEPS must be between 1 and 50"):
+        Deployment.from_env({"SCENE_PROBE_MAX_STEPS": "500"})
+
+
+def test_launch_applies_the_deployments_limits(monkeypatch):
+    import gradio as gr
+
+    import app
+    from probe_core.serve.deployment import Deployment
+
+    seen = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
+    monkeypatch.setattr(gr.Blocks, "queue", lambda self, **kw: seen.update(kw) or self)
+    app.launch(Deployment(server_name="0.0.0.0", public=True, allow_any_model=False,
+                          max_steps=20, max_queue=8))
+    assert seen["max_file_size"] == app.MAX_UPLOAD and seen["max_size"] == 8
+    assert seen["server_name"] == "0.0.0.0"
