@@ -24,7 +24,7 @@ from probe_core.edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS
 from probe_core.models import EMBEDDED, ModelUnavailableError
 from probe_core.serve.deployment import Deployment
 from probe_core.serve.exports import ExportFolder
-from probe_core.serve.facade import EditView, ProbeDemo
+from probe_core.serve.facade import RUN_BUDGET, EditView, ProbeDemo
 from probe_core.serve.inputs import step_number
 from probe_core.serve.model_choice import CHOICES, ModelChoice, model_key
 from probe_core.serve.steering import plan_text
@@ -199,10 +199,11 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
 
         @shown
         def on_generate(prompt, seed, steps, guidance, layer, opacity, first_value, last_value,
-                        model):
+                        model, request: gr.Request = None):
             demo = models.get(model)
             run = None
-            for run in demo.stream(prompt, seed, steps, guidance):
+            session = request.session_hash if request is not None else None
+            for run in demo.stream(prompt, seed, steps, guidance, session):
                 k = len(run.steps) - 1
                 v = demo.view(run, k, layer, opacity)
                 line = f"{v.caption} · {run.seconds:.2f} s"
@@ -305,7 +306,8 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
 
         # on a ZeroGPU Space the model-running handlers hold a GPU while they run
         gpu_generate, gpu_intervene = on_gpu(on_generate, 120), on_gpu(on_intervene, 120)
-        model_jobs = dict(concurrency_id="model", concurrency_limit=1)
+        # model runs take turns; a click while this page's own run is pending is ignored
+        model_jobs = dict(concurrency_id="model", concurrency_limit=1, trigger_mode="once")
         gen_event = generate_btn.click(
             gpu_generate,
             [prompt, seed, steps, guidance, layer, opacity, first, last, model_state],
@@ -340,6 +342,11 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                      api_name="method_defaults", api_visibility="undocumented")
         export_btn.click(on_export, [run_state, layer, model_state], [files, status],
                          api_name="export")
+        def on_unload(request: gr.Request):
+            """A closed tab's cached activations go now, not when gradio's state expires."""
+            RUN_BUDGET.drop_session(request.session_hash)
+
+        app.unload(on_unload)
         load_btn.click(on_load_model, [model, model_state],
                        [model_state, run_state, model, model_line, layer, vocabulary, heat_img,
                         move_x, move_y, guidance, method, strength, first, last, status],

@@ -280,3 +280,54 @@ def test_the_verdict_applies_the_rule_it_states(task, scores, scale, worked):
     card = score_card(edit)
     assert ("**The edit worked.**" in card) is worked
     assert "Rule: the object does at least half of what was asked" in card
+
+
+def test_the_run_budget_releases_the_oldest_runs_first(demo):
+    from probe_core.serve.runs import RunBudget
+
+    runs = [list(demo.stream(PROMPT, seed=k, num_inference_steps=2, guidance_scale=4.0))[-1]
+            for k in range(3)]
+    size = runs[0].nbytes()
+    assert size > 0
+    budget = RunBudget(max_bytes=int(2.5 * size))
+    for r in runs:
+        budget.use(r)
+    assert runs[0].released and not runs[1].released and not runs[2].released
+    assert budget.held_bytes() == 2 * size
+    budget.use(runs[1])  # used again: now the newest
+    assert not runs[1].released
+    # a released run still shows its images, without probe maps, and says why
+    v = demo.view(runs[0], 1)
+    assert v.depth is None and "dropped to free server memory" in v.caption
+    *_, final = demo.intervene(runs[0], move_x=4, first_step=1, last_step=1, strength=0.3)
+    assert isinstance(final, EditView)  # re-run from step 0 instead of the cache
+
+
+def test_exports_share_one_folder_that_cleans_itself(tmp_path):
+    import os
+
+    from probe_core.serve.exports import ExportFolder
+
+    exports = ExportFolder(tmp_path, ttl_s=100, max_bytes=2500)
+    old = exports.new()
+    (old / "a.bin").write_bytes(b"0" * 1000)
+    os.utime(old, (0, 0))  # long ago
+    mid = exports.new()
+    (mid / "b.bin").write_bytes(b"0" * 2000)
+    new = exports.new()  # cleans: the old one by age
+    assert not old.exists() and mid.exists() and new.parent == tmp_path
+    (new / "c.bin").write_bytes(b"0" * 2000)
+    exports.new()  # 4000 bytes > 2500: the oldest of the young ones goes
+    assert not mid.exists() and new.exists()
+
+
+def test_a_closed_session_releases_only_its_own_runs(demo):
+    from probe_core.serve.runs import RunBudget
+
+    budget = RunBudget(max_bytes=2**40)
+    mine = list(demo.stream(PROMPT, 1, 2, 4.0, session="a"))[-1]
+    theirs = list(demo.stream(PROMPT, 2, 2, 4.0, session="b"))[-1]
+    budget.use(mine)
+    budget.use(theirs)
+    assert budget.drop_session("a") == 1
+    assert mine.released and not theirs.released and mine.steps[0].activations == {}

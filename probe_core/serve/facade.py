@@ -125,14 +125,17 @@ class ProbeDemo:
 
     # ------------------------------------------------------------------ generation and maps
     def stream(self, prompt: str, seed=0, num_inference_steps=settings.DEFAULT_STEPS,
-               guidance_scale=settings.DEFAULT_GUIDANCE) -> Iterator[Run]:
-        """Yield the growing Run after every denoising step; the last one is done."""
+               guidance_scale=settings.DEFAULT_GUIDANCE, session: str | None = None
+               ) -> Iterator[Run]:
+        """Yield the growing Run after every denoising step; the last one is done. `session`
+        names the app session that asked (its runs are released when it closes)."""
         request = check_generation(self.pipe.tokenizer, prompt, seed, num_inference_steps,
                                    guidance_scale, self.max_steps)
         with self._lock:
             for run in stream_run(self.pipe, *request, self.layers if self.probes else (),
                                   self.site, self.labeler):
                 if len(run.steps) == 1:
+                    run.session = session
                     self.budget.use(run)
                 yield run
         self.budget.use(run)  # its full size counts from here

@@ -37,6 +37,7 @@ class Run:
     seconds: float = 0.0
 
     released: bool = False  # its activations were dropped to keep the server in budget
+    session: str | None = None  # the app session that made it (its cache goes when it closes)
 
     @property
     def done(self) -> bool:
@@ -92,6 +93,16 @@ class RunBudget:
                 total -= r.nbytes()
                 r.release()
                 del self._runs[key]
+
+    def drop_session(self, session: str) -> int:
+        """Release every run of a closed session; the number released."""
+        with self._lock:
+            mine = [(k, r()) for k, r in self._runs.items()]
+            mine = [(k, r) for k, r in mine if r is not None and r.session == session]
+            for key, r in mine:
+                r.release()
+                del self._runs[key]
+            return len(mine)
 
     def held_bytes(self) -> int:
         with self._lock:
