@@ -33,7 +33,7 @@ from . import figures
 from .assets import load_assets, model_warning
 from .export import export_run
 from .inputs import bounded, check_finished, check_generation, echo
-from .runs import Run, RunBudget, stream_run
+from .runs import Run, RunBudget, return_free_memory, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
                        score_edit)
@@ -139,6 +139,7 @@ class ProbeDemo:
                     self.budget.use(run)
                 yield run
         self.budget.use(run)  # its full size counts from here
+        return_free_memory()
 
     def maps(self, run: Run, step: int, layer: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(depth, P(object)) at image size for one step and layer, cached on the run; the
@@ -234,6 +235,7 @@ class ProbeDemo:
                                       request.depth_push, cut)
         run.edit = EditOutcome(task, result.image, target.map, achieved, scores, seconds,
                                request, target.description, result.probe_steps)
+        return_free_memory()
         yield self.edit_view(run)
 
     def _object(self, run: Run) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 import weakref
@@ -67,6 +68,24 @@ class Run:
             d, s = labeler(self.steps[step].x0_image[None])
             self.x0_labels[step] = (d[0], s[0])
         return self.x0_labels[step]
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def return_free_memory() -> None:
+    """Give freed heap pages back to the system. A run allocates and frees many tensors and
+    images; glibc keeps the freed pages, so a server's resident memory grew about 6 MB a
+    session without this (and fell back below its warm size with it)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 class RunBudget:
