@@ -14,6 +14,15 @@ from PIL import Image
 from ..viz import colorize_depth, frames_to_gif, overlay_mask, upscale
 
 
+def run_record(run, model: str, scheduler: str, layer: str, probe_settings) -> dict:
+    """What run.json records: enough to reproduce the run (the edit is added by export_run)."""
+    return {"model": model, "prompt": run.prompt, "seed": run.seed,
+            "num_inference_steps": run.num_inference_steps,
+            "guidance_scale": run.guidance_scale, "scheduler": scheduler, "layer": layer,
+            "probe_settings": probe_settings.__dict__ if probe_settings else None,
+            "seconds": run.seconds}
+
+
 def export_run(run, folder: str | Path, maps: list, record: dict) -> list[Path]:
     """steps.gif (x0 | depth | saliency per step), final.png, depth.png and saliency.png (the
     last step's maps, when there are maps), edited.png (after an edit), run.json (`record`

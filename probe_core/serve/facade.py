@@ -31,12 +31,12 @@ from ..world.scenes import scene_captions
 from ..world.tiny_ldm import is_word_level, load_pipeline
 from . import figures
 from .assets import load_assets, model_warning
-from .export import export_run
+from .export import export_run, run_record
 from .inputs import bounded, check_finished, check_generation, echo
 from .runs import Run, RunBudget, return_free_memory, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
-                       score_edit)
+                       object_of, score_edit)
 
 S = settings.DISPLAY_SIZE
 RUN_BUDGET = RunBudget(settings.RUN_CACHE_MB * 2**20)  # all sessions' runs, across models
@@ -239,12 +239,8 @@ class ProbeDemo:
         yield self.edit_view(run)
 
     def _object(self, run: Run) -> tuple[np.ndarray, np.ndarray]:
-        """The object mask and depth map of the run's final image: the labeler's where there is
-        one, else the best layer's probe readout at the last step."""
-        if run.labels is not None:
-            return run.labels[1] > 0.5, run.labels[0]
-        d, s = self.maps(run, len(run.steps) - 1, self.best_layer())
-        return s > 0.5, d
+        """(object mask, depth) of the final image: the labeler's, else the best probes'."""
+        return object_of(run, self.maps(run, len(run.steps) - 1, self.best_layer()))
 
     def edit_view(self, run: Run) -> EditView:
         """Display images and the score card of the run's last intervention."""
@@ -258,10 +254,6 @@ class ProbeDemo:
         """steps.gif, final/depth/saliency/edited PNGs and run.json (enough to reproduce it)."""
         check_finished(run, "export it")
         layer = self.resolve_layer(layer)
-        record = {"model": self.name, "prompt": run.prompt, "seed": run.seed,
-                  "num_inference_steps": run.num_inference_steps,
-                  "guidance_scale": run.guidance_scale,
-                  "scheduler": type(self.pipe.scheduler).__name__, "layer": layer,
-                  "probe_settings": self.probes.settings.__dict__ if self.probes else None,
-                  "seconds": run.seconds}
+        record = run_record(run, self.name, type(self.pipe.scheduler).__name__, layer,
+                            self.probes.settings if self.probes else None)
         return export_run(run, folder, self._all_maps(run, layer), record)

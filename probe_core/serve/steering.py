@@ -100,6 +100,18 @@ def build_target(mask: np.ndarray, depth: np.ndarray,
     raise ValueError("set a move, a scale or a depth push first")
 
 
+def object_of(run, last_maps) -> tuple[np.ndarray, np.ndarray]:
+    """The object mask (H, W) bool and depth (H, W) of a run's final image: the labeler's where
+    there is one, else the probes' `last_maps` (depth, P(object)) at the last step."""
+    if run.labels is not None:
+        return run.labels[1] > 0.5, run.labels[0]
+    if last_maps is None:
+        raise ValueError("this run's probe maps were dropped to free server memory: generate "
+                         "it again to steer it")
+    d, s = last_maps
+    return s > 0.5, d
+
+
 def make_edit(request: SteerRequest, task: str, target: Target, layers: list[str]) -> Edit:
     """The Edit the request asks for, with its method's default layers (when the model has
     them) and iterations."""
