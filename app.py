@@ -164,6 +164,42 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             export_btn = gr.Button("Export GIF, PNGs and JSON")
             files = gr.File(label="Files", file_count="multiple")
 
+        running: set[str] = set()  # sessions whose model job runs now
+
+        def one_job_each(request: gr.Request | None, n_inputs: int) -> list:
+            """Checked before a model job is queued: a visitor (session) has at most one model
+            job queued or running; a second is refused with a message."""
+            session = request.session_hash if request is not None else None
+            waiting = getattr(app, "_queue", None)
+            waiting = getattr(waiting, "event_queue_per_concurrency_id", {}).get("model")
+            queued = waiting is not None and any(e.session_hash == session
+                                                 for e in waiting.queue)
+            busy = session is not None and (queued or session in running)
+            message = "you already have a run or an edit queued or running: wait for it or Stop"
+            return [gr.validate(not busy, message)] + [gr.validate(True, "")] * (n_inputs - 1)
+
+        def before_generate(prompt, seed, steps, guidance, layer, opacity, first_value,
+                            last_value, model, request: gr.Request):
+            return one_job_each(request, 9)
+
+        def before_intervene(run, move_x, move_y, scale, depth_push, strength, first_value,
+                             last_value, method, model, request: gr.Request):
+            return one_job_each(request, 10)
+
+        def model_job(fn):
+            """Marks the session as running while a model job runs (one_job_each reads it)."""
+            @functools.wraps(fn)  # gradio reads fn's signature and passes the request in it
+            def run(*args, **kwargs):
+                request = next((a for a in (*args, *kwargs.values())
+                                if isinstance(a, gr.Request)), None)
+                session = request.session_hash if request is not None else None
+                running.add(session)
+                try:
+                    yield from fn(*args, **kwargs)
+                finally:
+                    running.discard(session)
+            return run
+
         def shown(fn):
             """Expected failures (bad input, a model that cannot load) become a message in the
             status line and a toast; every other output keeps its last good value."""
@@ -173,17 +209,17 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
 
             if inspect.isgeneratorfunction(fn):
                 @functools.wraps(fn)
-                def stream(*args):
+                def stream(*args, **kwargs):
                     try:
-                        yield from fn(*args)
+                        yield from fn(*args, **kwargs)
                     except (ValueError, ModelUnavailableError) as err:
                         yield message(err)
                 return stream
 
             @functools.wraps(fn)
-            def call(*args):
+            def call(*args, **kwargs):
                 try:
-                    return fn(*args)
+                    return fn(*args, **kwargs)
                 except (ValueError, ModelUnavailableError) as err:
                     return message(err)
             return call
@@ -251,7 +287,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
 
         @shown
         def on_intervene(run, move_x, move_y, scale, depth_push, strength, first_value,
-                         last_value, method, model):
+                         last_value, method, model, request: gr.Request = None):
             demo = models.get(model)
             n = run.num_inference_steps if run is not None else 1
             k0 = step_number("first edited step", first_value, 1, n) if run is not None else 0
@@ -305,14 +341,16 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     **on_method(demo.default_method, None), status: _model_line(demo)}
 
         # on a ZeroGPU Space the model-running handlers hold a GPU while they run
-        gpu_generate, gpu_intervene = on_gpu(on_generate, 120), on_gpu(on_intervene, 120)
-        # model runs take turns; a click while this page's own run is pending is ignored
+        gpu_generate = on_gpu(model_job(on_generate), 120)
+        gpu_intervene = on_gpu(model_job(on_intervene), 120)
+        # model runs take turns; each visitor has at most one queued or running, and a click
+        # while this page's own run is pending is ignored
         model_jobs = dict(concurrency_id="model", concurrency_limit=1, trigger_mode="once")
         gen_event = generate_btn.click(
             gpu_generate,
             [prompt, seed, steps, guidance, layer, opacity, first, last, model_state],
             [run_state, x0_img, depth_img, sal_img, step, film, emergence_img, first, last,
-             status], api_name="generate", **model_jobs)
+             status], api_name="generate", validator=before_generate, **model_jobs)
         dice_btn.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name="random_seed")
         view_inputs = [run_state, step, layer, opacity, model_state]
         step.input(on_scrub, view_inputs, [x0_img, depth_img, sal_img, status], api_name="scrub",
@@ -327,13 +365,14 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                        model_state]
         edit_outputs = [compare, target_img, achieved_img, score, status]
         edit_events = [apply_btn.click(gpu_intervene, edit_inputs, edit_outputs,
-                                       api_name="intervene", **model_jobs)]
+                                       api_name="intervene", validator=before_intervene,
+                                       **model_jobs)]
         sliders = (("move_x", move_x), ("move_y", move_y), ("scale", scale),
                    ("depth_push", depth_push))
         for name, slider in sliders:
             edit_events.append(slider.release(
                 gpu_intervene, edit_inputs, edit_outputs, api_name=f"intervene_on_{name}",
-                api_visibility="undocumented", **model_jobs))
+                api_visibility="undocumented", validator=before_intervene, **model_jobs))
             slider.change(plan_text, [move_x, move_y, scale, depth_push], plan,
                           api_visibility="private", show_progress="hidden")
         stop_btn.click(on_stop, run_state, [status, step, film, emergence_img], api_name="stop",

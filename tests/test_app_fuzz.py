@@ -118,3 +118,16 @@ def test_eight_visitors_at_once_each_get_their_own_run(client):  # noqa: F811
     for k, (done, scrub) in enumerate(results):
         assert f"step {k + 1} of {k + 1}" in done and "done" in done
         assert f"step {k + 1} of {k + 1}" in scrub  # its own run, not another visitor's
+
+
+def test_a_visitor_has_at_most_one_model_job_queued_or_running(client):  # noqa: F811
+    first = client.submit(PROMPT, 1, 50, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    import time
+
+    while first.status().code.name not in ("PROCESSING", "ITERATING", "FINISHED"):
+        time.sleep(0.02)
+    with pytest.raises(Exception, match="already have a run or an edit queued or running"):
+        client.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    assert "done" in first.result()[-1]
+    assert "done" in client.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4,
+                                    api_name="/generate")[-1]  # free again once it finished
