@@ -225,7 +225,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             return call
 
         def step_sliders(run, first_value, last_value):
-            """The step, first- and last-edited-step sliders fitted to a run's steps."""
+            """The first- and last-edited-step sliders fitted to a run's steps."""
             n = run.num_inference_steps
             top = _slider_max(n)
             lo = min(max(_int_or(first_value, 1), 1), n)
