@@ -12,6 +12,7 @@ A model that cannot be loaded (offline and not cached, or no such folder) raises
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,13 @@ def check_model_name(model) -> None:
         raise ModelUnavailableError(f"a model name must be 1 to {MAX_NAME} printable characters")
 
 
+def without_paths(text: str) -> str:
+    """A library's error text with absolute file paths cut to their last part: what went wrong
+    stays, where the server keeps its files does not (hub ids and URLs are left alone)."""
+    return re.sub(r"(?<![\w:/.-])/[^\s'\"]+",
+                  lambda m: "<...>/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
 def _is_dir(path) -> bool:
     """Path.is_dir that says False for names the OS cannot even look up (too long, bad bytes)."""
     try:
@@ -145,8 +153,8 @@ def load_model(model: str = EMBEDDED, device: str | None = None,
         raise ModelUnavailableError(
             f"could not load {model!r}: {where}. Download it once where there is internet "
             f"(`hf download {model}`) or pass a local diffusers folder; the embedded "
-            f"'{EMBEDDED}' model always works. ({type(err).__name__}: {str(err)[:200]})"
-        ) from None
+            f"'{EMBEDDED}' model always works. ({type(err).__name__}: "
+            f"{without_paths(str(err))[:200]})") from None
     preset = preset_for(model, pipe)
     scheduler_cls = getattr(diffusers, preset.scheduler)
     if type(pipe.scheduler) is not scheduler_cls:

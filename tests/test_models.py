@@ -81,3 +81,13 @@ def test_launch_applies_the_deployments_limits(monkeypatch):
                           max_steps=20, max_queue=8))
     assert seen["max_file_size"] == app.MAX_UPLOAD and seen["max_size"] == 8
     assert seen["server_name"] == "0.0.0.0"
+
+
+def test_library_errors_lose_their_server_paths():
+    from probe_core.models import without_paths
+
+    text = ("no file '/root/.cache/huggingface/hub/models--a--b/snapshots/1/unet/x.bin' for "
+            "a/b; see https://huggingface.co/docs (in /tmp/work/)")
+    out = without_paths(text)
+    assert "/root" not in out and "/tmp" not in out and "'<...>/x.bin'" in out
+    assert "for a/b;" in out and "https://huggingface.co/docs" in out
