@@ -50,12 +50,17 @@ class ModelUnavailableError(RuntimeError):
     """The model could not be loaded here; the message says what to do."""
 
 
-def pick_device(device: str | None = None, torch_dtype: torch.dtype | None = None):
-    """(device, dtype): the given ones, else CUDA + float16 when available, else CPU + float32."""
+def pick_device(device: str | None = None, torch_dtype: torch.dtype | None = None,
+                model: str | None = None):
+    """(device, dtype): the given ones, else CUDA + float16 when available, else CPU + float32.
+    Our scene models run in float32 on any device unless a dtype is given: they are tiny (half
+    precision saves nothing) and their probes were fitted on float32 activations."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if torch_dtype is None:
-        torch_dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
+        half = str(device).startswith("cuda") and not (model is not None
+                                                        and is_scene_model(model))
+        torch_dtype = torch.float16 if half else torch.float32
     return device, torch_dtype
 
 
@@ -131,8 +136,8 @@ def load_model(model: str = EMBEDDED, device: str | None = None,
     import diffusers
     from diffusers import StableDiffusionPipeline
 
-    device, torch_dtype = pick_device(device, torch_dtype)
     check_model_name(model)
+    device, torch_dtype = pick_device(device, torch_dtype, model)
     if is_embedded(model):
         model = EMBEDDED
     source = EMBEDDED_FOLDER if model == EMBEDDED else model

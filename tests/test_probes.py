@@ -190,3 +190,21 @@ def test_a_saved_set_keeps_its_readout_and_old_sets_read_nearest(tmp_path):
     (tmp_path / "probes.json").write_text(json.dumps(meta))
     with pytest.raises(ProbeMismatchError, match="readout 'cubic'"):
         ProbeSet.load(tmp_path)
+
+
+def test_the_fingerprint_does_not_depend_on_dtype_but_on_the_weights(tiny_pipe):
+    from probe_core.probing.probes import unet_fingerprint
+
+    full = unet_fingerprint(tiny_pipe.unet)
+    assert unet_fingerprint(tiny_pipe.unet.half()) == full  # the same weights in float16
+    with torch.no_grad():
+        next(tiny_pipe.unet.parameters()).add_(0.1)  # retrained, a little
+    assert unet_fingerprint(tiny_pipe.unet) != full
+
+
+def test_scene_models_run_in_float32_on_a_gpu_unless_asked():
+    from probe_core.models import pick_device
+
+    assert pick_device("cuda", None, "tiny-scenes") == ("cuda", torch.float32)
+    assert pick_device("cuda", None, "CompVis/stable-diffusion-v1-4") == ("cuda", torch.float16)
+    assert pick_device("cuda", torch.float16, "tiny-scenes") == ("cuda", torch.float16)

@@ -67,3 +67,18 @@ def test_shipped_probes_and_labeler_load_for_the_shipped_model():
     # the held-out evaluation the app shows belongs to these probes
     assert demo.evaluation["meta"]["settings"]["model_fingerprint"] == s.model_fingerprint
     assert demo.best_layer() in demo.layers
+
+
+def test_the_shipped_model_in_float16_keeps_its_fingerprint_and_its_probe_set():
+    """The probe set is tied to the weights, not to the dtype they are run in."""
+    import torch
+
+    from probe_core.models import load_model
+    from probe_core.probing.collect import expected_settings
+    from probe_core.probing.probes import ProbeSet, unet_fingerprint
+    from probe_core.settings import EMBEDDED_FINGERPRINT, EMBEDDED_PROBES
+
+    pipe, _ = load_model("tiny-scenes", device="cpu", torch_dtype=torch.float16)
+    assert pipe.unet.dtype == torch.float16
+    assert unet_fingerprint(pipe.unet) == EMBEDDED_FINGERPRINT
+    ProbeSet.load(EMBEDDED_PROBES, expect=expected_settings(pipe, "tiny-scenes", EMBEDDED_PROBES))

@@ -67,14 +67,16 @@ class ProbeSettings:
 
 def unet_fingerprint(unet: torch.nn.Module) -> str:
     """A short hash of a UNet's parameter names, shapes and leading values: cheap even for
-    SD on a GPU, and different after any retraining."""
+    SD on a GPU, and different after any retraining. The values are hashed at float16
+    precision, so the same weights give the same fingerprint in float32 or float16, on any
+    device."""
     import hashlib
 
     h = hashlib.sha256()
     for name, p in unet.named_parameters():
         h.update(name.encode())
         h.update(str(tuple(p.shape)).encode())
-        h.update(p.detach().reshape(-1)[:64].float().cpu().numpy().tobytes())
+        h.update(p.detach().reshape(-1)[:64].to("cpu", torch.float16).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
