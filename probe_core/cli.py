@@ -163,6 +163,7 @@ def _evaluate(args) -> int:
     from .models import model_name
     from .probing.collect import expected_settings
     from .probing.evaluate import evaluate_probe_sets
+    from .probing.layout import load_layout
     from .probing.probes import ProbeSet
 
     _require_probe_set(args.probes)
@@ -173,7 +174,7 @@ def _evaluate(args) -> int:
     control = ProbeSet.load(control_dir, expect=expect) if control_dir.exists() else None
     head = evaluate_probe_sets(pipe, probes, control, _labeler(args, pipe),
                                _prompts(args, args.seeds), list(args.seeds), args.out,
-                               chunk_size=args.chunk_size)
+                               chunk_size=args.chunk_size, layout=load_layout(args.probes))
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "labeler_on_x0"}
                       for k, v in head.items()}, indent=2))
     print(f"wrote {args.out}/metrics.json, table.md, probe_scores.png")
@@ -212,6 +213,23 @@ def _intervene_eval(args) -> int:
     out = write_edit_report(Path(args.out) / args.method, summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
+    return 0
+
+
+def _layout_baseline(args) -> int:
+    from .models import model_name
+    from .probing.collect import expected_settings
+    from .probing.layout import collect_layout, save_layout
+    from .probing.probes import ProbeSet
+
+    _require_probe_set(args.probes)
+    pipe = _load(args.model, args.device)
+    expect = expected_settings(pipe, model_name(args.model), args.probes)
+    ProbeSet.load(args.probes, expect=expect)  # refuse a set made for another model
+    layout = collect_layout(pipe, _prompts(args, args.seeds), list(args.seeds),
+                            _labeler(args, pipe), expect.num_inference_steps,
+                            expect.guidance_scale)
+    print(f"saved {save_layout(layout, args.probes)}")
     return 0
 
 
@@ -321,6 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="guidance_scale for latent_shift (default: the model's preset)")
     e.add_argument("--out", default=str(settings.EDIT_REPORTS))
     e.set_defaults(func=_intervene_eval)
+
+    lb = sub.add_parser("layout-baseline",
+                        help="save the image-blind layout control with a probe set made before "
+                             "train-probes saved it (its training seeds again)")
+    lb.add_argument("--model", default=str(settings.EMBEDDED_MODEL))
+    lb.add_argument("--labeler", help=LABELER_HELP)
+    lb.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
+    lb.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
+    lb.add_argument("--seeds", type=parse_range, required=True,
+                    help=f"the probe set's training seeds, e.g. {_span(settings.SEEDS.probe_train)}")
+    lb.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
+    lb.set_defaults(func=_layout_baseline)
 
     ip = sub.add_parser("import-paper-probes",
                         help="convert the authors' SD v1.4 probe files into a probe set")

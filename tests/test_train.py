@@ -109,3 +109,35 @@ def test_bilinear_fit_recovers_a_probe_read_out_bilinearly():
     assert Xn.shape == (40 * 16, 6)
     assert torch.allclose(depth_n, F.avg_pool2d(depth[:, None], 2).reshape(-1))
     assert not torch.allclose(fit_ridge(Xn, depth_n, lam=1e-8), w_true, atol=1e-2)
+
+
+def test_the_layout_controls_in_evaluation_and_report(data, tmp_path):
+    import json
+
+    from probe_core.probing.evaluate import (layout_scores_per_image, probe_scores_per_image,
+                                             _mean_scores)
+    from probe_core.probing.layout import layout_baseline
+    from probe_core.probing.report import write_report
+
+    d, _ = data
+    layout = layout_baseline(d.depth, d.saliency)
+    settings = ProbeSettings("tiny", "DDIMScheduler", 2, 32, 4.0, d.layers, readout="bilinear")
+    probes = fit_probes(d, settings, lam=1e-6)
+    per = probe_scores_per_image(probes, d, layout=layout)
+    assert per["partial"].shape == per["beats"].shape == (2, len(d.layers), d.n)
+    assert set(np.unique(per["beats"])) <= {0.0, 1.0}
+    fixed = layout_scores_per_image(layout, d, "bilinear")
+    assert fixed["pearson"].shape == (d.n,) and fixed["ceiling_partial"].shape == (len(d.layers), d.n)
+    # the finest grid sees the labels best
+    assert fixed["ceiling_pearson"].mean(-1).max() == pytest.approx(
+        fixed["ceiling_pearson"].mean(-1)[0], abs=0.05)
+    scores = _mean_scores(per, d.steps, d.layers)
+    control = _mean_scores(probe_scores_per_image(fit_probes(d, settings, control=True), d,
+                                                  control=True, layout=layout),
+                           d.steps, d.layers)
+    averaged = {"layers": d.layers, **{k: v.mean(-1).tolist() for k, v in fixed.items()}}
+    head = write_report(tmp_path, scores, control, None, {"settings": {}}, averaged)
+    beyond = head["depth_beyond_layout"]
+    assert -1 <= beyond["partial_last_step"] <= 1 and "control_partial_last_step" in beyond
+    assert "Depth beyond the layout" in (tmp_path / "table.md").read_text()
+    assert json.loads((tmp_path / "metrics.json").read_text())["layout_controls"]["pearson"]

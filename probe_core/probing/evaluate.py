@@ -12,18 +12,24 @@ import numpy as np
 
 from ..metrics import dice, pearson, rmse
 from .collect import ProbeData, collect, permuted_unet
+from .hooks import token_grid
+from .layout import partial_correlation, token_readout
 from .probes import ProbeSet, ProbeSettings
 from .report import write_report
 from .shards import train_sharded
 
 
-def probe_scores_per_image(probes: ProbeSet, data: ProbeData, control: bool = False) -> dict:
+def probe_scores_per_image(probes: ProbeSet, data: ProbeData, control: bool = False,
+                           layout: dict | None = None) -> dict:
     """Dice (argmax mask vs labeler mask), depth RMSE and Pearson (vs the labeler's z-normalised
-    inverse depth) of every image: "dice", "rmse", "pearson" -> (steps, layers, N) arrays."""
+    inverse depth) of every image: "dice", "rmse", "pearson" -> (steps, layers, N) arrays.
+    With a layout baseline also "partial" (the depth map's correlation with the labels beyond
+    the fixed layout map) and "beats" (1 where its Pearson beats the fixed map's)."""
     source = data.control_acts if control else data.acts
     size = data.depth.shape[-1]
-    out = {k: np.zeros((len(data.steps), len(data.layers), data.n)) for k in
-           ("dice", "rmse", "pearson")}
+    keys = ("dice", "rmse", "pearson") + (("partial", "beats") if layout else ())
+    out = {k: np.zeros((len(data.steps), len(data.layers), data.n)) for k in keys}
+    fixed = [pearson(layout["depth"], d) for d in data.depth] if layout else None
     for si, step in enumerate(data.steps):
         for li, layer in enumerate(data.layers):
             a = source[(step, layer)]
@@ -33,6 +39,29 @@ def probe_scores_per_image(probes: ProbeSet, data: ProbeData, control: bool = Fa
                 out["dice"][si, li, i] = dice(sal > 0.5, data.saliency[i])
                 out["rmse"][si, li, i] = rmse(dep, data.depth[i])
                 out["pearson"][si, li, i] = pearson(dep, data.depth[i])
+                if layout:
+                    out["partial"][si, li, i] = partial_correlation(dep, data.depth[i],
+                                                                    layout["depth"])
+                    out["beats"][si, li, i] = out["pearson"][si, li, i] > fixed[i]
+    return out
+
+
+def layout_scores_per_image(layout: dict, data: ProbeData, readout: str) -> dict:
+    """The image-blind controls, per image: the fixed layout maps' Pearson, RMSE and Dice
+    ("pearson", "rmse", "dice" -> (N,)), and the ceiling of each layer's token grid: the labels
+    averaged to it and read out by `readout` ("ceiling_pearson", "ceiling_partial" ->
+    (layers, N))."""
+    out = {"pearson": np.array([pearson(layout["depth"], d) for d in data.depth]),
+           "rmse": np.array([rmse(layout["depth"], d) for d in data.depth]),
+           "dice": np.array([dice(layout["saliency"] > 0.5, m) for m in data.saliency])}
+    out["ceiling_pearson"] = np.zeros((len(data.layers), data.n))
+    out["ceiling_partial"] = np.zeros((len(data.layers), data.n))
+    for li, layer in enumerate(data.layers):
+        grid = token_grid(data.acts[(data.steps[0], layer)].shape[1], data.latent_hw)
+        for i, d in enumerate(data.depth):
+            best = token_readout(d, grid, readout)
+            out["ceiling_pearson"][li, i] = pearson(best, d)
+            out["ceiling_partial"][li, i] = partial_correlation(best, d, layout["depth"])
     return out
 
 
@@ -48,16 +77,22 @@ def evaluate_probes(probes: ProbeSet, data: ProbeData, control: bool = False) ->
     return _mean_scores(probe_scores_per_image(probes, data, control), data.steps, data.layers)
 
 
-def labeler_on_x0_per_image(labeler, data: ProbeData) -> dict:
+def labeler_on_x0_per_image(labeler, data: ProbeData, layout: dict | None = None) -> dict:
     """"dice", "pearson" -> (steps, N): the labeler on each step's decoded x0 image, scored
-    against the labels of the final image."""
+    against the labels of the final image; with a layout baseline also "partial", "beats"."""
     if data.x0_images is None:
         raise ValueError("collect(..., keep_x0=True) is needed")
-    out = {k: np.zeros((len(data.steps), data.n)) for k in ("dice", "pearson")}
+    keys = ("dice", "pearson") + (("partial", "beats") if layout else ())
+    out = {k: np.zeros((len(data.steps), data.n)) for k in keys}
     for k, _ in enumerate(data.steps):
         d, s = labeler(data.x0_images[:, k])
         out["dice"][k] = [dice(p > 0.5, m) for p, m in zip(s, data.saliency)]
         out["pearson"][k] = [pearson(p, t) for p, t in zip(d, data.depth)]
+        if layout:
+            out["partial"][k] = [partial_correlation(p, t, layout["depth"])
+                                 for p, t in zip(d, data.depth)]
+            out["beats"][k] = [pearson(p, t) > pearson(layout["depth"], t)
+                               for p, t in zip(d, data.depth)]
     return out
 
 
@@ -85,22 +120,27 @@ def train_probe_sets(pipe, settings: ProbeSettings, labeler, prompts: list[str],
 
 def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labeler,
                         prompts: list[str], seeds: list[int], out_dir: str,
-                        progress: bool = True, chunk_size: int = 16) -> dict:
+                        progress: bool = True, chunk_size: int = 16,
+                        layout: dict | None = None) -> dict:
     """Held-out scores of both probe sets and of the labeler on x0; writes the report.
-    Images are generated and scored `chunk_size` at a time, so memory holds one chunk."""
+    Images are generated and scored `chunk_size` at a time, so memory holds one chunk. With
+    a layout baseline (layout.load_layout of the probe set), the image-blind controls too."""
     s = probes.settings
     control_unet = permuted_unet(pipe.unet) if control is not None else None
-    per: dict = {"probes": [], "control": [], "x0": []}
+    per: dict = {"probes": [], "control": [], "x0": [], "layout": []}
     data = None
     for start in range(0, len(seeds), chunk_size):
         end = start + chunk_size
         data = collect(pipe, prompts[start:end], seeds[start:end], labeler,
                        s.num_inference_steps, s.guidance_scale, s.layers, control_unet,
                        keep_x0=True, progress=progress, site=s.site)
-        per["probes"].append(probe_scores_per_image(probes, data))
+        per["probes"].append(probe_scores_per_image(probes, data, layout=layout))
         if control is not None:
-            per["control"].append(probe_scores_per_image(control, data, control=True))
-        per["x0"].append(labeler_on_x0_per_image(labeler, data))
+            per["control"].append(probe_scores_per_image(control, data, control=True,
+                                                         layout=layout))
+        per["x0"].append(labeler_on_x0_per_image(labeler, data, layout))
+        if layout:
+            per["layout"].append(layout_scores_per_image(layout, data, s.readout))
 
     def joined(parts):
         return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
@@ -108,6 +148,9 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     scores = _mean_scores(joined(per["probes"]), data.steps, data.layers)
     ctrl = _mean_scores(joined(per["control"]), data.steps, data.layers) if per["control"] else None
     x0 = _mean_x0(joined(per["x0"]), data.steps)
+    fixed = ({"layers": list(data.layers), **{k: v.mean(-1).tolist()
+                                              for k, v in joined(per["layout"]).items()}}
+             if per["layout"] else None)
     meta = {"settings": s.__dict__, "n_test": len(seeds), "seeds": [min(seeds), max(seeds)],
             "probe_training": probes.extra}
-    return write_report(out_dir, scores, ctrl, x0, meta)
+    return write_report(out_dir, scores, ctrl, x0, meta, fixed)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .collect import collect
+from .layout import layout_baseline, save_layout
 from .probes import ProbeSet, ProbeSettings, fit_probe_set
 
 MANIFEST = "collect-manifest.json"
@@ -148,6 +149,15 @@ def _chunk_files(workdir: Path, n_images: int, chunk_size: int) -> list[Path]:
     return files
 
 
+def _chunk_labels(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) depth labels and (N, H, W) bool masks of every image in the chunks."""
+    from safetensors import safe_open
+
+    handles = [safe_open(str(f), framework="pt") for f in files]
+    return (np.concatenate([h.get_tensor("depth").numpy() for h in handles]),
+            np.concatenate([h.get_tensor("saliency").numpy().astype(bool) for h in handles]))
+
+
 def fit_from_chunks(files: list[Path], settings: ProbeSettings, keys: list[tuple[int, str]],
                     lam: float = 1e-3, control: bool = False, progress: bool = True) -> ProbeSet:
     """Stage 2: fit the probes of `keys` ((step, layer) pairs) from the chunks on disk."""
@@ -199,6 +209,7 @@ def train_sharded(pipe, settings: ProbeSettings, labeler, prompts: list[str], se
             merged["control"].extra["control"] = "every UNet weight tensor permuted, seed 0"
             merged["control"].save(out / "control")
         merged["probes"].save(out)
+        save_layout(layout_baseline(*_chunk_labels(files)), out)  # the image-blind control
         if not keep_workdir:
             remove_workdir(workdir)
     barrier()
