@@ -403,13 +403,13 @@ def _int_or(value, default: int) -> int:
 
 def launch(deployment: Deployment) -> None:
     try:
-        models = ModelChoice(allow_any=deployment.allow_any_model)
+        models = ModelChoice(allow_any=deployment.allow_any_model,
+                             max_steps=deployment.max_steps)
     except Exception as err:  # the app cannot start without its model: one line, no traceback
         raise SystemExit(
             f"scene-probe: the embedded model in {shown_path(EMBEDDED_MODEL)} cannot be loaded "
             f"({type(err).__name__}: {str(err)[:200]}). Restore it (git checkout "
             "weights/tiny-scenes) or train it (scene-probe train-model).") from None
-    models.embedded.max_steps = deployment.max_steps
     build_app(models).queue(default_concurrency_limit=2, max_size=deployment.max_queue).launch(
         server_name=deployment.server_name, max_file_size=MAX_UPLOAD)
 

@@ -112,8 +112,12 @@ def test_a_failed_load_evicts_no_other_sessions_model(tiny_pipe):
             raise ModelUnavailableError("cannot load bad/model")
         return ProbeDemo(tiny_pipe, name)
 
-    models = ModelChoice(embedded=ProbeDemo(tiny_pipe, "home"), max_loaded=1, loader=loader)
+    models = ModelChoice(embedded=ProbeDemo(tiny_pipe, "home"), max_loaded=1, loader=loader,
+                         max_steps=7)
     a = models.get("a/model")
+    assert models.embedded.max_steps == a.max_steps == 7  # the deployment's bound, every model
+    with pytest.raises(ValueError, match="steps must be between 1 and 7"):
+        list(a.stream("a red sphere", 0, 8, 4.0))
     with pytest.raises(ModelUnavailableError):
         models.get("bad/model")
     assert models.loaded() == ["tiny-scenes", "a/model"] and models.get("a/model") is a

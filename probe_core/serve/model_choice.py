@@ -93,8 +93,11 @@ class ModelChoice:
     server's files)."""
 
     def __init__(self, embedded: ProbeDemo | None = None, max_loaded: int = 1, loader=None,
-                 allow_any: bool = True):
+                 allow_any: bool = True, max_steps: int | None = None):
         self.embedded = embedded if embedded is not None else ProbeDemo.embedded()
+        self.max_steps = max_steps  # a deployment's bound on every model's steps
+        if max_steps is not None:
+            self.embedded.max_steps = max_steps
         self.max_loaded = max_loaded
         self.loader = loader or demo_for_model
         self.allow_any = allow_any
@@ -117,6 +120,8 @@ class ModelChoice:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
             demo = self.loader(key)  # first load, then evict: a failure drops nothing
+            if self.max_steps is not None:
+                demo.max_steps = self.max_steps
             while len(self._loaded) >= self.max_loaded:
                 self._loaded.popitem(last=False)
             self._loaded[key] = demo
