@@ -1,4 +1,4 @@
-"""`python -m probe_core SUBCOMMAND ...`: the library's command line.
+"""`scene-probe SUBCOMMAND ...` (or `python -m probe_core SUBCOMMAND ...`): the library's command line.
 
     python -m probe_core train-model --workdir ~/.cache/scene-probe/tiny-scenes --max-minutes 90
     python -m probe_core train-labeler --out weights/labeler
@@ -247,7 +247,7 @@ LABELER_HELP = ("a scene-labeler folder, 'hf' (DPT-Large + CLIPSeg) or 'DEPTH_MO
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m probe_core", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="scene-probe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train-model", help="train (or resume) the embedded tiny-scenes model")
