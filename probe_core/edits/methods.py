@@ -91,9 +91,9 @@ class Edit:
             raise ValueError(f"target must be a finite (H, W) map, got shape {t.shape}")
         if not len(self.steps) or min(self.steps) < 0 or max(self.steps) >= num_inference_steps:
             raise ValueError(f"edit steps {list(self.steps)} must lie in 0..{num_inference_steps - 1}")
-        if self.method != "latent_shift" and probes is None:
-            raise ValueError(f"the {self.method} edit needs a probe set")
         if self.method != "latent_shift":
+            if probes is None:
+                raise ValueError(f"the {self.method} edit needs a probe set")
             have = {s for t, s, _ in probes.weights if t == self.task}
             missing = [i for i in self.steps
                        if (probe_steps or {}).get(i, i) not in have]

@@ -84,6 +84,7 @@ def labeler_on_x0_per_image(labeler, data: ProbeData, layout: dict | None = None
         raise ValueError("collect(..., keep_x0=True) is needed")
     keys = ("dice", "pearson") + (("partial", "beats") if layout else ())
     out = {k: np.zeros((len(data.steps), data.n)) for k in keys}
+    fixed = np.array([pearson(layout["depth"], t) for t in data.depth]) if layout else None
     for k, _ in enumerate(data.steps):
         d, s = labeler(data.x0_images[:, k])
         out["dice"][k] = [dice(p > 0.5, m) for p, m in zip(s, data.saliency)]
@@ -91,8 +92,7 @@ def labeler_on_x0_per_image(labeler, data: ProbeData, layout: dict | None = None
         if layout:
             out["partial"][k] = [partial_correlation(p, t, layout["depth"])
                                  for p, t in zip(d, data.depth)]
-            out["beats"][k] = [pearson(p, t) > pearson(layout["depth"], t)
-                               for p, t in zip(d, data.depth)]
+            out["beats"][k] = out["pearson"][k] > fixed
     return out
 
 

@@ -240,7 +240,9 @@ class ProbeDemo:
 
     def _object(self, run: Run) -> tuple[np.ndarray, np.ndarray]:
         """(object mask, depth) of the final image: the labeler's, else the best probes'."""
-        return object_of(run, self.maps(run, len(run.steps) - 1, self.best_layer()))
+        last = None if run.labels is not None else self.maps(run, len(run.steps) - 1,
+                                                              self.best_layer())
+        return object_of(run, last)
 
     def edit_view(self, run: Run) -> EditView:
         """Display images and the score card of the run's last intervention."""
