@@ -32,6 +32,7 @@ from ..probing.denoise import ResumePoint, StepState, decode_latents, denoise
 from ..probing.hooks import capture, resolve_layers, token_grid
 from ..probing.probes import ProbeSet, apply_probe, area_means
 from ..probing.step_map import ProbeStepMap
+from .probe_adam import optimise_toward_probe
 
 METHODS = ("activation", "guided", "latent_shift")
 
@@ -129,14 +130,18 @@ def probe_loss(task: str, weight: torch.Tensor, acts: torch.Tensor, target: torc
 # ----------------------------------------------------------------------------- edit methods
 
 class ActivationEdit:
-    """`activation_edit` for denoise: optimise each edited layer's conditional output (Adam)."""
+    """`activation_edit` for denoise: optimise each edited layer's conditional output (Adam on
+    the probe loss, `probe_adam`). Layers are edited one after another in the forward pass, so a
+    later layer sees the earlier layers' edits (the paper's edit); each layer's optimisation
+    runs on the device without waiting for the host."""
 
     def __init__(self, edit: Edit, probes: ProbeSet, latent_hw: tuple[int, int],
                  probe_steps: dict[int, int]):
         self.edit, self.probes, self.latent_hw = edit, probes, latent_hw
         self.probe_steps = probe_steps  # run step -> the probe set's step
         self.step = 0
-        self.losses: dict[int, list[tuple[float, float]]] = {}
+        self._losses: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # device scalars
+        self._targets: dict[tuple, torch.Tensor] = {}  # (tokens, device) -> (HW,) token target
 
     def __call__(self, step: int):
         if step not in self.edit.steps:
@@ -144,32 +149,29 @@ class ActivationEdit:
         self.step = step
         return self._edit_layer
 
+    @property
+    def losses(self) -> dict[int, list[tuple[float, float]]]:
+        """step -> [(loss before, loss after) per edited layer], read from the device once."""
+        return {s: [(float(a), float(b)) for a, b in v] for s, v in self._losses.items()}
+
+    def _target(self, n_tokens: int, device) -> torch.Tensor:
+        key = (n_tokens, str(device))
+        if key not in self._targets:
+            self._targets[key] = token_target(self.edit.target, n_tokens,
+                                              self.latent_hw).to(device)
+        return self._targets[key]
+
     def _edit_layer(self, output: torch.Tensor, layer: str) -> torch.Tensor:
         # output: (1, HW, C), the conditional half
         key = (self.edit.task, self.probe_steps[self.step], layer)
         if key not in self.probes.weights or self.edit.strength == 0:
             return output
-        weight = self.probes.weights[key]
-        target = token_target(self.edit.target, output.shape[1], self.latent_hw)
-        a = output.detach().float().clone().requires_grad_(True)
-        opt = torch.optim.Adam([a], lr=self.edit.strength)
-        first = last = None
-        with torch.enable_grad():
-            for _ in range(self.edit.iterations):
-                loss = probe_loss(self.edit.task, weight, a[0], target)
-                value = float(loss.detach())
-                if first is None:
-                    first = value
-                elif value > last * 0.999:  # stopped falling
-                    break
-                last = value
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        with torch.no_grad():
-            final = float(probe_loss(self.edit.task, weight, a[0], target))
-        self.losses.setdefault(self.step, []).append((first, final))
-        return a.detach().to(output.dtype)
+        a, first, final = optimise_toward_probe(
+            self.edit.task, self.probes.weights[key], output[0],
+            self._target(output.shape[1], output.device), self.edit.strength,
+            self.edit.iterations)
+        self._losses.setdefault(self.step, []).append((first, final))
+        return a[None].to(output.dtype)
 
 
 class GuidedEdit:
@@ -281,10 +283,11 @@ def resume_point(original: list[StepState], step: int) -> ResumePoint | None:
 def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
                      num_inference_steps: int, guidance_scale: float,
                      original: list[StepState] | None = None, capture_layers=(),
-                     decode_x0: bool = False) -> Iterator[StepState | EditRun]:
+                     decode_x0: bool = False, preview=None) -> Iterator[StepState | EditRun]:
     """Re-run the generation with `edit` applied, yielding every newly computed StepState and,
     last, the EditRun. With `original` (a `run_generation` of the same prompt, seed and
-    settings), the steps before the first edited step are reused from it."""
+    settings), the steps before the first edited step are reused from it. `preview` makes the
+    steps' x0 images when `decode_x0` (default: the VAE decode)."""
     probe_steps = probe_step_map(pipe, probes, num_inference_steps)
     edit.check(probes, num_inference_steps, probe_steps)
     first = min(edit.steps)
@@ -308,7 +311,7 @@ def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit
                          guidance_scale=guidance_scale,
                          generator=torch.Generator().manual_seed(int(seed)), start=start,
                          capture_layers=capture_layers, decode_x0=decode_x0, site=site,
-                         **kwargs):
+                         preview=preview, **kwargs):
         new_steps.append(state)
         yield state
     steps = (list(original[:first]) if start is not None else []) + new_steps

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import copy
 from contextlib import ExitStack
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from .cuda_graph import can_graph, graphed_unet
 from .hooks import EditFn, capture, edit, resolve_layers
 
 
@@ -73,7 +75,8 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
             activation_edit: ActivationEditFn | None = None, edit_layers: list[str] | None = None,
             latent_edit: LatentEditFn | None = None, decode_x0: bool = True,
             start: ResumePoint | None = None, keep_resume: bool = False,
-            site: str = "attn1") -> Iterator[StepState]:
+            site: str = "attn1", preview: Callable | None = None,
+            cuda_graph: bool | None = None) -> Iterator[StepState]:
     """Yield a StepState after every scheduler step.
 
     capture_layers: layer names to record (None: all self-attention layers; empty: none).
@@ -83,7 +86,10 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
     start: resume from a cached `ResumePoint` (same prompt, settings and seed) instead of step 0;
     keep_resume: give every StepState the ResumePoint of the step after it.
     site: "attn1" (the paper's tensor) or "block" (the transformer block's output) for capture
-    and edit alike."""
+    and edit alike.
+    preview: `preview(x0_latents) -> (H, W, 3) uint8` makes x0_image (default: the VAE decode).
+    cuda_graph: replay unedited steps' UNet calls from a CUDA graph (`cuda_graph.py`; None: on
+    CUDA devices); the same kernels on the same inputs, so the same numbers."""
     unet, scheduler = pipe.unet, pipe.scheduler
     height = height or unet.config.sample_size * pipe.vae_scale_factor
     width = width or unet.config.sample_size * pipe.vae_scale_factor
@@ -100,10 +106,12 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
     # 2. timesteps
     scheduler.set_timesteps(num_inference_steps, device=device)
     timesteps = scheduler.timesteps
+    host_timesteps = [int(t) for t in timesteps.tolist()]  # one read, not a sync every step
     # 3. initial latents, (1, 4, h, w), scaled by the scheduler's initial sigma
     latents = pipe.prepare_latents(1, unet.config.in_channels, height, width,
                                    prompt_embeds.dtype, device, generator, latents)
     extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
+    use_graph = cuda_graph if cuda_graph is not None else latents.is_cuda
     first = 0
     if start is not None:
         # a private copy, so the cached point can be resumed from again
@@ -115,21 +123,31 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
             continue
         if latent_edit is not None:
             latents = latent_edit(latents, i, t, prompt_embeds, scheduler)
-        with ExitStack() as stack:
-            # the edit hook goes first, so the capture records the edited output
-            fn = activation_edit(i) if activation_edit is not None else None
-            if fn is not None:
-                stack.enter_context(edit(unet, fn, edit_layers, conditional_only=do_cfg,
-                                         site=site))
-            acts = (stack.enter_context(capture(unet, capture_layers, conditional_only=do_cfg,
-                                                site=site))
-                    if len(capture_layers) else {})
-            # 4. scale the input, predict the noise (both halves at once under guidance)
-            model_input = torch.cat([latents] * 2) if do_cfg else latents
-            model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)
-            with torch.no_grad():  # an edit that optimises opens its own grad context
-                noise_pred = unet(model_input, t, encoder_hidden_states=prompt_embeds,
-                                  return_dict=False)[0]
+        fn = activation_edit(i) if activation_edit is not None else None
+        # 4. scale the input, predict the noise (both halves at once under guidance)
+        model_input = torch.cat([latents] * 2) if do_cfg else latents
+        model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)
+        noise_pred = None
+        if fn is None and use_graph and can_graph(unet, model_input):
+            runner = graphed_unet(unet, model_input, t, prompt_embeds, capture_layers, site,
+                                  do_cfg)
+            if runner.error is None:
+                try:
+                    noise_pred, acts = runner(model_input, t, prompt_embeds)
+                except RuntimeError as err:  # capture failed: say why, run eagerly from now on
+                    runner.error = f"{type(err).__name__}: {str(err)[:300]}"
+        if noise_pred is None:
+            with ExitStack() as stack:
+                # the edit hook goes first, so the capture records the edited output
+                if fn is not None:
+                    stack.enter_context(edit(unet, fn, edit_layers, conditional_only=do_cfg,
+                                             site=site))
+                acts = (stack.enter_context(capture(unet, capture_layers,
+                                                    conditional_only=do_cfg, site=site))
+                        if len(capture_layers) else {})
+                with torch.no_grad():  # an edit that optimises opens its own grad context
+                    noise_pred = unet(model_input, t, encoder_hidden_states=prompt_embeds,
+                                      return_dict=False)[0]
         # 5. classifier-free guidance
         if do_cfg:
             uncond, cond = noise_pred.chunk(2)
@@ -139,9 +157,10 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
         latents = out.prev_sample
         x0 = getattr(out, "pred_original_sample", None)
         yield StepState(
-            index=i, timestep=int(t), unet_input=model_input[-1:], latents=latents,
+            index=i, timestep=host_timesteps[i], unet_input=model_input[-1:], latents=latents,
             x0_latents=x0,
-            x0_image=decode_latents(pipe, x0) if decode_x0 and x0 is not None else None,
+            x0_image=(preview or partial(decode_latents, pipe))(x0)
+            if decode_x0 and x0 is not None else None,
             activations={k: v[0].float() for k, v in acts.items()},
             resume_next=ResumePoint(i + 1, latents.clone(), copy.deepcopy(scheduler))
             if keep_resume else None,

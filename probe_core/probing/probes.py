@@ -238,7 +238,7 @@ class ProbeSet:
         self.settings = settings
         self.weights: dict[tuple[str, int, str], torch.Tensor] = dict(weights or {})
         self.extra = extra or {}  # e.g. evaluation scores, best layers
-        self._stacked: dict = {}  # read()'s cache of stacked (3, C) weights
+        self._stacked: dict = {}  # token_outputs' cache of stacked (L, C, 3) weights
 
     def add(self, task: str, step: int, layer: str, weight: torch.Tensor) -> None:
         if task not in TASKS:
@@ -247,7 +247,7 @@ class ProbeSet:
             raise ValueError(f"{task} probe weight must be ({TASKS[task]}, C), got "
                              f"{tuple(weight.shape)}")
         self.weights[(task, int(step), layer)] = weight.detach().float().cpu()
-        self._stacked.pop(("depth", int(step), layer), None)
+        self._stacked.clear()
 
     def get(self, task: str, step: int, layer: str) -> torch.Tensor:
         try:
@@ -270,36 +270,63 @@ class ProbeSet:
         f = to_map(logits[:, 1] - logits[:, 0], latent_hw, out_size, self.settings.readout)
         return sigmoid(f)
 
+    def token_outputs(self, step: int, activations: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor]:
+        """Both probes of every captured layer that has them at this step, on the layer's token
+        grid, computed where the activations are and left there (no host synchronisation):
+        layer -> (HW, 3) float32 [depth, background logit, foreground logit].
+
+        Layers with the same (HW, C) are read with one batched matmul: SD v1.x's 16 layers make
+        four groups, so a step costs a handful of kernel launches."""
+        step = int(step)
+        groups: dict[tuple, list[str]] = {}
+        for layer, acts in activations.items():
+            if ("depth", step, layer) in self.weights:
+                groups.setdefault((tuple(acts.shape), acts.device), []).append(layer)
+        out = {}
+        for (_, device), layers in groups.items():
+            weights = self._stacked_weights(step, tuple(layers), device)  # (L, C, 3)
+            acts = torch.stack([activations[l] for l in layers]).float()  # (L, HW, C)
+            out.update(zip(layers, torch.bmm(acts, weights).unbind(0)))  # each (HW, 3)
+        return out
+
+    def _stacked_weights(self, step: int, layers: tuple[str, ...], device) -> torch.Tensor:
+        """(L, C, 3) depth, background and foreground weights of `layers`, cached per device."""
+        key = (step, layers, str(device))
+        stacked = self._stacked.get(key)
+        if stacked is None:
+            stacked = torch.stack([torch.cat([self.weights[("depth", step, l)],
+                                              self.weights[("saliency", step, l)]]).T
+                                   for l in layers]).float().to(device)
+            self._stacked[key] = stacked
+        return stacked
+
+    def maps_from_tokens(self, tokens: torch.Tensor, latent_hw: tuple[int, int],
+                         out_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(HW, 3) token outputs (`token_outputs`) -> (depth (S, S), P(object) (S, S)) at
+        full resolution, on the host: the same numbers as depth_map and saliency_map."""
+        y = tokens.detach().float().cpu()
+        h, w = token_grid(y.shape[0], latent_hw)
+        if self.settings.readout == "nearest" and (out_size % h or out_size % w):
+            f = y[:, 2] - y[:, 1]  # no whole-pixel patches: the general path
+            return (to_map(y[:, 0], latent_hw, out_size, "nearest"),
+                    sigmoid(to_map(f, latent_hw, out_size, "nearest")))
+        y = y.numpy().reshape(h, w, 3)
+        d, f = y[..., 0], y[..., 2] - y[..., 1]  # (h, w) depth, foreground logit margin
+        if self.settings.readout == "nearest":
+            d, f = (g.repeat(out_size // h, 0).repeat(out_size // w, 1) for g in (d, f))
+        else:  # separable bilinear interpolation, rows then columns
+            rows, cols = interpolation_matrix(h, out_size), interpolation_matrix(w, out_size)
+            d, f = rows @ d @ cols.T, rows @ f @ cols.T
+        return d, sigmoid(f)
+
     def read(self, step: int, activations: dict[str, torch.Tensor], latent_hw: tuple[int, int],
              out_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Both maps for every captured layer that has probes at this step:
-        layer -> (depth (S, S), saliency probability (S, S)). The same numbers as depth_map and
-        saliency_map, with one matmul per layer (both probes stacked) for use inside the loop."""
-        out = {}
-        for layer, acts in activations.items():
-            key = ("depth", int(step), layer)
-            if key not in self.weights:
-                continue
-            h, w = token_grid(acts.shape[0], latent_hw)
-            nearest = self.settings.readout == "nearest"
-            if nearest and (out_size % h or out_size % w):  # no whole-pixel patches: general path
-                out[layer] = (self.depth_map(step, layer, acts, latent_hw, out_size),
-                              self.saliency_map(step, layer, acts, latent_hw, out_size))
-                continue
-            stacked = self._stacked.get(key)
-            if stacked is None:  # (3, C): depth, background logit, foreground logit
-                stacked = torch.cat([self.weights[key],
-                                     self.get("saliency", step, layer)]).float()
-                self._stacked[key] = stacked
-            y = (acts.float() @ stacked.to(acts.device).T).cpu().numpy().reshape(h, w, 3)
-            d, f = y[..., 0], y[..., 2] - y[..., 1]  # (h, w) depth, foreground logit margin
-            if nearest:
-                d, f = (g.repeat(out_size // h, 0).repeat(out_size // w, 1) for g in (d, f))
-            else:  # separable bilinear interpolation, rows then columns
-                rows, cols = interpolation_matrix(h, out_size), interpolation_matrix(w, out_size)
-                d, f = rows @ d @ cols.T, rows @ f @ cols.T
-            out[layer] = (d, sigmoid(f))
-        return out
+        """Both full-resolution maps for every captured layer that has probes at this step:
+        layer -> (depth (S, S), P(object) (S, S)). Inside a loop, prefer `token_outputs` and
+        make full-resolution maps only for what is shown (`maps_from_tokens`)."""
+        tokens = self.token_outputs(step, activations)
+        return {layer: self.maps_from_tokens(y, latent_hw, out_size) for layer, y in tokens.items()}
 
     # ------------------------------------------------------------------ disk format
     def save(self, folder: str | Path) -> Path:

@@ -23,17 +23,20 @@ def run_record(run, model: str, scheduler: str, layer: str, probe_settings) -> d
             "seconds": run.seconds}
 
 
-def export_run(run, folder: str | Path, maps: list, record: dict) -> list[Path]:
+def export_run(run, folder: str | Path, maps: list, record: dict,
+               x0_images: list[np.ndarray] | None = None) -> list[Path]:
     """steps.gif (x0 | depth | saliency per step), final.png, depth.png and saliency.png (the
     last step's maps, when there are maps), edited.png (after an edit), run.json (`record`
-    plus the edit's settings and scores). maps: every step's (depth, P(object)) or None."""
+    plus the edit's settings and scores). maps: every step's (depth, P(object)) or None;
+    x0_images: every step's x0 at full size (default: the run's step images)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     frames = []
-    for state, m in zip(run.steps, maps):
-        parts = [state.x0_image]
+    x0_images = x0_images if x0_images is not None else [s.x0_image for s in run.steps]
+    for x0, m in zip(x0_images, maps):
+        parts = [x0]
         if m is not None:
-            parts += [colorize_depth(m[0]), overlay_mask(state.x0_image, m[1], 0.6)]
+            parts += [colorize_depth(m[0]), overlay_mask(x0, m[1], 0.6)]
         frames.append(upscale(np.concatenate(parts, 1), 3))
     frames_to_gif(frames, folder / "steps.gif")
     paths = [folder / "steps.gif"]

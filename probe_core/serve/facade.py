@@ -24,6 +24,7 @@ from .. import settings
 from ..edits.methods import DEFAULT_METHOD, EditRun, intervene_stream
 from ..probing.denoise import decode_latents
 from ..probing.hooks import self_attention_layers
+from ..probing.preview import DecodePreview, choose_preview
 from ..probing.probes import ProbeSet
 from ..probing.step_map import ProbeStepMap
 from ..viz import to_size
@@ -61,6 +62,7 @@ class ProbeDemo:
         self.max_move = self.image_size // 2  # pixels
         self.max_steps = settings.MAX_STEPS  # a deployment may lower it
         self.budget = RUN_BUDGET
+        self.preview = choose_preview(pipe)  # each step's x0 while a run streams
         # guided for our scene models; the paper's edit (it works on SD) for others
         self.default_method = DEFAULT_METHOD if scene_model else "activation"
 
@@ -133,7 +135,8 @@ class ProbeDemo:
                                    guidance_scale, self.max_steps)
         with self._lock:
             for run in stream_run(self.pipe, *request, self.layers if self.probes else (),
-                                  self.site, self.labeler):
+                                  self.site, self.labeler, self.probes, self.probe_steps,
+                                  self.preview):
                 if len(run.steps) == 1:
                     run.session = session
                     self.budget.use(run)
@@ -142,19 +145,29 @@ class ProbeDemo:
         return_free_memory()
 
     def maps(self, run: Run, step: int, layer: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """(depth, P(object)) at image size for one step and layer, cached on the run; the
-        probes of the probed step nearest the run's step in time."""
-        if self.probes is None or not 0 <= step < len(run.steps):
+        """(depth, P(object)) at image size for one step and layer, made on demand from the
+        run's kept probe outputs (read by the probed step nearest the run's step in time) and
+        cached on the run."""
+        if self.probes is None or not 0 <= step < len(run.tokens):
             return None
-        if (step, layer) not in run.maps and not run.released:
-            state = run.steps[step]
-            ps = self.probe_steps(run.num_inference_steps, step, state.timestep)
-            hw = tuple(state.latents.shape[-2:])
-            acts = state.activations[layer]
-            run.maps[(step, layer)] = (
-                self.probes.depth_map(ps, layer, acts, hw, self.image_size),
-                self.probes.saliency_map(ps, layer, acts, hw, self.image_size))
-        return run.maps.get((step, layer))
+        if (step, layer) not in run.maps:
+            tokens = run.tokens[step].get(layer)
+            if tokens is None:
+                return None
+            hw = tuple(run.steps[step].latents.shape[-2:])
+            run.maps[(step, layer)] = self.probes.maps_from_tokens(tokens, hw, self.image_size)
+        return run.maps[(step, layer)]
+
+    def x0_image(self, run: Run, step: int) -> np.ndarray:
+        """Step `step`'s x0 prediction at full quality: the preview when it is the full decode,
+        else decoded now (once) from the kept x0 latents."""
+        state = run.steps[step]
+        if isinstance(self.preview, DecodePreview) and state.x0_image is not None:
+            return state.x0_image
+        if step not in run.x0_full:
+            run.x0_full[step] = decode_latents(self.pipe, state.x0_latents
+                                               if state.x0_latents is not None else state.latents)
+        return run.x0_full[step]
 
     def check_step(self, run: Run | None, step) -> int:
         if run is None or not run.steps:
@@ -168,12 +181,13 @@ class ProbeDemo:
         layer = self.resolve_layer(layer)
         opacity = bounded("opacity", opacity, 0.0, 1.0)
         state = run.steps[step]
-        x0 = (state.x0_image if state.x0_image is not None
-              else decode_latents(self.pipe, state.latents))
+        # while streaming: the step's preview; afterwards (scrubbing): the full decode
+        x0 = (self.x0_image(run, step) if run.done or state.x0_image is None
+              else state.x0_image)
         caption = (f"step {step + 1} of {run.num_inference_steps} (t = {state.timestep}) · "
                    f"layer {self.layer_label(layer)}"
-                   + (" · probe maps dropped to free server memory: generate again to see them"
-                      if run.released else ""))
+                   + ("" if run.done or isinstance(self.preview, DecodePreview)
+                      else f" · preview: {self.preview.name}"))
         return figures.step_view(x0, self.maps(run, step, layer), opacity, caption)
 
     def _all_maps(self, run: Run, layer: str) -> list:
@@ -189,7 +203,8 @@ class ProbeDemo:
             return None
         x0_labels = None
         if self.labeler is not None and run.labels is not None:
-            x0_labels = [run.x0_labels_at(k, self.labeler) for k in range(len(run.steps))]
+            x0_labels = [run.x0_labels_at(k, self.labeler, self.x0_image(run, k))
+                         for k in range(len(run.steps))]
         return figures.emergence_scores(self._all_maps(run, layer), x0_labels, run.labels)
 
     def emergence_plot(self, run: Run, layer: str | None = "best") -> np.ndarray | None:
@@ -225,7 +240,7 @@ class ProbeDemo:
             for item in intervene_stream(self.pipe, self.probes, run.prompt, run.seed, edit,
                                          run.num_inference_steps, run.guidance_scale,
                                          original=None if run.released else run.steps,
-                                         decode_x0=True):
+                                         decode_x0=True, preview=self.preview):
                 if isinstance(item, EditRun):
                     result = item
                 else:
@@ -258,4 +273,5 @@ class ProbeDemo:
         layer = self.resolve_layer(layer)
         record = run_record(run, self.name, type(self.pipe.scheduler).__name__, layer,
                             self.probes.settings if self.probes else None)
-        return export_run(run, folder, self._all_maps(run, layer), record)
+        return export_run(run, folder, self._all_maps(run, layer), record,
+                          [self.x0_image(run, k) for k in range(len(run.steps))])

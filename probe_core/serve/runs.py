@@ -22,22 +22,66 @@ import torch
 from ..probing.denoise import StepState, decode_latents, denoise
 
 
+class StepTokens:
+    """One step's probe outputs on each layer's token grid (`ProbeSet.token_outputs`), kept in
+    host memory: a few kilobytes a layer where the activations they come from take megabytes at
+    SD size, so every layer is kept and any map can be made again on demand. On a GPU the copy
+    to the host is not waited for (pinned memory, non-blocking); the first read waits for it."""
+
+    def __init__(self, tokens: dict[str, torch.Tensor], probe_step: int):
+        self.probe_step = probe_step  # the probe set's step that read them
+        self._index: dict[str, tuple[int, int]] = {}  # layer -> (offset, tokens)
+        offset = 0
+        for layer, y in tokens.items():  # y: (HW, 3)
+            self._index[layer] = (offset, y.shape[0])
+            offset += y.numel()
+        flat = (torch.cat([y.reshape(-1) for y in tokens.values()]) if tokens
+                else torch.zeros(0))  # one kernel for every layer
+        self._ready = None
+        if flat.is_cuda:
+            self._host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+            self._host.copy_(flat, non_blocking=True)
+            self._ready = torch.cuda.Event()
+            self._ready.record()
+        else:
+            self._host = flat
+
+    def layers(self) -> list[str]:
+        return list(self._index)
+
+    def get(self, layer: str) -> torch.Tensor | None:
+        """(HW, 3) [depth, background logit, foreground logit] on the host, or None."""
+        if layer not in self._index:
+            return None
+        if self._ready is not None:
+            self._ready.synchronize()
+            self._ready = None
+        offset, n = self._index[layer]
+        return self._host[offset: offset + 3 * n].reshape(n, 3)
+
+    @property
+    def nbytes(self) -> int:
+        return self._host.numel() * self._host.element_size()
+
+
 @dataclass
 class Run:
-    """Every step's activations, x0 image and resume point, and what was read from them."""
+    """Every step's x0 image, resume point and probe outputs, and the maps made from them."""
     prompt: str
     seed: int
     num_inference_steps: int
     guidance_scale: float
     steps: list[StepState] = field(default_factory=list)  # grows while streaming
     image: np.ndarray | None = None  # (H, W, 3) uint8 final image, once done
+    tokens: list[StepTokens] = field(default_factory=list)  # per step: every layer's probe outputs
     maps: dict = field(default_factory=dict)  # (step, layer) -> (depth (H, W), P(object) (H, W))
     labels: tuple | None = None  # labeler on the final image: (depth (H, W), P(object) (H, W))
+    x0_full: dict = field(default_factory=dict)  # step -> fully decoded x0 (when previews are not)
     x0_labels: dict = field(default_factory=dict)  # step -> labeler on that step's x0
     edit: object | None = None  # the last intervention (steering.EditOutcome)
     seconds: float = 0.0
 
-    released: bool = False  # its activations were dropped to keep the server in budget
+    released: bool = False  # its resume points were dropped to keep the server in budget
     session: str | None = None  # the app session that made it (its cache goes when it closes)
 
     @property
@@ -45,8 +89,10 @@ class Run:
         return self.image is not None
 
     def nbytes(self) -> int:
-        """Bytes held by its activations and resume points (the bulk of a cached run)."""
-        total = 0
+        """Bytes held by its resume points, probe outputs and full-resolution maps."""
+        total = sum(t.nbytes for t in self.tokens)
+        total += sum(d.nbytes + p.nbytes for d, p in self.maps.values())
+        total += sum(x.nbytes for x in self.x0_full.values())
         for s in self.steps:
             total += sum(a.numel() * a.element_size() for a in s.activations.values())
             if s.resume_next is not None:
@@ -54,18 +100,19 @@ class Run:
         return total
 
     def release(self) -> None:
-        """Drop activations, resume points and maps; images and labels stay, so the run can
-        still be shown, and an edit re-runs it from step 0."""
+        """Drop resume points and the cached full-resolution maps; images, labels and probe
+        outputs stay, so the run can still be shown in full, and an edit re-runs it from
+        step 0."""
         for s in self.steps:
             s.activations = {}
             s.resume_next = None
         self.maps.clear()
         self.released = True
 
-    def x0_labels_at(self, step: int, labeler) -> tuple[np.ndarray, np.ndarray]:
-        """The labeler on step `step`'s x0 image, computed once."""
+    def x0_labels_at(self, step: int, labeler, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The labeler on step `step`'s x0 `image` (H, W, 3), computed once."""
         if step not in self.x0_labels:
-            d, s = labeler(self.steps[step].x0_image[None])
+            d, s = labeler(image[None])
             self.x0_labels[step] = (d[0], s[0])
         return self.x0_labels[step]
 
@@ -129,19 +176,25 @@ class RunBudget:
 
 
 def stream_run(pipe, prompt: str, seed: int, num_inference_steps: int, guidance_scale: float,
-               capture_layers: list[str], site: str, labeler=None) -> Iterator[Run]:
+               capture_layers: list[str], site: str, labeler=None, probes=None,
+               probe_step=None, preview=None) -> Iterator[Run]:
     """Yield the growing Run after every denoising step; the last one is done (final image
-    decoded and, with a labeler, labelled). Activations are kept in RAM as float16 when the
-    model runs on a GPU."""
+    decoded and, with a labeler, labelled). With `probes`, every captured layer is read at every
+    step on the model's device (`probe_step(run_steps, index, timestep)` names the probe set's
+    step) and only the small token-grid outputs are kept; the activations are dropped.
+    `preview(x0_latents) -> (H, W, 3) uint8` makes each step's x0 image (default: VAE decode)."""
     run = Run(prompt, seed, num_inference_steps, guidance_scale)
     t0 = time.perf_counter()
     for state in denoise(pipe, prompt, num_inference_steps=num_inference_steps,
                          guidance_scale=guidance_scale,
                          generator=torch.Generator().manual_seed(seed),
-                         capture_layers=capture_layers, keep_resume=True, site=site):
-        if any(a.is_cuda for a in state.activations.values()):
-            state.activations = {k: a.to("cpu", torch.float16)
-                                 for k, a in state.activations.items()}
+                         capture_layers=capture_layers, keep_resume=True, site=site,
+                         preview=preview):
+        if probes is not None:
+            ps = (probe_step(num_inference_steps, state.index, state.timestep)
+                  if probe_step is not None else state.index)
+            run.tokens.append(StepTokens(probes.token_outputs(ps, state.activations), ps))
+        state.activations = {}
         run.steps.append(state)
         if state.index == num_inference_steps - 1:
             run.image = decode_latents(pipe, state.latents)
