@@ -131,3 +131,10 @@ def graphed_unet(unet: torch.nn.Module, sample: torch.Tensor, t, embeds: torch.T
 def forget_graphs(unet: torch.nn.Module) -> None:
     """Drop the UNet's captured graphs (and their memory pools)."""
     _GRAPHS.pop(unet, None)
+
+
+def graph_report(unet: torch.nn.Module) -> dict[str, int | list[str]]:
+    """How many graphs the UNet has captured, and why any capture failed."""
+    runners = list(_GRAPHS.get(unet, {}).values())
+    return {"captured": sum(r.graph is not None for r in runners),
+            "errors": [r.error for r in runners if r.error]}

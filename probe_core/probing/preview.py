@@ -109,6 +109,8 @@ def choose_preview(pipe, kind: str = "auto", linear=None):
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     if kind == "decode" or (kind == "auto" and pipe.unet.config.sample_size <= SMALL_LATENT):
         return DecodePreview(pipe)
+    if kind == "taesd" and not is_sd_v1_vae(pipe):
+        raise ValueError("TAESD decodes SD v1.x's VAE latents; this model has another VAE")
     if kind in ("auto", "taesd") and is_sd_v1_vae(pipe):
         try:
             return TinyAutoencoderPreview(pipe)

@@ -1,0 +1,96 @@
+"""On a CUDA device: graph replay gives the eager numbers, the readout does not wait for the host,
+the paper's edit matches its autograd reference. Skipped where there is no CUDA (CI, this CPU)."""
+
+import numpy as np
+import pytest
+import torch
+
+from probe_core.edits.methods import Edit, intervene
+from probe_core.probing.cuda_graph import forget_graphs, graph_report
+from probe_core.probing.denoise import denoise
+from probe_core.probing.hooks import self_attention_layers
+from probe_core.probing.probes import ProbeSet, ProbeSettings
+from probe_core.serve.runs import StepTokens
+
+from .conftest import _tiny_pipe_for_module, build_tiny_sd_unet
+from .test_probe_adam import ReferenceActivationEdit
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+PROMPT = "a large red sphere on a gray plain floor"
+
+
+@pytest.fixture(scope="module", params=[torch.float32, torch.float16], ids=["fp32", "fp16"])
+def cuda_pipe(request):
+    pipe = _tiny_pipe_for_module()
+    pipe.unet = build_tiny_sd_unet(sample_size=8)
+    return pipe.to("cuda", request.param)
+
+
+def probes_for(pipe, layers, steps=4):
+    probes = ProbeSet(ProbeSettings("tiny", "DDIMScheduler", steps, 32, 4.0, layers))
+    g = torch.Generator().manual_seed(0)
+    for step in range(steps):
+        for layer in layers:
+            c = pipe.unet.get_submodule(layer).to_out[0].out_features
+            probes.add("depth", step, layer, torch.randn(1, c, generator=g) / c ** 0.5)
+            probes.add("saliency", step, layer, torch.randn(2, c, generator=g) / c ** 0.5)
+    return probes
+
+
+def run(pipe, graph, layers=(), **kw):
+    return list(denoise(pipe, PROMPT, 4, 4.0, torch.Generator().manual_seed(1),
+                        capture_layers=layers, decode_x0=False, cuda_graph=graph, **kw))
+
+
+def test_graph_replay_equals_the_eager_run_and_captures_the_same(cuda_pipe):
+    forget_graphs(cuda_pipe.unet)
+    layers = self_attention_layers(cuda_pipe.unet)
+    eager, graphed = run(cuda_pipe, False, layers), run(cuda_pipe, True, layers)
+    assert graph_report(cuda_pipe.unet) == {"captured": 1, "errors": []}
+    for a, b in zip(eager, graphed):
+        assert torch.equal(a.latents, b.latents)
+        for layer in layers:
+            assert torch.equal(a.activations[layer], b.activations[layer])
+    again = run(cuda_pipe, True, layers)  # replayed, not captured again
+    assert torch.equal(again[-1].latents, eager[-1].latents)
+    assert graph_report(cuda_pipe.unet)["captured"] == 1
+
+
+def test_stock_pipeline_equals_the_graph_loop(cuda_pipe):
+    stock = cuda_pipe(PROMPT, num_inference_steps=4, guidance_scale=4.0, output_type="latent",
+                      generator=torch.Generator().manual_seed(1)).images
+    assert torch.equal(stock, run(cuda_pipe, True)[-1].latents)
+
+
+def test_an_edited_step_runs_eagerly_and_the_rest_replay(cuda_pipe):
+    layers = self_attention_layers(cuda_pipe.unet)
+    probes = probes_for(cuda_pipe, layers)
+    target = np.zeros((32, 32), bool)
+    target[8:20, 12:22] = True
+    edit = Edit("saliency", target, "activation", 0.05, range(0, 2), iterations=32)
+    mine = intervene(cuda_pipe, probes, PROMPT, 1, edit, 4, 4.0)
+    ref = ReferenceActivationEdit(edit, probes, (8, 8))
+    *_, last = denoise(cuda_pipe, PROMPT, 4, 4.0, torch.Generator().manual_seed(1),
+                       activation_edit=ref, edit_layers=layers, decode_x0=False, cuda_graph=False)
+    # float16 rounds the written-back activations; differences stay ~1% of the edit's effect
+    tol = 1e-4 if cuda_pipe.unet.dtype == torch.float32 else 0.1
+    assert torch.allclose(mine.steps[-1].latents.float(), last.latents.float(), atol=tol)
+    effect = (mine.steps[-1].latents.float() - run(cuda_pipe, True)[-1].latents.float()).abs()
+    assert effect.max() > 1.0
+
+
+def test_the_token_readout_never_waits_for_the_host(cuda_pipe):
+    layers = self_attention_layers(cuda_pipe.unet)
+    probes = probes_for(cuda_pipe, layers)
+    st = run(cuda_pipe, True, layers)[2]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        kept = StepTokens(probes.token_outputs(2, st.activations), 2)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    for layer in layers:
+        depth, _ = probes.maps_from_tokens(kept.get(layer), (8, 8), 32)
+        expected = probes.depth_map(2, layer, st.activations[layer].cpu(), (8, 8), 32)
+        np.testing.assert_allclose(depth, expected, rtol=1e-3, atol=1e-3)
