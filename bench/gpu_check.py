@@ -332,6 +332,29 @@ def main() -> int:
         print("  host synchronisations per run:", out)
         return out
 
+    def readout():
+        """One step's readout of all layers, alone: host time to issue it, and time to finish."""
+        *_, st = denoise(pipe, PROMPT, generator=gen(), capture_layers=layers, decode_x0=False,
+                         num_inference_steps=1, guidance_scale=args.guidance)
+        read = lambda: StepTokens(probes.token_outputs(0, st.activations), 0)  # noqa: E731
+        for _ in range(5):
+            read()
+        n = 50
+        bench.sync()
+        t = time.perf_counter()
+        for _ in range(n):
+            read()
+        issued = (time.perf_counter() - t) / n
+        bench.sync()
+        done = (time.perf_counter() - t) / n
+        out = {"issue_ms": round(1e3 * issued, 4), "finish_ms": round(1e3 * done, 4),
+               "layers": len(st.activations)}
+        step = R.get("timings", {}).get("derived", {}).get("step_ms_graph")
+        if step:
+            out["share_of_graph_step"] = round(1e3 * done / step, 4)
+        print("  readout of one step, all layers:", out, flush=True)
+        return out
+
     def facade():
         from probe_core.serve.facade import ProbeDemo
 
@@ -390,6 +413,7 @@ def main() -> int:
 
     bench.section("equality", equality)
     bench.section("timings", timings)
+    bench.section("readout", readout)
     bench.section("syncs", syncs)
     bench.section("facade", facade)
     if args.embedded:

@@ -127,6 +127,21 @@ def probe_loss(task: str, weight: torch.Tensor, acts: torch.Tensor, target: torc
     return F.binary_cross_entropy_with_logits(out[:, 1] - out[:, 0], target)
 
 
+class TokenTargets:
+    """An edit's (H, W) target averaged over each token's patch, made once per layer grid and
+    device: (HW,) float32."""
+
+    def __init__(self, target: np.ndarray, latent_hw: tuple[int, int]):
+        self.target, self.latent_hw = target, latent_hw
+        self._made: dict[tuple[int, str], torch.Tensor] = {}
+
+    def __call__(self, n_tokens: int, device) -> torch.Tensor:
+        key = (n_tokens, str(device))
+        if key not in self._made:
+            self._made[key] = token_target(self.target, n_tokens, self.latent_hw).to(device)
+        return self._made[key]
+
+
 # ----------------------------------------------------------------------------- edit methods
 
 class ActivationEdit:
@@ -141,7 +156,7 @@ class ActivationEdit:
         self.probe_steps = probe_steps  # run step -> the probe set's step
         self.step = 0
         self._losses: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # device scalars
-        self._targets: dict[tuple, torch.Tensor] = {}  # (tokens, device) -> (HW,) token target
+        self.targets = TokenTargets(edit.target, latent_hw)
 
     def __call__(self, step: int):
         if step not in self.edit.steps:
@@ -154,21 +169,14 @@ class ActivationEdit:
         """step -> [(loss before, loss after) per edited layer], read from the device once."""
         return {s: [(float(a), float(b)) for a, b in v] for s, v in self._losses.items()}
 
-    def _target(self, n_tokens: int, device) -> torch.Tensor:
-        key = (n_tokens, str(device))
-        if key not in self._targets:
-            self._targets[key] = token_target(self.edit.target, n_tokens,
-                                              self.latent_hw).to(device)
-        return self._targets[key]
-
     def _edit_layer(self, output: torch.Tensor, layer: str) -> torch.Tensor:
         # output: (1, HW, C), the conditional half
         key = (self.edit.task, self.probe_steps[self.step], layer)
         if key not in self.probes.weights or self.edit.strength == 0:
             return output
         a, first, final = optimise_toward_probe(
-            self.edit.task, self.probes.weights[key], output[0],
-            self._target(output.shape[1], output.device), self.edit.strength,
+            self.edit.task, self.probes.weight_on(*key, output.device), output[0],
+            self.targets(output.shape[1], output.device), self.edit.strength,
             self.edit.iterations)
         self._losses.setdefault(self.step, []).append((first, final))
         return a[None].to(output.dtype)
@@ -185,6 +193,7 @@ class GuidedEdit:
         self.layers = [l for l in layers if any(
             (edit.task, probe_steps[s], l) in probes.weights for s in edit.steps)]
         self.losses: dict[int, list[tuple[float, float]]] = {}
+        self.targets: TokenTargets | None = None
 
     def loss(self, latents, step, t, cond_embeds, scheduler):
         x = scheduler.scale_model_input(latents, t)
@@ -195,8 +204,11 @@ class GuidedEdit:
         for layer, a in acts.items():  # a: (1, HW, C)
             key = (self.edit.task, self.probe_steps[step], layer)
             if key in self.probes.weights:
-                target = token_target(self.edit.target, a.shape[1], tuple(latents.shape[-2:]))
-                losses.append(probe_loss(self.edit.task, self.probes.weights[key], a[0], target))
+                if self.targets is None:
+                    self.targets = TokenTargets(self.edit.target, tuple(latents.shape[-2:]))
+                target = self.targets(a.shape[1], a.device)
+                losses.append(probe_loss(self.edit.task,
+                                         self.probes.weight_on(*key, a.device), a[0], target))
         return torch.stack(losses).sum() if losses else None
 
     def __call__(self, latents, step, t, prompt_embeds, scheduler):

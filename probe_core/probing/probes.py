@@ -295,11 +295,37 @@ class ProbeSet:
         key = (step, layers, str(device))
         stacked = self._stacked.get(key)
         if stacked is None:
-            stacked = torch.stack([torch.cat([self.weights[("depth", step, l)],
-                                              self.weights[("saliency", step, l)]]).T
-                                   for l in layers]).float().to(device)
+            on_device = self._device_weights(device)
+            stacked = torch.stack([on_device[(step, l)] for l in layers])
             self._stacked[key] = stacked
         return stacked
+
+    def weight_on(self, task: str, step: int, layer: str, device) -> torch.Tensor:
+        """The (out, C) float32 weight of one probe on `device`, from the set's one-transfer
+        device copy (a view: do not modify)."""
+        both = self._device_weights(device).get((int(step), layer))  # (C, 3)
+        if both is None or task not in TASKS:
+            return self.get(task, step, layer).to(device)
+        return both[:, :1].T if task == "depth" else both[:, 1:].T
+
+    def _device_weights(self, device) -> dict[tuple[int, str], torch.Tensor]:
+        """Every (step, layer)'s (C, 3) weights on `device`, sent there in one transfer (a GPU
+        then waits for the host once per probe set, not once per step)."""
+        key = ("all", str(device))
+        if key not in self._stacked:
+            pairs = [(s, l) for t, s, l in self.weights
+                     if t == "depth" and ("saliency", s, l) in self.weights]
+            blocks = [torch.cat([self.weights[("depth", s, l)],
+                                 self.weights[("saliency", s, l)]]).T.contiguous()
+                      for s, l in pairs]  # each (C, 3)
+            flat = torch.cat([b.reshape(-1) for b in blocks]) if blocks else torch.zeros(0)
+            flat = flat.float().to(device)
+            views, offset = {}, 0
+            for pair, b in zip(pairs, blocks):
+                views[pair] = flat[offset: offset + b.numel()].view(b.shape)
+                offset += b.numel()
+            self._stacked[key] = views
+        return self._stacked[key]
 
     def maps_from_tokens(self, tokens: torch.Tensor, latent_hw: tuple[int, int],
                          out_size: int) -> tuple[np.ndarray, np.ndarray]:

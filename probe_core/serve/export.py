@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..viz import colorize_depth, frames_to_gif, overlay_mask, upscale
+from ..viz import colorize_depth, frames_to_gif, overlay_mask, to_size
+
+GIF_TILE = 192  # pixels a side of each panel of a steps.gif frame, whatever the image size
 
 
 def run_record(run, model: str, scheduler: str, layer: str, probe_settings) -> dict:
@@ -37,7 +39,7 @@ def export_run(run, folder: str | Path, maps: list, record: dict,
         parts = [x0]
         if m is not None:
             parts += [colorize_depth(m[0]), overlay_mask(x0, m[1], 0.6)]
-        frames.append(upscale(np.concatenate(parts, 1), 3))
+        frames.append(np.concatenate([to_size(x, GIF_TILE) for x in parts], 1))
     frames_to_gif(frames, folder / "steps.gif")
     paths = [folder / "steps.gif"]
     Image.fromarray(run.image).save(folder / "final.png")
