@@ -195,7 +195,7 @@ def main() -> int:
     probes = random_probe_set(pipe.unet, settings)
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     kw = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
-    linear = LinearPreview(SD_V1_LATENT_RGB, np.zeros(3), size)  # its cost: any VAE alike
+    linear = LinearPreview(SD_V1_LATENT_RGB, np.zeros(3))  # its cost: any VAE alike
     try:
         taesd = choose_preview(pipe, "taesd")
     except ValueError as err:

@@ -1,17 +1,17 @@
 """Per-step previews of the x0 prediction, cheaper than the VAE decode at SD size.
 
     >>> preview = choose_preview(pipe)            # "auto": what suits the model
-    >>> preview.name, preview(x0_latents).shape   # 'linear latent->RGB', (512, 512, 3) uint8
+    >>> preview.name, preview(x0_latents).shape   # 'linear latent->RGB', (64, 64, 3) uint8
 
 - `DecodePreview`: the VAE decode (exact; cheap for the embedded model's small latents).
 - `TinyAutoencoderPreview`: TAESD (diffusers' `AutoencoderTiny`), when its weights are already in
   the local Hugging Face cache; nothing is downloaded.
-- `LinearPreview`: each latent pixel mapped to RGB by a fixed affine map (4 -> 3), then upsampled
-  to the image size. For SD v1.x the published factors; for another VAE, `fit_linear_preview`
-  finds them by least squares from images and their latents.
+- `LinearPreview`: each latent pixel mapped to RGB by a fixed affine map (4 -> 3), at latent
+  resolution (64x64 for SD). For SD v1.x the published factors; for another VAE,
+  `fit_linear_preview` finds them by least squares from images and their latents.
 
-A preview returns the image at the model's full size, so maps and images line up; the app shows
-the full decode for the final image and for a step scrubbed to afterwards.
+A preview may be smaller than the image (figures scale it to the maps); the app shows the full
+decode for the final image and for a step scrubbed to afterwards.
 """
 
 from __future__ import annotations
@@ -51,18 +51,17 @@ class DecodePreview:
 
 
 class LinearPreview:
-    """x0 latents (1, 4, h, w) -> RGB by `factors` (4, 3) and `bias` (3,), upsampled bilinearly
-    to `size`, all on the latents' device; one small copy to the host."""
+    """x0 latents (1, 4, h, w) -> RGB by `factors` (4, 3) and `bias` (3,) on the latents' device,
+    at latent resolution (h, w, 3) uint8: a few small kernels and one small copy to the host."""
     name = "linear latent->RGB"
 
-    def __init__(self, factors, bias, size: int):
+    def __init__(self, factors, bias):
         self.factors = torch.as_tensor(np.asarray(factors, np.float32))  # (4, 3)
         self.bias = torch.as_tensor(np.asarray(bias, np.float32))  # (3,)
-        self.size = size
         self._on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def rgb(self, x0_latents: torch.Tensor) -> torch.Tensor:
-        """(1, 4, h, w) -> (1, 3, h, w) in about [-1, 1], at latent resolution."""
+        """(1, 4, h, w) -> (1, 3, h, w) in about [-1, 1]."""
         key = str(x0_latents.device)
         if key not in self._on:
             self._on[key] = (self.factors.to(x0_latents.device), self.bias.to(x0_latents.device))
@@ -70,9 +69,7 @@ class LinearPreview:
         return torch.einsum("bchw,cr->brhw", x0_latents.float(), factors) + bias[:, None, None]
 
     def __call__(self, x0_latents: torch.Tensor) -> np.ndarray:
-        rgb = F.interpolate(self.rgb(x0_latents), size=(self.size, self.size), mode="bilinear",
-                            align_corners=False)
-        return to_uint8(rgb)
+        return to_uint8(self.rgb(x0_latents))
 
 
 class TinyAutoencoderPreview:
@@ -106,7 +103,6 @@ def choose_preview(pipe, kind: str = "auto", linear=None):
     for its VAE), else the full decode. Asking for one that cannot be had raises ValueError."""
     if kind not in PREVIEWS:
         raise ValueError(f"unknown preview {kind!r}; previews are {PREVIEWS}")
-    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     if kind == "decode" or (kind == "auto" and pipe.unet.config.sample_size <= SMALL_LATENT):
         return DecodePreview(pipe)
     if kind == "taesd" and not is_sd_v1_vae(pipe):
@@ -120,7 +116,7 @@ def choose_preview(pipe, kind: str = "auto", linear=None):
     if linear is None and is_sd_v1_vae(pipe):
         linear = (SD_V1_LATENT_RGB, (0.0, 0.0, 0.0))
     if linear is not None:
-        return LinearPreview(*linear, size=size)
+        return LinearPreview(*linear)
     if kind == "linear":
         raise ValueError("no linear latent->RGB map is known for this VAE; fit one with "
                          "fit_linear_preview")

@@ -43,6 +43,7 @@ def step_view(x0: np.ndarray, maps: tuple | None, opacity: float, caption: str) 
     if maps is None:
         return StepView(to_size(x0, DISPLAY_SIZE), None, None, caption)
     depth, prob = maps
+    x0 = to_size(x0, depth.shape[0])  # a preview may be smaller than the maps
     return StepView(to_size(x0, DISPLAY_SIZE),
                     to_size(blend(x0, colorize_depth(depth), max(opacity, 0.05)), DISPLAY_SIZE),
                     to_size(overlay_mask(x0, prob, opacity), DISPLAY_SIZE), caption)
@@ -57,6 +58,7 @@ def filmstrip_tiles(x0_images: list[np.ndarray], maps: list) -> list[tuple[np.nd
             tile = to_size(x0, 2 * THUMB_SIZE)
         else:
             depth = colorize_depth(m[0])
+            x0 = to_size(x0, depth.shape[0])  # a preview may be smaller than the maps
             tile = np.concatenate([
                 np.concatenate([to_size(x0, THUMB_SIZE), to_size(depth, THUMB_SIZE)], 1),
                 np.concatenate([to_size(overlay_mask(x0, m[1], 0.7), THUMB_SIZE),

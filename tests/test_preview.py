@@ -1,0 +1,72 @@
+"""Per-step previews: which one a model gets, what each returns, and a fitted linear map that
+actually previews the embedded model's images."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from probe_core import settings
+from probe_core.probing import preview as P
+from probe_core.probing.denoise import decode_latents
+from probe_core.serve.figures import filmstrip_tiles, step_view
+from probe_core.world.scenes import render_many
+
+
+def test_small_latents_get_the_full_decode(tiny_pipe):
+    chosen = P.choose_preview(tiny_pipe)
+    assert isinstance(chosen, P.DecodePreview)
+    x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(chosen(x0), decode_latents(tiny_pipe, x0))
+
+
+def test_impossible_previews_are_refused(tiny_pipe):
+    for kind, match in (("taesd", "SD v1.x"), ("linear", "no linear"), ("fast", "unknown")):
+        with pytest.raises(ValueError, match=match):
+            P.choose_preview(tiny_pipe, kind)
+
+
+def test_an_sd_vae_without_taesd_in_the_cache_gets_the_published_linear_map(tiny_pipe,
+                                                                           monkeypatch):
+    monkeypatch.setattr(P, "is_sd_v1_vae", lambda pipe: True)
+    monkeypatch.setattr(P, "SMALL_LATENT", 4)
+    chosen = P.choose_preview(tiny_pipe)  # offline, empty cache: no TAESD
+    assert isinstance(chosen, P.LinearPreview) and chosen.name == "linear latent->RGB"
+    assert torch.equal(chosen.factors, torch.tensor(P.SD_V1_LATENT_RGB))
+    image = chosen(torch.zeros(1, 4, 8, 8))
+    assert image.shape == (8, 8, 3) and image.dtype == np.uint8
+    assert np.all(image == 128)  # zero latents, zero bias: mid grey
+
+
+@pytest.fixture(scope="module")
+def shipped_pipe():
+    from probe_core.world.tiny_ldm import load_pipeline
+
+    return load_pipeline(settings.EMBEDDED_MODEL)
+
+
+def test_a_fitted_linear_preview_previews_held_out_renders(shipped_pipe):
+    """Fitted on 48 renders, tested on 16 others: the preview of each render's latents is closer to
+    the render (pooled to the latent grid) than the mean colour is."""
+    images = render_many(range(5000, 5064))[0]
+    factors, bias = P.fit_linear_preview(shipped_pipe, images[:48])
+    chosen = P.LinearPreview(factors, bias)
+    test = images[48:]
+    x = torch.as_tensor(test.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        latents = shipped_pipe.vae.encode(x).latent_dist.mean * shipped_pipe.vae.config.scaling_factor
+    pooled = F.adaptive_avg_pool2d(x, latents.shape[-2:]).permute(0, 2, 3, 1).numpy()
+    pooled = (pooled + 1) * 127.5
+    previews = np.stack([chosen(latents[i:i + 1]) for i in range(len(test))]).astype(np.float32)
+    err = np.abs(previews - pooled).mean()
+    baseline = np.abs(pooled.mean(axis=(0, 1, 2)) - pooled).mean()
+    assert err < 0.5 * baseline, (err, baseline)
+
+
+def test_figures_scale_a_small_preview_to_the_maps():
+    x0 = np.zeros((8, 8, 3), np.uint8)
+    maps = (np.zeros((32, 32), np.float32), np.zeros((32, 32), np.float32))
+    view = step_view(x0, maps, 0.5, "step 1")
+    assert view.depth.shape == view.saliency.shape == view.x0.shape
+    tile, _ = filmstrip_tiles([x0], [maps])[0]
+    assert tile.ndim == 3
