@@ -26,11 +26,6 @@ _GRAPHS: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDic
 WARMUP_CALLS = 2  # eager calls on a side stream before capture (cuBLAS and allocator setup)
 
 
-def can_graph(unet: torch.nn.Module, sample: torch.Tensor) -> bool:
-    """CUDA graphs need the UNet on a CUDA device and no offloading hooks moving weights."""
-    return sample.is_cuda and not any(hasattr(m, "_hf_hook") for m in unet.modules())
-
-
 class GraphedUNet:
     """One captured UNet call (see the module doc)."""
 
@@ -39,7 +34,8 @@ class GraphedUNet:
         self.unet, self.layers, self.site = unet, layers, site
         self.conditional_only = conditional_only
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.error: str | None = None
+        self.error: str | None = (None if not any(hasattr(m, "_hf_hook") for m in unet.modules())
+                                  else "the UNet has offloading hooks that move its weights")
 
     def _forward(self):
         return self.unet(self.sample, self.t, encoder_hidden_states=self.embeds,
@@ -111,7 +107,9 @@ class GraphedUNet:
         self.graph.replay()
         acts = {}
         if self.layers:
-            flat = self.flat.float()  # a new tensor: the next replay does not overwrite it
+            # a new tensor (also when the buffer is float32 already): the next replay
+            # overwrites the buffer
+            flat = self.flat.to(torch.float32, copy=True)
             for name, (offset, shape) in self.views.items():
                 acts[name] = flat[offset: offset + shape.numel()].view(shape)
         return self.out.clone(), acts

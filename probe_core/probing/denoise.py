@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .cuda_graph import can_graph, graphed_unet
+from .cuda_graph import graphed_unet
 from .hooks import EditFn, capture, edit, resolve_layers
 
 
@@ -128,7 +128,7 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
         model_input = torch.cat([latents] * 2) if do_cfg else latents
         model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)
         noise_pred = None
-        if fn is None and use_graph and can_graph(unet, model_input):
+        if fn is None and use_graph and model_input.is_cuda:
             runner = graphed_unet(unet, model_input, t, prompt_embeds, capture_layers, site,
                                   do_cfg)
             if runner.error is None:
