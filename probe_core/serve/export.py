@@ -36,10 +36,12 @@ def export_run(run, folder: str | Path, maps: list, record: dict,
     frames = []
     x0_images = x0_images if x0_images is not None else [s.x0_image for s in run.steps]
     for x0, m in zip(x0_images, maps):
+        x0 = to_size(x0, GIF_TILE)  # resized first: colouring 512-px maps costs seconds
         parts = [x0]
         if m is not None:
-            parts += [colorize_depth(m[0]), overlay_mask(x0, m[1], 0.6)]
-        frames.append(np.concatenate([to_size(x, GIF_TILE) for x in parts], 1))
+            depth, prob = (to_size(a, GIF_TILE) for a in m)
+            parts += [colorize_depth(depth), overlay_mask(x0, prob, 0.6)]
+        frames.append(np.concatenate(parts, 1))
     frames_to_gif(frames, folder / "steps.gif")
     paths = [folder / "steps.gif"]
     Image.fromarray(run.image).save(folder / "final.png")
