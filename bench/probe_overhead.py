@@ -4,12 +4,13 @@
                                    [--out FILE]  # default bench/results/probe_overhead.json
 
 Times the same 15-step loop (probe_core.probing.denoise, no x0 decoding) three ways: plain; capturing
-every self-attention layer; capturing and reading depth and saliency maps from every layer at
-every step. Each run times the three loops back to back (in a rotating order) and divides each
+every self-attention layer; capturing and reading as the app does while a run streams (both
+probes of every layer on the token grid, kept; the full-resolution maps of the layer shown).
+Each run times the three loops back to back (in a rotating order) and divides each
 by that run's plain loop, so a machine that slows down between runs shifts all three alike; the
 bench prints the median of these paired ratios with a bootstrap 90% interval, alongside the
-medians of the raw times. It also prints the time spent inside ProbeSet.read itself, which
-noise on a shared machine blurs less than a difference of loops.
+medians of the raw times. It also prints the time spent reading itself, which noise on a
+shared machine blurs less than a difference of loops.
 With no probe set on disk it uses
 probes of the right shapes filled with random numbers: the cost does not depend on the values.
 """
@@ -30,6 +31,7 @@ import torch
 from probe_core.probing.denoise import denoise
 from probe_core.probing.hooks import self_attention_layers
 from probe_core.probing.probes import ProbeSet, ProbeSettings, random_probe_set
+from probe_core.serve.runs import StepTokens
 from probe_core.world.tiny_ldm import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +47,9 @@ def random_probes(pipe, steps: int) -> ProbeSet:
 
 def run(pipe, steps, mode, probes, size, read_times=None):
     """Seconds per step of one 15-step loop; in readout mode, also appends the seconds per step
-    spent inside ProbeSet.read to `read_times`."""
+    spent reading to `read_times`. Reading is what the app does while a run streams: both
+    probes of every layer on the token grid (kept), and the full-resolution maps of one layer
+    (the one shown)."""
     layers = self_attention_layers(pipe.unet)
     reading = 0.0
     t = time.perf_counter()
@@ -54,9 +58,10 @@ def run(pipe, steps, mode, probes, size, read_times=None):
                       capture_layers=() if mode == "plain" else layers):
         if mode == "readout":
             r = time.perf_counter()
-            maps = probes.read(st.index, st.activations, tuple(st.latents.shape[-2:]), size)
+            kept = StepTokens(probes.token_outputs(st.index, st.activations), st.index)
+            probes.maps_from_tokens(kept.get(layers[-1]), tuple(st.latents.shape[-2:]), size)
             reading += time.perf_counter() - r
-            assert len(maps) == len(layers)
+            assert len(kept.layers()) == len(layers)
     if read_times is not None and mode == "readout":
         read_times.append(reading / steps)
     return (time.perf_counter() - t) / steps
@@ -121,7 +126,8 @@ def main() -> int:
                       "paired_ratio": statistics.median(ratios), "paired_ratio_ci90": [lo, hi]}
     read = statistics.median(read_times)
     results["read_ms_per_step"] = 1000 * read
-    print(f"time inside ProbeSet.read: {1000 * read:.2f} ms per step = "
+    print(f"time reading (every layer's token outputs kept, one layer's maps): "
+          f"{1000 * read:.2f} ms per step = "
           f"{100 * read / med['plain']:.1f}% of a plain step ({probes.settings.readout} readout)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -186,8 +186,7 @@ class ProbeDemo:
               else state.x0_image)
         caption = (f"step {step + 1} of {run.num_inference_steps} (t = {state.timestep}) · "
                    f"layer {self.layer_label(layer)}"
-                   + ("" if run.done or isinstance(self.preview, DecodePreview)
-                      else f" · preview: {self.preview.name}"))
+                   + ("" if run.done else f" · x0 shown by {self.preview.name}"))
         return figures.step_view(x0, self.maps(run, step, layer), opacity, caption)
 
     def _all_maps(self, run: Run, layer: str) -> list:
