@@ -165,6 +165,7 @@ def _evaluate(args) -> int:
     from .probing.evaluate import evaluate_probe_sets
     from .probing.layout import load_layout
     from .probing.probes import ProbeSet
+    from .probing.report import picked_layers
 
     _require_probe_set(args.probes)
     pipe = _load(args.model, args.device)
@@ -172,9 +173,17 @@ def _evaluate(args) -> int:
     probes = ProbeSet.load(args.probes, expect=expect)
     control_dir = Path(args.probes) / "control"
     control = ProbeSet.load(control_dir, expect=expect) if control_dir.exists() else None
+    picked = None
+    if args.pick_layers_from:
+        source = Path(args.pick_layers_from) / "metrics.json"
+        if not source.is_file():
+            raise FileNotFoundError(f"no evaluation at {settings.shown_path(source)} "
+                                    "(run evaluate on the validation seeds first)")
+        picked = picked_layers(json.loads(source.read_text()))
     head = evaluate_probe_sets(pipe, probes, control, _labeler(args, pipe),
                                _prompts(args, args.seeds), list(args.seeds), args.out,
-                               chunk_size=args.chunk_size, layout=load_layout(args.probes))
+                               chunk_size=args.chunk_size, layout=load_layout(args.probes),
+                               picked=picked)
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "labeler_on_x0"}
                       for k, v in head.items()}, indent=2))
     print(f"wrote {args.out}/metrics.json, table.md, probe_scores.png")
@@ -315,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             c.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
             c.add_argument("--out", default=str(settings.EMBEDDED_EVALUATION.parent))
+            c.add_argument("--pick-layers-from", dest="pick_layers_from",
+                           help="an evaluation folder (of validation seeds) whose best layers "
+                                "this report uses, instead of picking them on its own images")
 
     e = sub.add_parser("intervene-eval", help="score interventions and their controls")
     e.add_argument("--model", default=str(settings.EMBEDDED_MODEL))

@@ -52,8 +52,11 @@ class SeedRanges:
     examples: range = range(20_000, 20_006)  # the app's example prompts (captions)
     probe_train: range = range(100_000, 100_400)  # images the shipped probes are fitted on
     probe_test: range = range(200_000, 200_150)  # held-out images the probes are scored on
+    probe_validation: range = range(210_000, 210_100)  # where the best layers are picked
     edit_test: range = range(300_000, 300_060)  # the edit report's images
     edit_validation: range = range(310_000, 310_040)  # where edit settings were tuned
+    segmenter_validation: range = range(7_000_000, 7_000_200)  # renders the colour segmenter
+    segmenter_test: range = range(7_100_000, 7_100_200)  # was checked on / is scored on
     model_train: int = 1_000_000  # first seed of the embedded model's training scenes
     classifier_train: int = 3_000_000  # first seed of the attribute classifier's renders
     labeler_train: int = 4_000_000  # first seed of the labeler's training renders

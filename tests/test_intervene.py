@@ -125,12 +125,25 @@ def test_score_depth_and_outside_change():
     before = _image_with_box(4)
     after = before.copy()
     after[10:20, 4:12] = 200  # the object got darker: farther for the fake labeler
-    after[0:2, 30:32] = 255  # collateral change far away
+    after[0:2, 30:32] = 100  # collateral change far away (too dark to be called object)
     mask = before[..., 0] > 0
     s = score_depth(FakeLabeler(), before, after, mask, push_depth(before[..., 0] / 255.0, mask, -1).region)
     assert s["depth_change"] < 0
     assert s["outside_change"] > 0
     assert outside_change(before, before, mask) == 0.0
+
+
+def test_a_depth_push_is_read_where_the_object_is_after_the_edit():
+    """An object that only moves is neither nearer nor farther: the old reading, inside the old
+    mask, called it farther (the background behind it is dark)."""
+    before, after = _image_with_box(4), _image_with_box(14)
+    mask = before[..., 0] > 0
+    s = score_depth(FakeLabeler(), before, after, mask, mask)
+    assert s["depth_change"] == pytest.approx(0.0) and s["area_ratio"] == 1.0
+    shrunk = before.copy()
+    shrunk[10:20, 8:12] = 0  # half the object gone: same brightness where it still is
+    assert score_depth(FakeLabeler(), before, shrunk, mask, mask)["depth_change"] == \
+        pytest.approx(0.0)
 
 
 def test_guided_step_stays_finite_in_float16():

@@ -39,3 +39,18 @@ def test_the_ceiling_is_the_label_seen_through_the_token_grid():
     assert np.allclose(token_readout(blocks, (4, 4), "nearest"), blocks)
     fine = np.indices((32, 32)).sum(0) % 2 * 1.0  # a checkerboard finer than the tokens
     assert np.allclose(token_readout(fine, (4, 4), "bilinear"), 0.5)  # invisible to them
+
+
+def test_best_layers_can_be_picked_on_other_images():
+    """A clean protocol: the layer chosen on validation seeds is reported on test seeds, even
+    when another layer scores higher on the test images."""
+    from probe_core.probing.report import best_layer, markdown_table, picked_layers
+
+    scores = {"layers": ["a", "b"], "steps": [0], "n": 3, "dice": [[0.2, 0.9]],
+              "pearson": [[0.8, 0.1]], "rmse": [[1.0, 1.0]]}
+    assert best_layer(scores, "dice") == 1 and best_layer(scores, "pearson") == 0
+    validation = {"summary": {"dice": {"best_layer": "a"}, "pearson": {"best_layer": "b"}},
+                  "meta": {"seeds": [210000, 210099]}}
+    scores["picked"] = picked_layers(validation)
+    assert best_layer(scores, "dice") == 0 and best_layer(scores, "pearson") == 1
+    assert "picked on other images (seeds 210000-210099)" in markdown_table(scores, None, None)

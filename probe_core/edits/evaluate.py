@@ -1,14 +1,21 @@
 """Batch evaluation of interventions with controls: `python -m probe_core intervene-eval`.
 
-For every (prompt, seed): generate the original, label it, and (if an object is visible)
-- move the object a quarter of the image width toward the image's centre line (asked), the
-  same distance the other way (opposite control) and in a random direction (random control);
-- push the object nearer (even images) or farther (odd images) by `depth_delta`, and toward a
-  random target field of the same size inside the object (random control).
-Each edited image is labelled and scored (`edits.scores`). The summary reports:
-Dice gain, the share of the asked distance the centroid moved, direction-fair shift
-(half the difference of the asked and opposite moves), random-control shift along the asked
-axis, and the share of depth edits that moved the object's depth in the asked direction.
+For every (prompt, seed): generate the original and label it. The edited object is the largest
+connected piece of the labelled object mask (in a crowded scene the others should stay put).
+- Moves in 8 directions (right, down-right, down, ..., up-right), each by a quarter of the image
+  width or less, so the object stays wholly in frame (a direction with under MIN_MOVE pixels of
+  room is skipped). The opposite of a direction is the direction 180 degrees away, so every
+  direction's opposite control comes from the same run; a random-direction move is the random
+  control, scored along each asked direction.
+- Depth pushes nearer and farther by `depth_delta` for every image, each with a random target
+  field of the same size inside the object (its control). A push is scored fairly: the object's
+  labelled depth where it is after the edit (its new mask) against where it was; the object's
+  area change is reported.
+Each edited image is scored by the labeler and, where the caption's colour tells the object
+apart, by a colour segmenter that does not use the labeler (`colour_segmenter`); both scorers'
+shifts and their agreement are reported. Every table is also split by the number of objects in
+the scene, with how often an edit kept the scene's pieces (the object still one piece, the
+others kept) by the connected components of the labelled mask before and after.
 """
 
 from __future__ import annotations
@@ -22,9 +29,16 @@ import numpy as np
 from ..probing.denoise import decode_latents
 from ..probing.probes import ProbeSet
 from ..viz import MASK_COLOUR, upscale
+from .colour_segmenter import components, parse_caption, segment_colour
 from .methods import Edit, intervene, run_generation
-from .scores import score_depth, score_move
+from .scores import object_depth_change, outside_change
 from .targets import Target, centroid, move_mask, push_depth
+
+# (dx right, dy down) unit directions, named as seen on the image
+DIRECTIONS = {"right": (1, 0), "down-right": (1, 1), "down": (0, 1), "down-left": (-1, 1),
+              "left": (-1, 0), "up-left": (-1, -1), "up": (0, -1), "up-right": (1, -1)}
+MIN_MOVE = 4  # pixels: a direction with less room than this is skipped for that image
+SUCCESS_SHARE = 0.5  # a move succeeds when the centroid travels half the asked distance along it
 
 
 def random_depth_target(depth: np.ndarray, mask: np.ndarray, delta: float, rng,
@@ -40,15 +54,121 @@ def random_depth_target(depth: np.ndarray, mask: np.ndarray, delta: float, rng,
     return Target((depth + field).astype(np.float32), mask.copy(), "random depth field")
 
 
+def main_object(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the largest 8-connected piece of `mask`, the rest of the mask)."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros_like(mask, bool), np.zeros_like(mask, bool)
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    obj = labels == biggest
+    return obj, mask & ~obj
+
+
+def unit(direction: str) -> tuple[float, float]:
+    ux, uy = DIRECTIONS[direction]
+    norm = math.hypot(ux, uy)
+    return ux / norm, uy / norm
+
+
+def room(mask: np.ndarray, direction: str, limit: int) -> int:
+    """How far (pixels, along the direction) the object can move and stay wholly in frame, at
+    most `limit`."""
+    ys, xs = np.nonzero(mask)
+    H, W = mask.shape
+    ux, uy = unit(direction)
+    reach = [limit]
+    for u, lo, hi, size in ((ux, xs.min(), xs.max(), W), (uy, ys.min(), ys.max(), H)):
+        if u > 0:
+            reach.append((size - 1 - hi) / u)
+        elif u < 0:
+            reach.append(lo / -u)
+    return int(math.floor(min(reach)))
+
+
+def move_vector(direction: str, distance: int) -> tuple[int, int]:
+    ux, uy = unit(direction)
+    return int(round(distance * ux)), int(round(distance * uy))
+
+
 def _edit(method, task, target, cfg, shift=(0, 0)) -> Edit:
     return Edit(task, target, method, strength=cfg["strength"], steps=cfg["steps"],
                 layers=cfg.get("layers"), iterations=cfg["iterations"], shift=shift)
+
+
+class Scene:
+    """The original image of one (prompt, seed), its labels, the edited object and the others."""
+
+    def __init__(self, labeler, prompt: str, image: np.ndarray):
+        self.labeler, self.image = labeler, image
+        depth, sal = labeler(image[None])
+        self.depth, self.mask = depth[0], sal[0] > 0.5
+        self.object, self.others = main_object(self.mask)
+        self.pieces = components(self.mask)
+        objects, floor = parse_caption(prompt)
+        self.n_objects = len(objects)
+        self.colour = objects[0][1] if objects else None
+        self.segment = lambda img: (segment_colour(img, self.colour, objects, floor)  # noqa: E731
+                                    if self.colour else None)
+        self.colour_mask = self.segment(image)
+
+    def after(self, image: np.ndarray) -> dict:
+        """Labels of an edited image: the object where it is now (labelled object pixels that
+        were not another object's), depth, pieces, the colour segmenter's mask."""
+        depth, sal = self.labeler(image[None])
+        mask = sal[0] > 0.5
+        return {"depth": depth[0], "mask": mask, "object": mask & ~self.others,
+                "pieces": components(mask), "colour_mask": self.segment(image)}
+
+    def kept(self, after: dict) -> bool:
+        """The scene kept its pieces: as many as before, and the object in one piece."""
+        return after["pieces"] == self.pieces and components(after["object"]) == 1
+
+
+def _shift(m0: np.ndarray | None, m1: np.ndarray | None) -> tuple[float, float] | None:
+    if m0 is None or m1 is None or not m0.any() or not m1.any():
+        return None
+    (y0, x0), (y1, x1) = centroid(m0), centroid(m1)
+    return x1 - x0, y1 - y0
+
+
+def move_scores(scene: Scene, edited: np.ndarray, target: Target, direction: str,
+               distance: int) -> dict:
+    """A move's scores by the labeler and by the colour segmenter (None where it cannot
+    segment): centroid shift (px, x right, y down), along the asked direction, area ratio,
+    pixel change outside the edited region, pieces kept."""
+    after = scene.after(edited)
+    ux, uy = unit(direction)
+    row = {"direction": direction, "distance": distance, "kept": scene.kept(after),
+           "outside_change": outside_change(scene.image, edited,
+                                            target.region | scene.object | after["object"]),
+           "area_ratio": float(after["object"].sum() / max(scene.object.sum(), 1))}
+    for name, shift in (("labeler", _shift(scene.object, after["object"])),
+                        ("colour", _shift(scene.colour_mask, after["colour_mask"]))):
+        row[f"{name}_shift"] = shift
+        row[f"{name}_along"] = None if shift is None else shift[0] * ux + shift[1] * uy
+    return row
+
+
+def push_scores(scene: Scene, edited: np.ndarray, delta: float) -> dict:
+    """A depth push, scored fairly: the object's labelled depth where it is after the edit
+    against where it was (z-normalised inverse depth: > 0 is nearer)."""
+    after = scene.after(edited)
+    d0, d1 = object_depth_change(scene.depth, scene.object, after["depth"], after["object"])
+    return {"delta": delta, "depth_before": d0, "depth_after": d1, "depth_change": d1 - d0,
+            "as_asked": bool(np.sign(d1 - d0) == np.sign(delta)),
+            "area_ratio": float(after["object"].sum() / max(scene.object.sum(), 1)),
+            "kept": scene.kept(after),
+            "outside_change": outside_change(scene.image, edited,
+                                             scene.object | after["object"])}
 
 
 def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], seeds: list[int],
                    method: str, strength: float, steps: range, iterations: int,
                    num_inference_steps: int, guidance_scale: float,
                    layers: list[str] | None = None, depth_delta: float = 2.0,
+                   directions: tuple[str, ...] = tuple(DIRECTIONS),
                    progress: bool = True) -> tuple[dict, list]:
     """Returns (summary with per-image rows, examples for the grid)."""
     from tqdm.auto import tqdm
@@ -57,129 +177,185 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     rng = np.random.default_rng(0)
     rows, examples, skipped = [], [], 0
-    for k, (prompt, seed) in enumerate(tqdm(list(zip(prompts, seeds)), desc=f"edits ({method})",
-                                            disable=not progress)):
+    for prompt, seed in tqdm(list(zip(prompts, seeds)), desc=f"edits ({method})",
+                             disable=not progress):
         original = run_generation(pipe, prompt, seed, decode_x0=False, **kw)
         before = decode_latents(pipe, original[-1].latents)
-        depth, sal = labeler(before[None])
-        mask = sal[0] > 0.5
-        if mask.sum() < 4:
+        scene = Scene(labeler, prompt, before)
+        if scene.object.sum() < 4:
             skipped += 1
             continue
-        H, W = mask.shape
-        dist = W // 4
-        sign = 1 if centroid(mask)[1] < W / 2 else -1
+        limit = scene.mask.shape[1] // 4
+
+        def edited(task, target, shift=(0, 0)):
+            return intervene(pipe, probes, prompt, seed, _edit(method, task, target, cfg, shift),
+                             original=original, **kw).image
+
+        row = {"prompt": prompt, "seed": int(seed), "n_objects": scene.n_objects,
+               "pieces_before": scene.pieces, "area_before": int(scene.object.sum()),
+               "colour": scene.colour, "colour_segmented": scene.colour_mask is not None,
+               "moves": {}}
+        for direction in directions:
+            distance = room(scene.object, direction, limit)
+            if distance < MIN_MOVE:
+                continue
+            dx, dy = move_vector(direction, distance)
+            target = move_mask(scene.object, dx, dy)
+            image = edited("saliency", target.map, (dx, dy))
+            row["moves"][direction] = move_scores(scene, image, target, direction, distance)
+            if direction == directions[0]:
+                examples.append((prompt, before, target.map, image))
         angle = rng.uniform(0, 2 * math.pi)
-        moves = {"asked": (sign * dist, 0), "opposite": (-sign * dist, 0),
-                 "random": (int(round(dist * math.cos(angle))), int(round(dist * math.sin(angle))))}
-        row = {"prompt": prompt, "seed": int(seed), "asked_dx": sign * dist}
-        for name, (dx, dy) in moves.items():
-            target = move_mask(mask, dx, dy)
-            run = intervene(pipe, probes, prompt, seed,
-                            _edit(method, "saliency", target.map, cfg, shift=(dx, dy)),
-                            original=original, **kw)
-            s = score_move(labeler, before, run.image, target)
-            row[f"move_{name}"] = {**s, "dx": dx, "dy": dy}
-            if name == "asked":
-                examples.append((prompt, before, target.map, run.image))
+        dx, dy = (int(round(limit / 2 * math.cos(angle))), int(round(limit / 2 * math.sin(angle))))
+        target = move_mask(scene.object, dx, dy)
+        after = scene.after(edited("saliency", target.map, (dx, dy)))
+        row["random_move"] = {"dx": dx, "dy": dy,
+                              "labeler_shift": _shift(scene.object, after["object"])}
         if method != "latent_shift":
-            delta = depth_delta if k % 2 == 0 else -depth_delta
-            for name, target in (("asked", push_depth(depth[0], mask, delta)),
-                                 ("random", random_depth_target(depth[0], mask, delta, rng))):
-                run = intervene(pipe, probes, prompt, seed,
-                                _edit(method, "depth", target.map, cfg), original=original, **kw)
-                row[f"depth_{name}"] = {**score_depth(labeler, before, run.image, mask,
-                                                      target.region), "delta": delta}
+            for name, delta in (("nearer", depth_delta), ("farther", -depth_delta)):
+                asked = push_depth(scene.depth, scene.object, delta)
+                control = random_depth_target(scene.depth, scene.object, delta, rng)
+                row[f"push_{name}"] = push_scores(scene, edited("depth", asked.map), delta)
+                row[f"push_{name}_random"] = push_scores(scene, edited("depth", control.map),
+                                                        delta)
         rows.append(row)
-    return summarise(rows, skipped, method, cfg, depth_delta), examples
+    return summarise(rows, skipped, method, cfg, depth_delta, directions), examples
 
 
-def summarise(rows: list[dict], skipped: int, method: str, cfg: dict, depth_delta: float) -> dict:
-    def mean(xs):
-        xs = [x for x in xs if x is not None and np.isfinite(x)]
-        return float(np.mean(xs)) if xs else float("nan")
+def _mean(xs) -> float:
+    xs = [x for x in xs if x is not None and np.isfinite(x)]
+    return float(np.mean(xs)) if xs else float("nan")
 
-    def along(r, name):  # shift along the asked axis, in asked-direction units (+ = as asked)
-        return r[f"move_{name}"]["shift_x"] * np.sign(r["asked_dx"])
 
+def _median(xs) -> float:
+    xs = [x for x in xs if x is not None and np.isfinite(x)]
+    return float(np.median(xs)) if xs else float("nan")
+
+
+def move_summary(rows: list[dict], directions: tuple[str, ...]) -> dict:
+    """Per direction and overall: share of the asked distance moved (labeler), success rate,
+    the opposite direction's travel along this one, the colour segmenter's view and its
+    agreement with the labeler, area ratio, outside change, pieces kept."""
+    out = {}
+    for d in directions + ("all",):
+        moves = [r["moves"][k] for r in rows for k in r["moves"] if d in ("all", k)]
+        if not moves:
+            continue
+        share = [m["labeler_along"] / m["distance"] if m["labeler_along"] is not None else 0.0
+                 for m in moves]
+        both = [m for m in moves if m["colour_along"] is not None and m["labeler_along"] is not None]
+        entry = {
+            "n": len(moves),
+            "share_of_asked": _mean(share),
+            "success": _mean([float(s >= SUCCESS_SHARE) for s in share]),
+            "colour_n": len(both),
+            "colour_share_of_asked": _mean([m["colour_along"] / m["distance"] for m in both]),
+            "labeler_vs_colour_px": _mean([math.dist(m["labeler_shift"], m["colour_shift"])
+                                           for m in both]),
+            "area_ratio_median": _median([m["area_ratio"] for m in moves]),
+            "outside_change": _mean([m["outside_change"] for m in moves]),
+            "kept": _mean([float(m["kept"]) for m in moves]),
+        }
+        if d != "all":
+            opposite = list(DIRECTIONS)[(list(DIRECTIONS).index(d) + 4) % 8]
+            ux, uy = unit(d)
+            opp = [r["moves"][opposite] for r in rows if opposite in r["moves"]]
+            entry["opposite_share_along"] = _mean([
+                (m["labeler_shift"][0] * ux + m["labeler_shift"][1] * uy) / m["distance"]
+                for m in opp if m["labeler_shift"] is not None])
+            rand = [r["random_move"]["labeler_shift"] for r in rows
+                    if r["random_move"]["labeler_shift"] is not None]
+            entry["random_shift_along_px"] = _mean([s[0] * ux + s[1] * uy for s in rand])
+        out[d] = entry
+    return out
+
+
+def push_summary(rows: list[dict]) -> dict:
+    out = {}
+    for name in ("nearer", "farther"):
+        asked = [r[f"push_{name}"] for r in rows if f"push_{name}" in r]
+        control = [r[f"push_{name}_random"] for r in rows if f"push_{name}_random" in r]
+        if asked:
+            out[name] = {"n": len(asked),
+                         "as_asked": _mean([float(p["as_asked"]) for p in asked]),
+                         "random_as_asked": _mean([float(p["as_asked"]) for p in control]),
+                         "mean_change": _mean([p["depth_change"] for p in asked]),
+                         "area_ratio_median": _median([p["area_ratio"] for p in asked]),
+                         "outside_change": _mean([p["outside_change"] for p in asked]),
+                         "kept": _mean([float(p["kept"]) for p in asked])}
+    return out
+
+
+def summarise(rows: list[dict], skipped: int, method: str, cfg: dict, depth_delta: float,
+              directions: tuple[str, ...] = tuple(DIRECTIONS)) -> dict:
     out = {"method": method, "n": len(rows), "skipped_no_object": skipped,
            "settings": {"strength": cfg["strength"], "steps": list(cfg["steps"]),
                         "iterations": cfg["iterations"], "layers": cfg.get("layers"),
-                        "depth_delta": depth_delta}}
-    if rows:
-        dist = abs(rows[0]["asked_dx"])
-        asked = [along(r, "asked") for r in rows]
-        opposite = [along(r, "opposite") for r in rows]
-        out["move"] = {
-            "asked_distance_px": dist,
-            "dice_before": mean([r["move_asked"]["dice_before"] for r in rows]),
-            "dice_after": mean([r["move_asked"]["dice_after"] for r in rows]),
-            "dice_gain": mean([r["move_asked"]["dice_after"] - r["move_asked"]["dice_before"]
-                               for r in rows]),
-            "shift_asked_px": mean(asked),
-            "shift_opposite_px": mean(opposite),
-            "shift_direction_fair_px": mean([(a - o) / 2 for a, o in zip(asked, opposite)]),
-            "share_of_asked_distance": mean(asked) / dist,
-            "random_shift_along_asked_axis_px": mean([along(r, "random") for r in rows]),
-            "random_shift_along_own_direction_px": mean([
-                (r["move_random"]["shift_x"] * r["move_random"]["dx"]
-                 + r["move_random"]["shift_y"] * r["move_random"]["dy"]) / dist for r in rows]),
-            "outside_change": mean([r["move_asked"]["outside_change"] for r in rows]),
-        }
-    depth_rows = [r for r in rows if "depth_asked" in r]
-    if depth_rows:
-        def share(name):
-            return mean([float(np.sign(r[f"depth_{name}"]["depth_change"])
-                               == np.sign(r["depth_asked"]["delta"])) for r in depth_rows])
-
-        out["depth"] = {
-            "n": len(depth_rows),
-            "share_moved_as_asked": share("asked"),
-            "random_share_moved_as_asked": share("random"),
-            "mean_change_toward_asked": mean([r["depth_asked"]["depth_change"]
-                                              * np.sign(r["depth_asked"]["delta"])
-                                              for r in depth_rows]),
-            "outside_change": mean([r["depth_asked"]["outside_change"] for r in depth_rows]),
-        }
+                        "depth_delta": depth_delta, "directions": list(directions)},
+           "move": move_summary(rows, directions), "depth": push_summary(rows),
+           "by_objects": {}}
+    for n in sorted({r["n_objects"] for r in rows}):
+        group = [r for r in rows if r["n_objects"] == n]
+        out["by_objects"][str(n)] = {"n": len(group), "move": move_summary(group, directions),
+                                     "depth": push_summary(group)}
     out["rows"] = rows
     return out
 
 
+def _pct(x: float) -> str:
+    return "-" if not np.isfinite(x) else f"{x:.0%}"
+
+
+def _num(x: float, fmt: str = "{:.3f}") -> str:
+    return "-" if not np.isfinite(x) else fmt.format(x)
+
+
 def table(summary: dict) -> str:
-    """Markdown rows for one method's summary."""
+    """Markdown tables for one method's summary: moves per direction, pushes, and both split by
+    the number of objects in the scene."""
     lines = [f"### method `{summary['method']}` ({summary['n']} images; "
              f"{summary['skipped_no_object']} skipped without a visible object)", "",
-             f"settings: `{json.dumps(summary['settings'])}`", "",
-             "| measure | value | target |", "|---|---|---|"]
-    m = summary.get("move")
-    if m:
-        lines += [
-            f"| move {m['asked_distance_px']} px: Dice with target, before -> after | "
-            f"{m['dice_before']:.3f} -> {m['dice_after']:.3f} (gain {m['dice_gain']:+.3f}) | "
-            "gain >= 0.25 |",
-            f"| centroid shift along the asked direction | {m['shift_asked_px']:+.2f} px "
-            f"({m['share_of_asked_distance']:.0%} of asked) | >= 60% |",
-            f"| opposite control, along the asked direction | {m['shift_opposite_px']:+.2f} px | "
-            "negative |",
-            f"| direction-fair shift (asked - opposite) / 2 | {m['shift_direction_fair_px']:+.2f} px"
-            " | - |",
-            f"| random-direction control, along the asked axis | "
-            f"{m['random_shift_along_asked_axis_px']:+.2f} px | about 0 |",
-            f"| pixel change outside the edited region (0-1) | {m['outside_change']:.3f} | small |",
-        ]
-    d = summary.get("depth")
-    if d:
-        lines += [
-            f"| depth push: moved in the asked direction | {d['share_moved_as_asked']:.0%} "
-            f"({d['n']} images) | >= 80% |",
-            f"| depth push, random-field control: moved in the asked direction | "
-            f"{d['random_share_moved_as_asked']:.0%} | <= 55% |",
-            f"| depth push: mean change toward asked (z units) | "
-            f"{d['mean_change_toward_asked']:+.3f} | - |",
-            f"| depth push: pixel change outside the object (0-1) | {d['outside_change']:.3f} | "
-            "small |",
-        ]
+             f"settings: `{json.dumps(summary['settings'])}`", ""]
+    lines += _move_table(summary["move"]) + [""] + _push_table(summary["depth"])
+    for n, group in summary.get("by_objects", {}).items():
+        lines += ["", f"#### scenes with {n} object(s) ({group['n']} images)", ""]
+        lines += _move_table(group["move"], short=True) + [""] + _push_table(group["depth"])
     return "\n".join(lines) + "\n"
+
+
+def _move_table(move: dict, short: bool = False) -> list[str]:
+    if not move:
+        return []
+    lines = ["| move | n | share of asked distance (labeler) | moved >= half | opposite move, "
+             "along | random move, along (px) | colour segmenter: n, share | labeler vs colour "
+             "(px) | object area after / before (median) | outside change | pieces kept |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d, e in move.items():
+        if short and d != "all":
+            continue
+        lines.append(
+            f"| {d} | {e['n']} | {_pct(e['share_of_asked'])} | {_pct(e['success'])} | "
+            f"{_pct(e.get('opposite_share_along', float('nan')))} | "
+            f"{_num(e.get('random_shift_along_px', float('nan')), '{:+.2f}')} | "
+            f"{e['colour_n']}, {_pct(e['colour_share_of_asked'])} | "
+            f"{_num(e['labeler_vs_colour_px'], '{:.2f}')} | "
+            f"{_num(e['area_ratio_median'], 'x{:.2f}')} | {_num(e['outside_change'])} | "
+            f"{_pct(e['kept'])} |")
+    return lines
+
+
+def _push_table(depth: dict) -> list[str]:
+    if not depth:
+        return []
+    lines = ["| depth push | n | as asked (new mask vs old) | random-field control, as asked | "
+             "mean change (z) | object area after / before (median) | outside change | "
+             "pieces kept |", "|---|---|---|---|---|---|---|---|"]
+    for name, e in depth.items():
+        lines.append(f"| {name} | {e['n']} | {_pct(e['as_asked'])} | "
+                     f"{_pct(e['random_as_asked'])} | {_num(e['mean_change'], '{:+.3f}')} | "
+                     f"{_num(e['area_ratio_median'], 'x{:.2f}')} | "
+                     f"{_num(e['outside_change'])} | {_pct(e['kept'])} |")
+    return lines
 
 
 def example_grid(examples: list, path: Path, n: int = 8, scale: int = 3) -> None:

@@ -3,7 +3,7 @@
     >>> s = score_move(labeler, before, after, target)     # Target from targets.move_mask
     >>> s["dice_after"] - s["dice_before"], s["shift_x"]
     >>> d = score_depth(labeler, before, after, mask, region)
-    >>> d["depth_change"]                                   # > 0: the object came nearer
+    >>> d["depth_change"]            # > 0: the object came nearer (read where it is after the edit)
 
 Images are (H, W, 3) uint8. The labeler is the one that labels the probes' training images.
 """
@@ -43,15 +43,27 @@ def score_move(labeler, before: np.ndarray, after: np.ndarray, target: Target) -
     }
 
 
+def object_depth_change(depth_before: np.ndarray, mask_before: np.ndarray,
+                        depth_after: np.ndarray, mask_after: np.ndarray) -> tuple[float, float]:
+    """(depth before, depth after): the mean labelled depth over the object where it was before
+    and where it is after the edit (NaN where a mask is empty). Reading both inside the old mask
+    would score anything that moves or shrinks the object as 'farther'."""
+    d0 = float(depth_before[mask_before].mean()) if mask_before.any() else float("nan")
+    d1 = float(depth_after[mask_after].mean()) if mask_after.any() else float("nan")
+    return d0, d1
+
+
 def score_depth(labeler, before: np.ndarray, after: np.ndarray, mask: np.ndarray,
-                region: np.ndarray) -> dict:
-    """Depth edit: the labelled (z-normalised inverse) depth inside `mask` before and after;
-    depth_change > 0 means the object came nearer."""
-    depth, _ = labeler(np.stack([before, after]))
+                region: np.ndarray, others: np.ndarray | None = None) -> dict:
+    """Depth edit: the labelled (z-normalised inverse) depth of the object where it was
+    (`mask`) and where it is after the edit (the labelled object mask of the edited image,
+    less `others`, the pixels of other objects before); depth_change > 0: it came nearer."""
+    depth, sal = labeler(np.stack([before, after]))
     mask = np.asarray(mask, bool)
-    if not mask.any():
-        return {"depth_before": 0.0, "depth_after": 0.0, "depth_change": 0.0,
-                "outside_change": outside_change(before, after, region)}
-    d0, d1 = float(depth[0][mask].mean()), float(depth[1][mask].mean())
+    moved = sal[1] > 0.5
+    if others is not None:
+        moved &= ~np.asarray(others, bool)
+    d0, d1 = object_depth_change(depth[0], mask, depth[1], moved)
     return {"depth_before": d0, "depth_after": d1, "depth_change": d1 - d0,
-            "outside_change": outside_change(before, after, region)}
+            "area_ratio": float(moved.sum() / max(mask.sum(), 1)),
+            "outside_change": outside_change(before, after, region | mask | moved)}

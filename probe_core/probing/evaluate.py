@@ -121,10 +121,12 @@ def train_probe_sets(pipe, settings: ProbeSettings, labeler, prompts: list[str],
 def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labeler,
                         prompts: list[str], seeds: list[int], out_dir: str,
                         progress: bool = True, chunk_size: int = 16,
-                        layout: dict | None = None) -> dict:
+                        layout: dict | None = None, picked: dict | None = None) -> dict:
     """Held-out scores of both probe sets and of the labeler on x0; writes the report.
     Images are generated and scored `chunk_size` at a time, so memory holds one chunk. With
-    a layout baseline (layout.load_layout of the probe set), the image-blind controls too."""
+    a layout baseline (layout.load_layout of the probe set), the image-blind controls too.
+    `picked` (report.picked_layers of a validation evaluation) names the best layers instead of
+    choosing them on these images."""
     s = probes.settings
     control_unet = permuted_unet(pipe.unet) if control is not None else None
     per: dict = {"probes": [], "control": [], "x0": [], "layout": []}
@@ -146,6 +148,8 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
         return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
 
     scores = _mean_scores(joined(per["probes"]), data.steps, data.layers)
+    if picked:
+        scores["picked"] = picked
     ctrl = _mean_scores(joined(per["control"]), data.steps, data.layers) if per["control"] else None
     x0 = _mean_x0(joined(per["x0"]), data.steps)
     fixed = ({"layers": list(data.layers), **{k: v.mean(-1).tolist()

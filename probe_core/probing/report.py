@@ -14,8 +14,21 @@ from ..viz import pyplot
 
 
 def best_layer(scores: dict, metric: str, step_index: int = -1) -> int:
-    """Index of the layer with the highest `metric` at a step (last by default)."""
+    """Index of the best layer for `metric`: the one picked on other images when
+    `scores["picked"]` names it (a clean protocol: chosen on validation seeds, reported on test
+    seeds), else the one with the highest score at a step (last by default)."""
+    picked = (scores.get("picked") or {}).get(metric)
+    if picked is not None:
+        return scores["layers"].index(picked)
     return int(np.argmax(np.array(scores[metric])[step_index]))
+
+
+def picked_layers(metrics: dict) -> dict:
+    """{"dice": layer, "pearson": layer, "seeds": [first, last]} from another evaluation's
+    metrics.json (its best layers at the last step)."""
+    head = metrics["summary"]
+    return {"dice": head["dice"]["best_layer"], "pearson": head["pearson"]["best_layer"],
+            "seeds": metrics.get("meta", {}).get("seeds")}
 
 
 def summary(scores: dict, control: dict | None, x0: dict | None) -> dict:
@@ -41,8 +54,11 @@ def markdown_table(scores: dict, control: dict | None, x0: dict | None) -> str:
     """One row per step: best-layer Dice / Pearson / RMSE, the control's, the labeler's on x0."""
     layers = scores["layers"]
     bd, bp = best_layer(scores, "dice"), best_layer(scores, "pearson")
-    lines = [f"Best layers at the last step: saliency `{layers[bd]}`, depth `{layers[bp]}`. "
-             f"{scores['n']} held-out images.", "",
+    picked = scores.get("picked")
+    how = (f"picked on other images (seeds {picked['seeds'][0]}-{picked['seeds'][1]})"
+           if picked and picked.get("seeds") else "picked on these images")
+    lines = [f"Best layers at the last step ({how}): saliency `{layers[bd]}`, depth "
+             f"`{layers[bp]}`. {scores['n']} held-out images.", "",
              "| step | Dice | Dice control | Dice labeler(x0) | Pearson | Pearson control "
              "| Pearson labeler(x0) | RMSE |", "|---|---|---|---|---|---|---|---|"]
     def at(d, metric, k, layer=None):
