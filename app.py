@@ -67,6 +67,12 @@ def _slider_max(n: int) -> int:
     return max(n, 2)
 
 
+def _move_label(axis: str, demo: ProbeDemo) -> str:
+    """A move slider's label, with its unit: pixels of this model's image."""
+    way = "+ right" if axis == "x" else "+ down"
+    return f"Move object {axis} (px of the {demo.image_size}-px image, {way})"
+
+
 def _model_line(demo: ProbeDemo) -> str:
     return f"Model: **{demo.name}**" + (f"\n\n> {demo.notice}" if demo.notice else "")
 
@@ -136,9 +142,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
                     move_x = Slider(-home.max_move, home.max_move, value=0, step=1,
-                                    label="Move object x (px, + right)", elem_id="move-x")
+                                    label=_move_label("x", home), elem_id="move-x")
                     move_y = Slider(-home.max_move, home.max_move, value=0, step=1,
-                                    label="Move object y (px, + down)")
+                                    label=_move_label("y", home))
                     scale = Slider(0.5, 2.0, value=1.0, step=0.05, label="Scale object")
                     depth_push = Slider(-2.0, 2.0, value=0.0, step=0.1,
                                         label="Push depth (+ nearer; z-units)")
@@ -334,8 +340,10 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     layer: gr.update(choices=demo.layer_choices(), value="best"),
                     vocabulary: ", ".join(words) if words else "Open vocabulary (CLIP tokenizer).",
                     heat_img: demo.heatmap(),
-                    move_x: gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0),
-                    move_y: gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0),
+                    move_x: gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0,
+                                      label=_move_label("x", demo)),
+                    move_y: gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0,
+                                      label=_move_label("y", demo)),
                     guidance: gr.update(value=demo.default_guidance),
                     method: gr.update(value=demo.default_method),
                     **on_method(demo.default_method, None), status: _model_line(demo)}

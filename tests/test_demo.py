@@ -176,6 +176,13 @@ def test_vocabulary_examples_and_layers(demo):
         assert set(prompt.split()) <= set(vocab)
     choices = demo.layer_choices()
     assert choices[0][1] == "best" and len(choices) == len(demo.layers) + 1
+    assert "Dice" not in choices[1][0]  # no shipped evaluation: names only
+    n = len(demo.layers)
+    demo.evaluation = {"probes": {"layers": demo.layers, "dice": [[0.0] * n, [0.1 * k for k in range(n)]],
+                                  "pearson": [[0.0] * n, [0.05 * k for k in range(n)]]}}
+    layer = demo.layers[2]
+    label = dict((v, k) for k, v in demo.layer_choices())[layer]
+    assert label.endswith("Dice 0.20, depth r 0.10")  # that layer's own last-step scores
     with pytest.raises(ValueError, match="no self-attention layer"):
         demo.resolve_layer("nope")
 

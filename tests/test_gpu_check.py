@@ -1,5 +1,6 @@
 """bench/gpu_check.py runs (on a tiny SD-shaped model on CPU, so it cannot rot unseen)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,24 +13,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_gpu_check_script_runs_and_prints_every_case():
+def test_gpu_check_script_runs_and_prints_every_case(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--small", "--device", "cpu",
-         "--runs", "1", "--steps", "3"],
+         "--runs", "1", "--steps", "3", "--out", str(tmp_path / "gpu_check.json")],
         env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert "LMSDiscreteScheduler" in lines[0] and "3 steps" in lines[0]
-    for case in ("stock", "loop", "probing", "edit"):
-        assert any(line.startswith(case) and "x stock" in line for line in lines), done.stdout
+    for case in ("stock", "loop", "loop_graph", "probing", "preview_linear", "app_stream",
+                 "edit_activation", "edit_guided", "edit_shift"):
+        assert any(line.split()[:1] == [case] and "x stock" in line for line in lines), done.stdout
+    results = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert results["equality"]["loop"]["bit_equal"]  # our loop equals the stock call
+    assert {"generate", "scrub", "switch_layer", "intervene", "export"} <= set(results["facade"])
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_gpu_check_at_full_size_in_float16():
+def test_gpu_check_at_full_size_in_float16(tmp_path):
     """SD v1.x's architecture at 512x512 in float16 on the GPU: probing and the paper's edit
     run, and their costs are printed against the stock call."""
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--runs", "1"],
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--runs", "1",
+                           "--out", str(tmp_path / "gpu_check.json")],
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
                           text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -114,8 +114,19 @@ class ProbeDemo:
         return ups[0] if ups else self.layers[-1]
 
     def layer_choices(self) -> list[tuple[str, str]]:
-        return ([(f"best: {self.layer_label(self.best_layer())}", "best")]
-                + [(self.layer_label(l), l) for l in self.layers])
+        """(label, value) pairs for the layer picker; labels carry each layer's held-out scores
+        at the last step (saliency Dice, depth Pearson) when the shipped evaluation has them."""
+        scores = {}
+        probes = (self.evaluation or {}).get("probes") or {}
+        for j, layer in enumerate(probes.get("layers", [])):
+            try:
+                scores[layer] = (f" · Dice {probes['dice'][-1][j]:.2f}, "
+                                 f"depth r {probes['pearson'][-1][j]:.2f}")
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+        best = self.best_layer()
+        return ([(f"best: {self.layer_label(best)}{scores.get(best, '')}", "best")]
+                + [(self.layer_label(l) + scores.get(l, ""), l) for l in self.layers])
 
     def resolve_layer(self, layer: str | None) -> str:
         if layer in (None, "", "best"):
