@@ -30,6 +30,21 @@ def _tiny_pipe_for_module():
     return pipe
 
 
+def scaled_random_probes(pipe, layers, steps: int = 4, image_size: int = 32):
+    """Probes for every (step, layer), random with weights scaled by 1/sqrt(C) (so readouts and
+    losses have sizes like fitted ones); the same numbers every call."""
+    from probe_core.probing.probes import ProbeSet, ProbeSettings
+
+    probes = ProbeSet(ProbeSettings("tiny", "DDIMScheduler", steps, image_size, 4.0, layers))
+    g = torch.Generator().manual_seed(0)
+    for step in range(steps):
+        for layer in layers:
+            c = pipe.unet.get_submodule(layer).to_out[0].out_features
+            probes.add("depth", step, layer, torch.randn(1, c, generator=g) / c ** 0.5)
+            probes.add("saliency", step, layer, torch.randn(2, c, generator=g) / c ** 0.5)
+    return probes
+
+
 @pytest.fixture
 def tiny_pipe():
     return _tiny_pipe_for_module()

@@ -10,10 +10,9 @@ from probe_core.edits.probe_adam import graph_errors, optimise_toward_probe
 from probe_core.probing.cuda_graph import forget_graphs, graph_report
 from probe_core.probing.denoise import denoise
 from probe_core.probing.hooks import self_attention_layers
-from probe_core.probing.probes import ProbeSet, ProbeSettings
 from probe_core.serve.runs import StepTokens
 
-from .conftest import _tiny_pipe_for_module, build_tiny_sd_unet
+from .conftest import _tiny_pipe_for_module, build_tiny_sd_unet, scaled_random_probes
 from .test_probe_adam import ReferenceActivationEdit, problem, reference_adam
 
 pytestmark = [pytest.mark.gpu,
@@ -31,17 +30,6 @@ def cuda_pipe(request):
     pipe.unet = build_tiny_sd_unet(sample_size=8)
     yield pipe.to("cuda", request.param)
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-
-
-def probes_for(pipe, layers, steps=4):
-    probes = ProbeSet(ProbeSettings("tiny", "DDIMScheduler", steps, 32, 4.0, layers))
-    g = torch.Generator().manual_seed(0)
-    for step in range(steps):
-        for layer in layers:
-            c = pipe.unet.get_submodule(layer).to_out[0].out_features
-            probes.add("depth", step, layer, torch.randn(1, c, generator=g) / c ** 0.5)
-            probes.add("saliency", step, layer, torch.randn(2, c, generator=g) / c ** 0.5)
-    return probes
 
 
 def run(pipe, graph, layers=(), **kw):
@@ -74,7 +62,7 @@ def test_stock_pipeline_equals_the_graph_loop(cuda_pipe):
 
 def test_an_edited_step_runs_eagerly_and_the_rest_replay(cuda_pipe):
     layers = self_attention_layers(cuda_pipe.unet)
-    probes = probes_for(cuda_pipe, layers)
+    probes = scaled_random_probes(cuda_pipe, layers)
     target = np.zeros((32, 32), bool)
     target[8:20, 12:22] = True
     edit = Edit("saliency", target, "activation", 0.05, range(0, 2), iterations=32)
@@ -92,7 +80,7 @@ def test_an_edited_step_runs_eagerly_and_the_rest_replay(cuda_pipe):
 
 def test_the_token_readout_never_waits_for_the_host(cuda_pipe):
     layers = self_attention_layers(cuda_pipe.unet)
-    probes = probes_for(cuda_pipe, layers)
+    probes = scaled_random_probes(cuda_pipe, layers)
     st = run(cuda_pipe, True, layers)[2]
     probes.token_outputs(2, st.activations)  # the set's weights go to the GPU once, here
     torch.cuda.synchronize()

@@ -6,8 +6,9 @@ from probe_core.edits.scores import outside_change, score_depth, score_move
 from probe_core.probing.hooks import self_attention_layers
 from probe_core.edits.methods import (Edit, intervene, probe_loss, run_generation, shift_latents,
                                   token_target)
-from probe_core.probing.probes import ProbeSet, ProbeSettings
 from probe_core.edits.targets import move_mask, push_depth
+
+from .conftest import scaled_random_probes
 
 PROMPT = "a large red sphere on a gray plain floor"
 KW = dict(num_inference_steps=4, guidance_scale=4.0)
@@ -18,13 +19,7 @@ def setup(tiny_pipe):
     """The tiny pipeline, random probes for every (task, step, layer), and a target mask."""
     layers = self_attention_layers(tiny_pipe.unet)
     original = run_generation(tiny_pipe, PROMPT, seed=3, layers=layers, **KW)
-    probes = ProbeSet(ProbeSettings("tiny", "DDIMScheduler", 4, 32, 4.0, layers))
-    g = torch.Generator().manual_seed(0)
-    for step in range(4):
-        for layer in layers:
-            c = original[step].activations[layer].shape[-1]
-            probes.add("depth", step, layer, torch.randn(1, c, generator=g) / c**0.5)
-            probes.add("saliency", step, layer, torch.randn(2, c, generator=g) / c**0.5)
+    probes = scaled_random_probes(tiny_pipe, layers)
     mask = np.zeros((32, 32), bool)
     mask[8:20, 4:14] = True
     return tiny_pipe, probes, original, move_mask(mask, 8, 0).map

@@ -9,7 +9,8 @@ from probe_core.edits.methods import Edit, intervene, probe_loss, run_generation
 from probe_core.edits.probe_adam import loss_and_grad, optimise_toward_probe
 from probe_core.probing.denoise import denoise
 from probe_core.probing.hooks import self_attention_layers
-from probe_core.probing.probes import ProbeSet, ProbeSettings
+
+from .conftest import scaled_random_probes
 
 PROMPT = "a large red sphere on a gray plain floor"
 
@@ -110,13 +111,7 @@ def test_the_edited_generation_matches_the_reference(tiny_pipe, task):
     kw = dict(num_inference_steps=4, guidance_scale=4.0)
     layers = self_attention_layers(tiny_pipe.unet)
     original = run_generation(tiny_pipe, PROMPT, seed=3, layers=layers, **kw)
-    probes = ProbeSet(ProbeSettings("tiny", "DDIMScheduler", 4, 32, 4.0, layers))
-    g = torch.Generator().manual_seed(0)
-    for step in range(4):
-        for layer in layers:
-            c = original[step].activations[layer].shape[-1]
-            probes.add("depth", step, layer, torch.randn(1, c, generator=g) / c ** 0.5)
-            probes.add("saliency", step, layer, torch.randn(2, c, generator=g) / c ** 0.5)
+    probes = scaled_random_probes(tiny_pipe, layers)
     target = np.zeros((32, 32), np.float32)
     target[8:20, 12:22] = 1
     edit = Edit(task, target if task == "depth" else target > 0, "activation", strength=0.05,
