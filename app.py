@@ -102,6 +102,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     load_btn = gr.Button("Load model", size="sm")
                     model_line = gr.Markdown(_model_line(home))
                 prompt = Textbox(label="Prompt", value=home.example_prompts(1)[0], lines=2)
+                with gr.Row():  # right under the prompt: visible without scrolling
+                    generate_btn = gr.Button("Generate", variant="primary")
+                    stop_btn = gr.Button("Stop", variant="stop")
                 gr.Examples(home.example_prompts(6), inputs=[prompt], label="Example prompts")
                 with gr.Row():
                     seed = Number(label="Seed", value=0, precision=0, minimum=0,
@@ -112,9 +115,6 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                                   label="Guidance scale")
                 layer = Dropdown(home.layer_choices(), value="best", label="Probed layer")
                 opacity = Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary")
-                    stop_btn = gr.Button("Stop", variant="stop")
                 with gr.Accordion("Words this model knows", open=False):
                     vocabulary = gr.Markdown(", ".join(home.vocabulary()))
             with gr.Column(scale=3):
@@ -165,6 +165,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                         target_img = gr.Image(label="Target", height=256)
                         achieved_img = gr.Image(label="Achieved (labelled edited image)",
                                                 height=256)
+                    # depth pushes show target and achieved depth in the probes' colours
+                    gr.Image(depth_legend(), show_label=False, height=44, container=False,
+                             buttons=[], elem_id="edit-depth-legend")
                     score = gr.Markdown("Generate an image, then move a slider.")
         with gr.Accordion("Export this run", open=False):
             export_btn = gr.Button("Export GIF, PNGs and JSON")

@@ -94,6 +94,15 @@ def depth_legend(width: int = 320, height: int = 44) -> np.ndarray:
     return figure_to_array(fig)
 
 
+def label_frame(frame: np.ndarray, text: str, band: int = 18) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H + band, W, 3): a dark band on top with `text` written in it."""
+    from PIL import Image, ImageDraw
+
+    top = Image.new("RGB", (frame.shape[1], band), (20, 20, 20))
+    ImageDraw.Draw(top).text((4, 3), text, fill=(240, 240, 240))
+    return np.concatenate([np.asarray(top), frame], 0)
+
+
 def frames_to_gif(frames: list[np.ndarray], path, duration_ms: int = 250) -> None:
     """Write (H, W, 3) uint8 frames as a looping GIF."""
     from PIL import Image

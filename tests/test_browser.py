@@ -38,8 +38,13 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # a common laptop screen: Generate is there without scrolling
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
         page.goto(app_url)
+        generate = page.get_by_role("button", name="Generate").bounding_box()
+        assert generate["y"] + generate["height"] <= 768, generate
+        page.screenshot(path=str(shots / "app_first_view.png"))
+        page.set_viewport_size({"width": 1400, "height": 1000})
         page.get_by_label("Prompt").fill("a large red sphere and a small blue box on a gray "
                                          "checkered floor")
         page.get_by_role("button", name="Generate").click()
@@ -50,6 +55,7 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         page.screenshot(path=str(shots / "app_generate.png"), full_page=True)
         # move an intervention slider: click on its track, right of centre
         track = page.locator("#move-x input[type=range]")
+        track.scroll_into_view_if_needed()
         box = track.bounding_box()
         page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
         expect(page.get_by_text("Dice with target").first).to_be_visible(timeout=60_000)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..viz import colorize_depth, frames_to_gif, overlay_mask, to_size
+from ..viz import colorize_depth, frames_to_gif, label_frame, overlay_mask, to_size
 
 GIF_TILE = 192  # pixels a side of each panel of a steps.gif frame, whatever the image size
 
@@ -35,13 +35,15 @@ def export_run(run, folder: str | Path, maps: list, record: dict,
     folder.mkdir(parents=True, exist_ok=True)
     frames = []
     x0_images = x0_images if x0_images is not None else [s.x0_image for s in run.steps]
-    for x0, m in zip(x0_images, maps):
+    for k, (x0, m) in enumerate(zip(x0_images, maps)):
         x0 = to_size(x0, GIF_TILE)  # resized first: colouring 512-px maps costs seconds
         parts = [x0]
         if m is not None:
             depth, prob = (to_size(a, GIF_TILE) for a in m)
             parts += [colorize_depth(depth), overlay_mask(x0, prob, 0.6)]
-        frames.append(np.concatenate(parts, 1))
+        what = "x0 | depth probe | saliency probe" if m is not None else "x0"
+        frames.append(label_frame(np.concatenate(parts, 1),
+                                  f"step {k + 1} of {len(x0_images)}   {what}"))
     frames_to_gif(frames, folder / "steps.gif")
     paths = [folder / "steps.gif"]
     Image.fromarray(run.image).save(folder / "final.png")

@@ -119,17 +119,21 @@ def heatmap(scores: dict, labels: list[str]) -> np.ndarray:
     """Layer x step heat maps of held-out probe scores (an evaluation's "probes" entry), with
     `labels` for its layers."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
-    for ax, metric, title in ((axes[0], "dice", "saliency probe Dice"),
-                              (axes[1], "pearson", "depth probe Pearson")):
+    # sized so that tick labels stay >= 11 px where the page shows it (about 80% scale)
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.6))
+    for ax, metric, title in ((axes[0], "dice", "saliency Dice"),
+                              (axes[1], "pearson", "depth Pearson")):
         arr = np.array(scores[metric]).T  # (layers, steps)
         im = ax.imshow(arr, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        ax.set_yticks(range(len(labels)), labels, fontsize=8)
-        ax.set_xticks(range(0, arr.shape[1], 2), [str(s + 1) for s in scores["steps"][::2]],
-                      fontsize=8)
-        ax.set_xlabel("denoising step")
-        ax.set_title(f"{title} ({scores['n']} held-out images)", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.04)
+        ax.set_yticks(range(len(labels)), [label.split(" (")[0] for label in labels],
+                      fontsize=11)
+        every = max(1, arr.shape[1] // 5)
+        ax.set_xticks(range(0, arr.shape[1], every),
+                      [str(s + 1) for s in scores["steps"][::every]], fontsize=11)
+        ax.set_xlabel("denoising step", fontsize=11)
+        ax.set_title(f"{title}, {scores['n']} held-out", fontsize=12)
+        cbar = fig.colorbar(im, ax=ax, fraction=0.05)
+        cbar.ax.tick_params(labelsize=10)
     fig.tight_layout()
     return figure_to_array(fig)
 
