@@ -133,7 +133,8 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                               label="Step (scrub after a run)")
                 film = gr.Gallery(label="Every step: image | depth / saliency | depth with "
                                         "object outline", columns=8,
-                                  rows=2, height=250, object_fit="contain")
+                                  rows=2, height=250, object_fit="contain", elem_id="filmstrip",
+                                  allow_preview=False)
                 with gr.Row():
                     emergence_img = gr.Image(label="Emergence in this run", height=290)
                     heat_img = gr.Image(home.heatmap(), label="Probe scores on held-out images",
@@ -286,6 +287,15 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             return {x0_img: v.x0, depth_img: v.depth, sal_img: v.saliency, status: v.caption}
 
         @shown
+        def on_tile(run, layer, opacity, model, evt: gr.SelectData):
+            """A filmstrip tile jumps to its step."""
+            k = int(evt.index if not isinstance(evt.index, (list, tuple)) else evt.index[0]) + 1
+            out = on_scrub(run, k, layer, opacity, model)
+            if x0_img in out:
+                out[step] = gr.update(value=k)
+            return out
+
+        @shown
         def on_layer(run, step_value, layer, opacity, model):
             out = on_scrub(run, step_value, layer, opacity, model)
             if x0_img in out:  # the scrub worked: redraw the per-layer figures too
@@ -369,6 +379,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
         opacity.input(on_scrub, view_inputs, [x0_img, depth_img, sal_img, status],
                       api_name="set_opacity", api_visibility="undocumented",
                       show_progress="hidden")
+        film.select(on_tile, [run_state, layer, opacity, model_state],
+                    [x0_img, depth_img, sal_img, step, status], api_visibility="undocumented",
+                    show_progress="hidden")
         layer.input(on_layer, view_inputs,
                     [x0_img, depth_img, sal_img, film, emergence_img, status],
                     api_name="switch_layer")

@@ -53,6 +53,9 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
             expect(page.locator(f"#{elem} img").first).to_be_visible(timeout=60_000)
         expect(page.get_by_text("done: drag the step slider").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(shots / "app_generate.png"), full_page=True)
+        # a filmstrip tile jumps to its step
+        page.locator("#filmstrip .thumbnail-item").nth(2).click()
+        expect(page.get_by_text("step 3 of 15").first).to_be_visible(timeout=30_000)
         # move an intervention slider: click on its track, right of centre
         track = page.locator("#move-x input[type=range]")
         track.scroll_into_view_if_needed()
