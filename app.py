@@ -67,6 +67,9 @@ def _slider_max(n: int) -> int:
     return max(n, 2)
 
 
+PLAY_SECONDS = 0.5  # the step player's pace: one step a tick
+
+
 def _move_label(axis: str, demo: ProbeDemo) -> str:
     """A move slider's label, with its unit: pixels of this model's image."""
     way = "+ right" if axis == "x" else "+ down"
@@ -87,6 +90,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
     # exports live an hour in gradio's cache too; checked every hour
     with gr.Blocks(title="scene-probe", delete_cache=(3600, 3600)) as app:
         run_state = gr.State(None, time_to_live=SESSION_TTL_S)
+        play_state = gr.State(False)  # whether the step player is playing
         model_state = gr.State(EMBEDDED)
         gr.Markdown(INTRO)
         with gr.Row():
@@ -129,8 +133,11 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                                        elem_id="saliency-image")
                 gr.Image(depth_legend(), show_label=False, height=44, container=False,
                          buttons=[], elem_id="depth-legend")
-                step = Slider(1, DEFAULT_STEPS, value=DEFAULT_STEPS, step=1,
-                              label="Step (scrub after a run)")
+                with gr.Row(equal_height=True):
+                    step = Slider(1, DEFAULT_STEPS, value=DEFAULT_STEPS, step=1,
+                                  label="Step (scrub after a run)", scale=6)
+                    play_btn = gr.Button("Play steps", size="sm", scale=1, elem_id="play")
+                player = gr.Timer(PLAY_SECONDS, active=False)
                 film = gr.Gallery(label="Every step: image | depth / saliency | depth with "
                                         "object outline", columns=8,
                                   rows=2, height=250, object_fit="contain", elem_id="filmstrip",
@@ -286,6 +293,23 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             v = demo.view(run, k, layer, opacity)
             return {x0_img: v.x0, depth_img: v.depth, sal_img: v.saliency, status: v.caption}
 
+        def on_play(run, playing):
+            """Play / pause: the timer walks through the run's steps, one a tick."""
+            playing = not playing and run is not None and bool(run.steps)
+            return {player: gr.Timer(active=playing), play_state: playing,
+                    play_btn: gr.Button("Pause" if playing else "Play steps")}
+
+        @shown
+        def on_tick(run, step_value, layer, opacity, model):
+            """The next step (after the last, the first again)."""
+            if run is None or not run.steps:
+                return {player: gr.Timer(active=False)}
+            k = int(step_value) % len(run.steps) + 1 if step_value else 1
+            out = on_scrub(run, k, layer, opacity, model)
+            if x0_img in out:
+                out[step] = gr.update(value=k)
+            return out
+
         @shown
         def on_tile(run, layer, opacity, model, evt: gr.SelectData):
             """A filmstrip tile jumps to its step."""
@@ -379,6 +403,10 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
         opacity.input(on_scrub, view_inputs, [x0_img, depth_img, sal_img, status],
                       api_name="set_opacity", api_visibility="undocumented",
                       show_progress="hidden")
+        play_btn.click(on_play, [run_state, play_state], [player, play_state, play_btn],
+                       api_visibility="undocumented", show_progress="hidden")
+        player.tick(on_tick, view_inputs, [x0_img, depth_img, sal_img, step, status, player],
+                    api_visibility="undocumented", show_progress="hidden")
         film.select(on_tile, [run_state, layer, opacity, model_state],
                     [x0_img, depth_img, sal_img, step, status], api_visibility="undocumented",
                     show_progress="hidden")

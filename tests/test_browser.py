@@ -56,6 +56,11 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         # a filmstrip tile jumps to its step
         page.locator("#filmstrip .thumbnail-item").nth(2).click()
         expect(page.get_by_text("step 3 of 15").first).to_be_visible(timeout=30_000)
+        # play through the steps from there, then pause
+        page.locator("#play").click()
+        expect(page.get_by_text("step 5 of 15").first).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Pause").click()
+        expect(page.get_by_role("button", name="Play steps")).to_be_visible(timeout=10_000)
         # move an intervention slider: click on its track, right of centre
         track = page.locator("#move-x input[type=range]")
         track.scroll_into_view_if_needed()
