@@ -29,8 +29,8 @@ from probe_core.serve.inputs import step_number
 from probe_core.serve.model_choice import CHOICES, ModelChoice, model_key
 from probe_core.serve.steering import plan_text
 from probe_core.serve.zerogpu import on_gpu
-from probe_core.settings import (DEFAULT_STEPS, EMBEDDED_MODEL, MAX_GUIDANCE, MAX_SEED,
-                                 SESSION_TTL_S, shown_path)
+from probe_core.settings import (DEFAULT_STEPS, DISPLAY_SIZE, EMBEDDED_MODEL, MAX_GUIDANCE,
+                                 MAX_SEED, SESSION_TTL_S, shown_path)
 from probe_core.viz import depth_legend
 
 INTRO = """# scene-probe
@@ -142,6 +142,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                                         "object outline", columns=8,
                                   rows=2, height=250, object_fit="contain", elem_id="filmstrip",
                                   allow_preview=False)
+                pixel_img = gr.Image(label="Pixel inspector: click a pixel of the image, depth or "
+                                           "saliency view above", height=300,
+                                     elem_id="pixel-inspector")
                 with gr.Row():
                     emergence_img = gr.Image(label="Emergence in this run", height=290)
                     heat_img = gr.Image(home.heatmap(), label="Probe scores on held-out images",
@@ -311,6 +314,15 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             return out
 
         @shown
+        def on_pixel(run, layer, model, evt: gr.SelectData):
+            """A click on a shown image: that pixel through the run (pixel inspector)."""
+            demo = models.get(model)
+            x, y = (int(v) * demo.image_size // DISPLAY_SIZE for v in evt.index[:2])
+            return {pixel_img: demo.inspect_pixel(run, x, y, layer),
+                    status: f"pixel (x {x}, y {y}) of the {demo.image_size}-px image: its probe "
+                            "readings at every step and layer, below the images"}
+
+        @shown
         def on_tile(run, layer, opacity, model, evt: gr.SelectData):
             """A filmstrip tile jumps to its step."""
             k = int(evt.index if not isinstance(evt.index, (list, tuple)) else evt.index[0]) + 1
@@ -407,6 +419,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                        api_visibility="undocumented", show_progress="hidden")
         player.tick(on_tick, view_inputs, [x0_img, depth_img, sal_img, step, status, player],
                     api_visibility="undocumented", show_progress="hidden")
+        for shown_img in (x0_img, depth_img, sal_img):
+            shown_img.select(on_pixel, [run_state, layer, model_state], [pixel_img, status],
+                             api_visibility="undocumented", show_progress="hidden")
         film.select(on_tile, [run_state, layer, opacity, model_state],
                     [x0_img, depth_img, sal_img, step, status], api_visibility="undocumented",
                     show_progress="hidden")

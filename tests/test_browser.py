@@ -56,6 +56,12 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         # a filmstrip tile jumps to its step
         page.locator("#filmstrip .thumbnail-item").nth(2).click()
         expect(page.get_by_text("step 3 of 15").first).to_be_visible(timeout=30_000)
+        # the pixel inspector: click the image, read that pixel through the run
+        x0 = page.locator("#x0-image img").first.bounding_box()
+        page.mouse.click(x0["x"] + x0["width"] * 0.5, x0["y"] + x0["height"] * 0.6)
+        expect(page.locator("#pixel-inspector img").first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("its probe readings at every step").first).to_be_visible()
+        page.screenshot(path=str(shots / "app_pixel.png"), full_page=True)
         # play through the steps from there, then pause
         page.locator("#play").click()
         expect(page.get_by_text("step 5 of 15").first).to_be_visible(timeout=30_000)

@@ -348,3 +348,24 @@ def test_a_closed_session_releases_only_its_own_runs(demo):
     assert budget.drop_session("a") == 1
     assert mine.released and not theirs.released
     assert mine.steps[0].resume_next is None and theirs.steps[0].resume_next is not None
+
+
+def test_the_pixel_inspector_reads_the_maps_at_that_pixel(demo, run, monkeypatch):
+    from probe_core.serve import figures
+
+    seen = {}
+    monkeypatch.setattr(figures, "pixel_plot", lambda depth, prob, labels, chosen, labeler, where:
+                        seen.update(depth=depth, prob=prob, chosen=chosen, labeler=labeler,
+                                    where=where) or np.zeros((4, 4, 3), np.uint8))
+    layer = demo.layers[1]
+    demo.inspect_pixel(run, 5, 20, layer)
+    assert seen["where"] == (5, 20) and seen["depth"].shape == (3, len(demo.layers))
+    for k in range(3):
+        depth, prob = demo.maps(run, k, layer)
+        assert seen["depth"][k, seen["chosen"]] == pytest.approx(depth[20, 5], abs=1e-5)
+        assert seen["prob"][k, seen["chosen"]] == pytest.approx(prob[20, 5], abs=1e-5)
+    assert len(seen["labeler"][0]) == 3  # the labeler on each step's x0 at that pixel
+    with pytest.raises(ValueError, match="x must be"):
+        demo.inspect_pixel(run, 10_000, 0, layer)
+    with pytest.raises(ValueError, match="generate an image first"):
+        demo.inspect_pixel(None, 0, 0, layer)

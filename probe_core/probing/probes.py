@@ -346,6 +346,20 @@ class ProbeSet:
             d, f = rows @ d @ cols.T, rows @ f @ cols.T
         return d, sigmoid(f)
 
+    def pixel_from_tokens(self, tokens: torch.Tensor, latent_hw: tuple[int, int], out_size: int,
+                          y: int, x: int) -> tuple[float, float]:
+        """(depth, P(object)) at pixel (y, x) of the full-resolution maps, from (HW, 3) token
+        outputs, without making the maps: the same numbers as maps_from_tokens at that pixel."""
+        g = tokens.detach().float().cpu()
+        h, w = token_grid(g.shape[0], latent_hw)
+        g = g.numpy().reshape(h, w, 3)
+        if self.settings.readout == "nearest":
+            v = g[y * h // out_size, x * w // out_size]
+        else:
+            rows, cols = interpolation_matrix(h, out_size), interpolation_matrix(w, out_size)
+            v = np.einsum("i,ijk,j->k", rows[y], g, cols[x])
+        return float(v[0]), float(sigmoid(v[2] - v[1]))
+
     def read(self, step: int, activations: dict[str, torch.Tensor], latent_hw: tuple[int, int],
              out_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Both full-resolution maps for every captured layer that has probes at this step:

@@ -230,6 +230,31 @@ class ProbeDemo:
         return figures.heatmap(scores, [self.layer_label(l) if l in self.layers else l
                                         for l in scores["layers"]])
 
+    def inspect_pixel(self, run: Run | None, x, y, layer: str | None = "best") -> np.ndarray:
+        """One pixel of the image through the run: its probe depth and P(object) at every step
+        for the chosen layer (and the labeler's on each step's x0, when there is a labeler) and
+        for every layer as layer x step heat maps. (x, y) in pixels of the model's image."""
+        if run is None or not run.tokens:
+            raise ValueError("generate an image first" if self.probes is not None or run is None
+                             else "this model has no probe set to inspect")
+        layer = self.resolve_layer(layer)
+        x = int(bounded("x", x, 0, self.image_size - 1))
+        y = int(bounded("y", y, 0, self.image_size - 1))
+        layers = [l for l in self.layers if all(t.get(l) is not None for t in run.tokens)]
+        if layer not in layers:
+            raise ValueError(f"no probe readings of layer {echo(layer)} in this run")
+        hw = tuple(run.steps[0].latents.shape[-2:])
+        values = np.array([[self.probes.pixel_from_tokens(t.get(l), hw, self.image_size, y, x)
+                            for l in layers] for t in run.tokens])  # (steps, layers, 2)
+        labeled = None
+        if self.labeler is not None and run.done:
+            labels = [run.x0_labels_at(k, self.labeler, self.x0_image(run, k))
+                      for k in range(len(run.steps))]
+            labeled = ([float(d[y, x]) for d, _ in labels], [float(s[y, x]) for _, s in labels])
+        return figures.pixel_plot(values[..., 0], values[..., 1],
+                                  [self.layer_label(l) for l in layers], layers.index(layer),
+                                  labeled, (x, y))
+
     # ------------------------------------------------------------------ interventions
     def intervene(self, run: Run | None, move_x=0, move_y=0, scale=1.0, depth_push=0.0,
                   strength=None, first_step=0, last_step=3,

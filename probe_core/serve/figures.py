@@ -115,6 +115,40 @@ def emergence_plot(e: Emergence, label: str) -> np.ndarray:
     return figure_to_array(fig)
 
 
+def pixel_plot(depth: np.ndarray, prob: np.ndarray, labels: list[str], chosen: int,
+               labeler: tuple[list, list] | None, where: tuple[int, int]) -> np.ndarray:
+    """One pixel through the run: (steps, layers) probe depth and P(object) at that pixel; the
+    chosen layer over the steps (with the labeler on each step's x0, dotted), and every layer
+    as a layer x step heat map."""
+    plt = pyplot()
+    steps = np.arange(1, depth.shape[0] + 1)
+    # fixed margins, no colour bars: laying out a figure costs more than drawing it, and a
+    # click should answer in about a tenth of a second
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.0), gridspec_kw={"width_ratios": [1.2, 1, 1]})
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.35)
+    ax = axes[0]
+    ax.plot(steps, depth[:, chosen], "-o", ms=3, color="#e8762d", label="depth probe (z)")
+    ax.plot(steps, prob[:, chosen], "-o", ms=3, color="#d0259c", label="P(object) probe")
+    if labeler is not None:
+        ax.plot(steps, labeler[0], ":", lw=2, color="#e8762d", label="labeler on x0: depth")
+        ax.plot(steps, labeler[1], ":", lw=2, color="#d0259c", label="labeler on x0: object")
+    ax.set_xticks(steps[::max(1, len(steps) // 5)])
+    ax.set_xlabel("denoising step", fontsize=10)
+    ax.set_title(f"pixel (x {where[0]}, y {where[1]}), layer {labels[chosen]}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    for ax, arr, title, cmap in ((axes[1], depth, "depth probe (z), every layer", "magma"),
+                                 (axes[2], prob, "P(object), every layer", "viridis")):
+        low, high = (0, 1) if arr is prob else (float(arr.min()), float(arr.max()))
+        ax.imshow(arr.T, aspect="auto", cmap=cmap, vmin=low, vmax=high)
+        ax.set_yticks(range(len(labels)), [lab.split(" (")[0] for lab in labels], fontsize=10)
+        every = max(1, len(steps) // 5)
+        ax.set_xticks(range(0, len(steps), every), [str(k) for k in steps[::every]], fontsize=10)
+        ax.set_xlabel("denoising step", fontsize=10)
+        ax.set_title(f"{title} ({low:.1f} to {high:.1f})", fontsize=10)
+    return figure_to_array(fig)
+
+
 def heatmap(scores: dict, labels: list[str]) -> np.ndarray:
     """Layer x step heat maps of held-out probe scores (an evaluation's "probes" entry), with
     `labels` for its layers."""
