@@ -180,6 +180,24 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     gr.Image(depth_legend(), show_label=False, height=44, container=False,
                              buttons=[], elem_id="edit-depth-legend")
                     score = gr.Markdown("Generate an image, then move a slider.")
+        with gr.Accordion("Probe your own image: is the scene in there?", open=False):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    upload = gr.Image(label="An image (resized to the model's size)",
+                                      type="numpy", sources=["upload"], height=200,
+                                      elem_id="probe-upload")
+                    render_seed = Number(label="...or a held-out render: its seed (exact depth "
+                                               "and mask)", value=None, precision=0,
+                                         elem_id="render-seed")
+                    probe_prompt = Textbox(label="Text for the UNet (may be empty; a render's "
+                                                 "caption when empty)", value="", lines=1)
+                    probe_btn = gr.Button("Probe this image", elem_id="probe-image")
+                with gr.Column(scale=3):
+                    probe_tiles = gr.Gallery(label="Per step: image | probe depth / probe "
+                                                   "object | true or labelled depth", columns=8,
+                                             rows=2, height=250, object_fit="contain",
+                                             allow_preview=False)
+                    probe_table = gr.Markdown("")
         with gr.Accordion("Export this run", open=False):
             export_btn = gr.Button("Export GIF, PNGs and JSON")
             files = gr.File(label="Files", file_count="multiple")
@@ -359,6 +377,18 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                                    f"of {n}"}
 
         @shown
+        def on_probe_image(image, seed_value, prompt_text, layer, model,
+                           request: gr.Request = None):
+            """An upload (or else the held-out render of a seed) read by the probes."""
+            demo = models.get(model)
+            with_render = seed_value not in (None, "") and image is None
+            view = demo.probe_image(None if with_render else image, prompt_text or "",
+                                    render_seed=seed_value if with_render else None,
+                                    layer=layer)
+            yield {probe_tiles: view.tiles, probe_table: view.table,
+                   status: f"Probed the image at every step in {view.seconds:.2f} s."}
+
+        @shown
         def on_export(run, layer, model):
             demo = models.get(model)
             paths = demo.export(run, exports.new(), layer)
@@ -400,6 +430,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
         # on a ZeroGPU Space the model-running handlers hold a GPU while they run
         gpu_generate = on_gpu(model_job(on_generate), 120)
         gpu_intervene = on_gpu(model_job(on_intervene), 120)
+        gpu_probe_image = on_gpu(model_job(on_probe_image), 60)
         # model runs take turns; each visitor has at most one queued or running, and a click
         # while this page's own run is pending is ignored
         model_jobs = dict(concurrency_id="model", concurrency_limit=1, trigger_mode="once")
@@ -415,6 +446,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
         opacity.input(on_scrub, view_inputs, [x0_img, depth_img, sal_img, status],
                       api_name="set_opacity", api_visibility="undocumented",
                       show_progress="hidden")
+        probe_btn.click(gpu_probe_image, [upload, render_seed, probe_prompt, layer, model_state],
+                        [probe_tiles, probe_table, status], api_name="probe_image",
+                        **model_jobs)
         play_btn.click(on_play, [run_state, play_state], [player, play_state, play_btn],
                        api_visibility="undocumented", show_progress="hidden")
         player.tick(on_tick, view_inputs, [x0_img, depth_img, sal_img, step, status, player],

@@ -74,6 +74,12 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
         expect(page.get_by_text("Dice with target").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(shots / "app_steer.png"), full_page=True)
+        # probe a held-out render: per-step maps scored against its true depth and mask
+        page.get_by_text("Probe your own image").click()
+        page.locator("#render-seed input").fill("7100003")
+        page.locator("#probe-image").click()
+        expect(page.get_by_text("Dice vs truth").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(shots / "app_probe_image.png"), full_page=True)
         # a word the model does not know: a clear message, and the page still works
         page.get_by_label("Prompt").fill("a purple dragon")
         page.get_by_role("button", name="Generate").click()

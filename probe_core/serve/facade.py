@@ -24,16 +24,19 @@ from .. import settings
 from ..edits.methods import DEFAULT_METHOD, EditRun, intervene_stream
 from ..probing.denoise import decode_latents
 from ..probing.hooks import self_attention_layers
+from ..probing.image_probe import probe_image
 from ..probing.preview import DecodePreview, choose_preview
 from ..probing.probes import ProbeSet
 from ..probing.step_map import ProbeStepMap
 from ..viz import to_size
-from ..world.scenes import scene_captions
-from ..world.tiny_ldm import is_word_level, load_pipeline
+from ..world.labeler import inverse_depth_target
+from ..world.scenes import render_scene, sample_scene, scene_captions
+from ..world.tiny_ldm import check_prompt, is_word_level, load_pipeline
 from . import figures
 from .assets import load_assets, model_warning
 from .export import export_run, run_record
-from .inputs import bounded, check_finished, check_generation, echo
+from .image_probe_view import ImageProbe, check_image, image_probe_view
+from .inputs import bounded, check_finished, check_generation, echo, whole
 from .runs import Run, RunBudget, return_free_memory, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
@@ -254,6 +257,44 @@ class ProbeDemo:
         return figures.pixel_plot(values[..., 0], values[..., 1],
                                   [self.layer_label(l) for l in layers], layers.index(layer),
                                   labeled, (x, y))
+
+    def probe_image(self, image: np.ndarray | None = None, prompt: str = "", seed=0,
+                    render_seed=None, layer: str | None = "best") -> ImageProbe:
+        """The probes on a given image: `image` (H, W, 3) uint8, resized to the model's size, or
+        the held-out render of `render_seed` (with its exact depth and mask; its caption is the
+        default prompt). The image is noised to each step's level (fixed `seed`) and the UNet
+        run once per step with `prompt` (may be empty); the chosen layer's maps at every step
+        are scored against the labeler's labels of the image and, for a render, the truth."""
+        if self.probes is None:
+            raise ValueError("this model has no probe set to read an image with")
+        layer = self.resolve_layer(layer)
+        seed = whole("seed", seed, 0, settings.MAX_SEED)
+        truth = None
+        if render_seed not in (None, ""):
+            scene = render_scene(sample_scene(whole("render seed", render_seed, 0,
+                                                    settings.MAX_SEED)), self.image_size)
+            image, truth = scene.image, (inverse_depth_target(scene.depth), scene.mask)
+            prompt = prompt or scene.caption
+        image = check_image(image, self.image_size)
+        if not isinstance(prompt, str) or len(prompt) > settings.MAX_PROMPT_CHARS:
+            raise ValueError(f"prompt must be text of at most {settings.MAX_PROMPT_CHARS} "
+                             "characters")
+        check_prompt(self.pipe.tokenizer, prompt)
+        s = self.probes.settings
+        labels = None
+        if self.labeler is not None:
+            d, p = self.labeler(image[None])
+            labels = (d[0], p[0] > 0.5)
+        steps = []
+        t0 = time.perf_counter()
+        with self._lock:
+            for state in probe_image(self.pipe, image, prompt, s.num_inference_steps,
+                                     s.guidance_scale, seed, [layer], self.site):
+                tokens = self.probes.token_outputs(state.index, state.activations)[layer]
+                hw = tuple(state.latents.shape[-2:])
+                steps.append(self.probes.maps_from_tokens(tokens, hw, self.image_size))
+        return image_probe_view(image, steps, labels, truth, prompt,
+                                self.layer_label(layer), time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ interventions
     def intervene(self, run: Run | None, move_x=0, move_y=0, scale=1.0, depth_push=0.0,
