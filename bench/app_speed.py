@@ -4,8 +4,9 @@
 
 Measured through the same facade the app calls (probe_core.serve.facade.ProbeDemo), median of several
 runs: the first streamed step (with its probe overlays), a full 15-step run with overlays,
-scrubbing a step, switching the layer, an intervention re-run from its first edited step (slider
-release to final edited image, scored), and a full generation with the default edit vs. without.
+scrubbing a step, switching the layer, the pixel inspector, a playback frame, probing a held-out
+render, an intervention re-run from its first edited step (slider release to final edited image,
+scored), and a full generation with the default edit vs. without.
 """
 
 from __future__ import annotations
@@ -63,11 +64,15 @@ def main() -> int:
     results["scrub_step_ms"] = 1000 * median_time(lambda: demo.view(run, 3, "best"), 20)
 
     def switch_layer():
-        run.maps.clear()  # a layer not seen yet: maps computed from the cached activations
+        run.maps.clear()  # a layer not seen yet: maps made from the kept probe outputs
         for layer in demo.layers[:1]:
             demo.view(run, 7, layer)
 
     results["switch_layer_ms"] = 1000 * median_time(switch_layer, 20)
+    results["pixel_inspector_ms"] = 1000 * median_time(
+        lambda: demo.inspect_pixel(run, 30, 40, "best"), 10)
+    results["play_frame_ms"] = 1000 * median_time(lambda: demo.view(run, 5, "best"), 20)
+    results["probe_render_s"] = median_time(lambda: demo.probe_image(render_seed=7_100_003))
     d = METHOD_DEFAULTS[DEFAULT_METHOD]
     results["intervene_release_s"] = median_time(
         lambda: list(demo.intervene(run, move_x=16, method=DEFAULT_METHOD)))
@@ -104,6 +109,11 @@ def main() -> int:
     print(f"| scrub a step (cached) | {results['scrub_step_ms']:.1f} ms | <= 100 ms |")
     print(f"| switch layer (maps from the kept probe outputs) | {results['switch_layer_ms']:.1f} ms "
           "| <= 100 ms |")
+    print(f"| pixel inspector: a click to its figure | {results['pixel_inspector_ms']:.0f} ms "
+          "| <= 100 ms |")
+    print(f"| a playback frame (a step's view) | {results['play_frame_ms']:.1f} ms | <= 100 ms |")
+    print(f"| probe a 64x64 held-out render through {n} steps | "
+          f"{results['probe_render_s']:.3f} s | <= 2 s |")
     print(f"| intervention: slider release to scored edited image | "
           f"{results['intervene_release_s']:.3f} s | <= 3 s |")
     print(f"| generation with the default edit (`{DEFAULT_METHOD}`) / without | "
