@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 
@@ -71,13 +70,15 @@ def pyplot():
 def figure_to_array(fig) -> np.ndarray:
     """Render a matplotlib figure to an (H, W, 3) uint8 array and close it."""
     import matplotlib.pyplot as plt
-    from PIL import Image
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    # the Agg canvas's own pixels: no PNG encoded and decoded again (a fifth of a small figure's
+    # time); white behind, as a saved PNG would be
+    fig.set_dpi(100)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba()).astype(np.float32)
     plt.close(fig)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+    alpha = rgba[..., 3:] / 255.0
+    return (rgba[..., :3] * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
 
 
 def depth_legend(width: int = 320, height: int = 44) -> np.ndarray:
