@@ -314,6 +314,13 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             v = demo.view(run, k, layer, opacity)
             return {x0_img: v.x0, depth_img: v.depth, sal_img: v.saliency, status: v.caption}
 
+        def show_step(run, k, layer, opacity, model):
+            """Step k's views, and the step slider moved there (playback, filmstrip)."""
+            out = on_scrub(run, k, layer, opacity, model)
+            if x0_img in out:
+                out[step] = gr.update(value=k)
+            return out
+
         def on_play(run, playing):
             """Play / pause: the timer walks through the run's steps, one a tick."""
             playing = not playing and run is not None and bool(run.steps)
@@ -326,10 +333,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             if run is None or not run.steps:
                 return {player: gr.Timer(active=False)}
             k = int(step_value) % len(run.steps) + 1 if step_value else 1
-            out = on_scrub(run, k, layer, opacity, model)
-            if x0_img in out:
-                out[step] = gr.update(value=k)
-            return out
+            return show_step(run, k, layer, opacity, model)
 
         @shown
         def on_pixel(run, layer, model, evt: gr.SelectData):
@@ -344,10 +348,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
         def on_tile(run, layer, opacity, model, evt: gr.SelectData):
             """A filmstrip tile jumps to its step."""
             k = int(evt.index if not isinstance(evt.index, (list, tuple)) else evt.index[0]) + 1
-            out = on_scrub(run, k, layer, opacity, model)
-            if x0_img in out:
-                out[step] = gr.update(value=k)
-            return out
+            return show_step(run, k, layer, opacity, model)
 
         @shown
         def on_layer(run, step_value, layer, opacity, model):

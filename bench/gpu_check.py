@@ -214,7 +214,7 @@ def main() -> int:
         return run
 
     def read_tokens(st):
-        StepTokens(probes.token_outputs(st.index, st.activations), st.index)
+        StepTokens(probes.token_outputs(st.index, st.activations))
 
     def read_full(st):
         maps = probes.read(st.index, st.activations, tuple(st.latents.shape[-2:]), size)
@@ -328,7 +328,7 @@ def main() -> int:
         *_, st = denoise(pipe, PROMPT, generator=gen(), capture_layers=layers, decode_x0=False,
                          num_inference_steps=1, guidance_scale=args.guidance)
         out["token_readout_one_step"] = count_syncs(
-            bench, lambda: StepTokens(probes.token_outputs(0, st.activations), 0))
+            bench, lambda: StepTokens(probes.token_outputs(0, st.activations)))
         print("  host synchronisations per run:", out)
         return out
 
@@ -336,7 +336,7 @@ def main() -> int:
         """One step's readout of all layers, alone: host time to issue it, and time to finish."""
         *_, st = denoise(pipe, PROMPT, generator=gen(), capture_layers=layers, decode_x0=False,
                          num_inference_steps=1, guidance_scale=args.guidance)
-        read = lambda: StepTokens(probes.token_outputs(0, st.activations), 0)  # noqa: E731
+        read = lambda: StepTokens(probes.token_outputs(0, st.activations))  # noqa: E731
         for _ in range(5):
             read()
         n = 50

@@ -58,7 +58,7 @@ def run(pipe, steps, mode, probes, size, read_times=None):
                       capture_layers=() if mode == "plain" else layers):
         if mode == "readout":
             r = time.perf_counter()
-            kept = StepTokens(probes.token_outputs(st.index, st.activations), st.index)
+            kept = StepTokens(probes.token_outputs(st.index, st.activations))
             probes.maps_from_tokens(kept.get(layers[-1]), tuple(st.latents.shape[-2:]), size)
             reading += time.perf_counter() - r
             assert len(kept.layers()) == len(layers)

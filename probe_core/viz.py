@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
 DEPTH_RANGE = (-2.5, 2.5)  # z-normalised inverse depth shown from far (dark) to near (bright)

@@ -86,7 +86,7 @@ def test_the_token_readout_never_waits_for_the_host(cuda_pipe):
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        kept = StepTokens(probes.token_outputs(2, st.activations), 2)
+        kept = StepTokens(probes.token_outputs(2, st.activations))
     finally:
         torch.cuda.set_sync_debug_mode("default")
     for layer in layers:

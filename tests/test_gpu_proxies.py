@@ -39,7 +39,7 @@ def test_the_readout_of_every_layer_reads_nothing_on_the_host(tiny_pipe):
                      capture_layers=layers, decode_x0=False)
     probes.token_outputs(1, st.activations)  # the weights' one transfer happens here
     with HostReads() as reads:
-        kept = StepTokens(probes.token_outputs(1, st.activations), 1)
+        kept = StepTokens(probes.token_outputs(1, st.activations))
     assert reads.count == 0 and set(kept.layers()) == set(layers)
 
 
@@ -52,7 +52,7 @@ def test_host_reads_of_a_probing_step_do_not_grow_with_the_layers(tiny_pipe):
         with HostReads() as reads:
             for st in denoise(tiny_pipe, PROMPT, 3, 4.0, torch.Generator().manual_seed(0),
                               capture_layers=capture, decode_x0=False):
-                StepTokens(probes.token_outputs(st.index, st.activations), st.index)
+                StepTokens(probes.token_outputs(st.index, st.activations))
         return reads.count
 
     assert reads_with(layers[:1]) == reads_with(layers) == reads_with(())

@@ -31,7 +31,7 @@ from ..probing.probes import ProbeSet
 from ..viz import MASK_COLOUR, upscale
 from .colour_segmenter import components, parse_caption, segment_colour
 from .methods import Edit, intervene, run_generation
-from .scores import object_depth_change, outside_change
+from .scores import area_ratio, object_depth_change, outside_change
 from .targets import Target, centroid, move_mask, push_depth
 
 # (dx right, dy down) unit directions, named as seen on the image
@@ -143,7 +143,7 @@ def move_scores(scene: Scene, edited: np.ndarray, target: Target, direction: str
     row = {"direction": direction, "distance": distance, "kept": scene.kept(after),
            "outside_change": outside_change(scene.image, edited,
                                             target.region | scene.object | after["object"]),
-           "area_ratio": float(after["object"].sum() / max(scene.object.sum(), 1))}
+           "area_ratio": area_ratio(scene.object, after["object"])}
     for name, shift in (("labeler", _shift(scene.object, after["object"])),
                         ("colour", _shift(scene.colour_mask, after["colour_mask"]))):
         row[f"{name}_shift"] = shift
@@ -158,7 +158,7 @@ def push_scores(scene: Scene, edited: np.ndarray, delta: float) -> dict:
     d0, d1 = object_depth_change(scene.depth, scene.object, after["depth"], after["object"])
     return {"delta": delta, "depth_before": d0, "depth_after": d1, "depth_change": d1 - d0,
             "as_asked": bool(np.sign(d1 - d0) == np.sign(delta)),
-            "area_ratio": float(after["object"].sum() / max(scene.object.sum(), 1)),
+            "area_ratio": area_ratio(scene.object, after["object"]),
             "kept": scene.kept(after),
             "outside_change": outside_change(scene.image, edited,
                                              scene.object | after["object"])}

@@ -53,6 +53,11 @@ def object_depth_change(depth_before: np.ndarray, mask_before: np.ndarray,
     return d0, d1
 
 
+def area_ratio(mask_before: np.ndarray, mask_after: np.ndarray) -> float:
+    """The object's area after an edit over its area before (before counted as at least 1)."""
+    return float(np.asarray(mask_after).sum() / max(np.asarray(mask_before).sum(), 1))
+
+
 def score_depth(labeler, before: np.ndarray, after: np.ndarray, mask: np.ndarray,
                 region: np.ndarray, others: np.ndarray | None = None) -> dict:
     """Depth edit: the labelled (z-normalised inverse) depth of the object where it was
@@ -65,5 +70,5 @@ def score_depth(labeler, before: np.ndarray, after: np.ndarray, mask: np.ndarray
         moved &= ~np.asarray(others, bool)
     d0, d1 = object_depth_change(depth[0], mask, depth[1], moved)
     return {"depth_before": d0, "depth_after": d1, "depth_change": d1 - d0,
-            "area_ratio": float(moved.sum() / max(mask.sum(), 1)),
+            "area_ratio": area_ratio(mask, moved),
             "outside_change": outside_change(before, after, region | mask | moved)}

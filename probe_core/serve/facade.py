@@ -36,7 +36,8 @@ from . import figures
 from .assets import load_assets, model_warning
 from .export import export_run, run_record
 from .image_probe_view import ImageProbe, check_image, image_probe_view
-from .inputs import bounded, check_finished, check_generation, echo, whole
+from .inputs import (bounded, check_finished, check_generation, check_prompt_text, echo,
+                     whole)
 from .runs import Run, RunBudget, return_free_memory, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
@@ -210,14 +211,18 @@ class ProbeDemo:
         layer = self.resolve_layer(layer)
         return figures.filmstrip_tiles([s.x0_image for s in run.steps], self._all_maps(run, layer))
 
+    def _x0_labels(self, run: Run) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The labeler on every step's x0 (full decode), each computed once per run."""
+        return [run.x0_labels_at(k, self.labeler, self.x0_image(run, k))
+                for k in range(len(run.steps))]
+
     def emergence(self, run: Run, layer: str | None = "best") -> figures.Emergence | None:
         layer = self.resolve_layer(layer)
         if not run.done or self.probes is None:
             return None
         x0_labels = None
         if self.labeler is not None and run.labels is not None:
-            x0_labels = [run.x0_labels_at(k, self.labeler, self.x0_image(run, k))
-                         for k in range(len(run.steps))]
+            x0_labels = self._x0_labels(run)
         return figures.emergence_scores(self._all_maps(run, layer), x0_labels, run.labels)
 
     def emergence_plot(self, run: Run, layer: str | None = "best") -> np.ndarray | None:
@@ -251,8 +256,7 @@ class ProbeDemo:
                             for l in layers] for t in run.tokens])  # (steps, layers, 2)
         labeled = None
         if self.labeler is not None and run.done:
-            labels = [run.x0_labels_at(k, self.labeler, self.x0_image(run, k))
-                      for k in range(len(run.steps))]
+            labels = self._x0_labels(run)
             labeled = ([float(d[y, x]) for d, _ in labels], [float(s[y, x]) for _, s in labels])
         return figures.pixel_plot(values[..., 0], values[..., 1],
                                   [self.layer_label(l) for l in layers], layers.index(layer),
@@ -276,10 +280,7 @@ class ProbeDemo:
             image, truth = scene.image, (inverse_depth_target(scene.depth), scene.mask)
             prompt = prompt or scene.caption
         image = check_image(image, self.image_size)
-        if not isinstance(prompt, str) or len(prompt) > settings.MAX_PROMPT_CHARS:
-            raise ValueError(f"prompt must be text of at most {settings.MAX_PROMPT_CHARS} "
-                             "characters")
-        check_prompt(self.pipe.tokenizer, prompt)
+        check_prompt(self.pipe.tokenizer, check_prompt_text(prompt, allow_empty=True))
         s = self.probes.settings
         labels = None
         if self.labeler is not None:

@@ -115,6 +115,20 @@ def emergence_plot(e: Emergence, label: str) -> np.ndarray:
     return figure_to_array(fig)
 
 
+def layer_by_step(ax, arr: np.ndarray, labels: list[str], steps: list[int], cmap: str,
+                  vmin: float, vmax: float, fontsize: float):
+    """Draw a (layers, steps) array as a heat map on `ax`: short layer names down the side,
+    every fifth or so 1-based step along the bottom. Returns the image artist."""
+    im = ax.imshow(arr, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_yticks(range(len(labels)), [label.split(" (")[0] for label in labels],
+                  fontsize=fontsize)
+    every = max(1, len(steps) // 5)
+    ax.set_xticks(range(0, len(steps), every), [str(k) for k in steps[::every]],
+                  fontsize=fontsize)
+    ax.set_xlabel("denoising step", fontsize=fontsize)
+    return im
+
+
 def pixel_plot(depth: np.ndarray, prob: np.ndarray, labels: list[str], chosen: int,
                labeler: tuple[list, list] | None, where: tuple[int, int]) -> np.ndarray:
     """One pixel through the run: (steps, layers) probe depth and P(object) at that pixel; the
@@ -140,11 +154,7 @@ def pixel_plot(depth: np.ndarray, prob: np.ndarray, labels: list[str], chosen: i
     for ax, arr, title, cmap in ((axes[1], depth, "depth probe (z), every layer", "magma"),
                                  (axes[2], prob, "P(object), every layer", "viridis")):
         low, high = (0, 1) if arr is prob else (float(arr.min()), float(arr.max()))
-        ax.imshow(arr.T, aspect="auto", cmap=cmap, vmin=low, vmax=high)
-        ax.set_yticks(range(len(labels)), [lab.split(" (")[0] for lab in labels], fontsize=10)
-        every = max(1, len(steps) // 5)
-        ax.set_xticks(range(0, len(steps), every), [str(k) for k in steps[::every]], fontsize=10)
-        ax.set_xlabel("denoising step", fontsize=10)
+        layer_by_step(ax, arr.T, labels, list(steps), cmap, low, high, 10)
         ax.set_title(f"{title} ({low:.1f} to {high:.1f})", fontsize=10)
     return figure_to_array(fig)
 
@@ -158,13 +168,8 @@ def heatmap(scores: dict, labels: list[str]) -> np.ndarray:
     for ax, metric, title in ((axes[0], "dice", "saliency Dice"),
                               (axes[1], "pearson", "depth Pearson")):
         arr = np.array(scores[metric]).T  # (layers, steps)
-        im = ax.imshow(arr, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        ax.set_yticks(range(len(labels)), [label.split(" (")[0] for label in labels],
-                      fontsize=11)
-        every = max(1, arr.shape[1] // 5)
-        ax.set_xticks(range(0, arr.shape[1], every),
-                      [str(s + 1) for s in scores["steps"][::every]], fontsize=11)
-        ax.set_xlabel("denoising step", fontsize=11)
+        im = layer_by_step(ax, arr, labels, [s + 1 for s in scores["steps"]], "viridis", 0, 1,
+                           11)
         ax.set_title(f"{title}, {scores['n']} held-out", fontsize=12)
         cbar = fig.colorbar(im, ax=ax, fraction=0.05)
         cbar.ax.tick_params(labelsize=10)

@@ -28,8 +28,7 @@ class StepTokens:
     SD size, so every layer is kept and any map can be made again on demand. On a GPU the copy
     to the host is not waited for (pinned memory, non-blocking); the first read waits for it."""
 
-    def __init__(self, tokens: dict[str, torch.Tensor], probe_step: int):
-        self.probe_step = probe_step  # the probe set's step that read them
+    def __init__(self, tokens: dict[str, torch.Tensor]):
         self._index: dict[str, tuple[int, int]] = {}  # layer -> (offset, tokens)
         offset = 0
         for layer, y in tokens.items():  # y: (HW, 3)
@@ -193,7 +192,7 @@ def stream_run(pipe, prompt: str, seed: int, num_inference_steps: int, guidance_
         if probes is not None:
             ps = (probe_step(num_inference_steps, state.index, state.timestep)
                   if probe_step is not None else state.index)
-            run.tokens.append(StepTokens(probes.token_outputs(ps, state.activations), ps))
+            run.tokens.append(StepTokens(probes.token_outputs(ps, state.activations)))
         state.activations = {}
         run.steps.append(state)
         if state.index == num_inference_steps - 1:
