@@ -22,6 +22,8 @@ from gradio import component_meta
 
 from probe_core.edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS
 from probe_core.models import EMBEDDED, ModelUnavailableError
+from probe_core.probing.schedulers import DEFAULT as DEFAULT_SCHEDULER
+from probe_core.probing.schedulers import SCHEDULERS
 from probe_core.serve.deployment import Deployment
 from probe_core.serve.exports import ExportFolder
 from probe_core.serve.facade import RUN_BUDGET, EditView, ProbeDemo
@@ -29,6 +31,7 @@ from probe_core.serve.inputs import step_number
 from probe_core.serve.model_choice import CHOICES, ModelChoice, model_key
 from probe_core.serve.steering import plan_text
 from probe_core.serve.zerogpu import on_gpu
+from probe_core.viz import to_size
 from probe_core.settings import (DEFAULT_STEPS, DISPLAY_SIZE, EMBEDDED_MODEL, MAX_GUIDANCE,
                                  MAX_SEED, SESSION_TTL_S, shown_path)
 from probe_core.viz import depth_legend
@@ -58,8 +61,8 @@ def raw(component_cls):
         return type(component_cls)(component_cls.__name__, (component_cls,), attrs)
 
 
-Slider, Number, Textbox, Dropdown = (raw(c) for c in (gr.Slider, gr.Number, gr.Textbox,
-                                                      gr.Dropdown))
+Slider, Number, Textbox, Dropdown, Radio = (raw(c) for c in (gr.Slider, gr.Number, gr.Textbox,
+                                                             gr.Dropdown, gr.Radio))
 
 
 def _slider_max(n: int) -> int:
@@ -68,6 +71,21 @@ def _slider_max(n: int) -> int:
 
 
 PLAY_SECONDS = 0.5  # the step player's pace: one step a tick
+# the depth view's hover readout: values from the readout's data attribute under the pointer
+HOVER_JS = """
+document.addEventListener('mousemove', (e) => {
+  const img = e.target.closest && e.target.closest('#depth-image img');
+  const box = element.querySelector('.depth-readout');
+  if (!img || !box) return;
+  const r = img.getBoundingClientRect(), n = +box.dataset.n;
+  box._values = box._values || box.dataset.depth.split(',').map(Number);
+  const x = Math.floor((e.clientX - r.left) / r.width * n);
+  const y = Math.floor((e.clientY - r.top) / r.height * n);
+  if (x < 0 || y < 0 || x >= n || y >= n) return;
+  box.firstChild.textContent = 'depth at x ' + x + ', y ' + y + ' (of ' + n + '): '
+    + box._values[y * n + x].toFixed(2) + ' z-units (+ = near)';
+});
+"""
 
 
 def _move_label(axis: str, demo: ProbeDemo) -> str:
@@ -117,8 +135,19 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                 steps = Slider(1, home.max_steps, value=DEFAULT_STEPS, step=1, label="Steps")
                 guidance = Slider(0, MAX_GUIDANCE, value=home.default_guidance, step=0.5,
                                   label="Guidance scale")
+                with gr.Accordion("Sampling: negative prompt, scheduler", open=False):
+                    negative = Textbox(label="Negative prompt (replaces the empty prompt that "
+                                             "guidance steers away from)", value="", lines=1,
+                                       elem_id="negative-prompt")
+                    sampler = Dropdown([("the model's own", DEFAULT_SCHEDULER)]
+                                       + [(k, k) for k in SCHEDULERS], value=DEFAULT_SCHEDULER,
+                                       label="Scheduler",
+                                       info="probes are read at the probed timestep nearest "
+                                            "each step's; the page says when they differ")
                 layer = Dropdown(home.layer_choices(), value="best", label="Probed layer")
                 opacity = Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+                word_on = gr.Checkbox(True, label="Keep per-word attention maps (cross-attention;"
+                                                  " a few % slower)", elem_id="word-on")
                 with gr.Accordion("Words this model knows", open=False):
                     vocabulary = gr.Markdown(", ".join(home.vocabulary()))
             with gr.Column(scale=3):
@@ -127,12 +156,16 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                 with gr.Row():
                     x0_img = gr.Image(label="Image: decoded x0 prediction", height=256,
                                       elem_id="x0-image")
-                    depth_img = gr.Image(label="Depth probe (bright = near)", height=256,
+                    depth_img = gr.Image(label="Depth probe (bright = near; hover for values)",
+                                         height=256,
                                          elem_id="depth-image")
                     sal_img = gr.Image(label="Saliency probe (magenta = object)", height=256,
                                        elem_id="saliency-image")
-                gr.Image(depth_legend(), show_label=False, height=44, container=False,
-                         buttons=[], elem_id="depth-legend")
+                with gr.Row(equal_height=True):
+                    gr.Image(depth_legend(), show_label=False, height=44, container=False,
+                             buttons=[], elem_id="depth-legend", scale=1)
+                    readout = gr.HTML("", js_on_load=HOVER_JS, elem_id="depth-readout",
+                                      scale=2)
                 with gr.Row(equal_height=True):
                     step = Slider(1, DEFAULT_STEPS, value=DEFAULT_STEPS, step=1,
                                   label="Step (scrub after a run)", scale=6)
@@ -145,6 +178,18 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                 pixel_img = gr.Image(label="Pixel inspector: click a pixel of the image, depth or "
                                            "saliency view above", height=300,
                                      elem_id="pixel-inspector")
+                with gr.Group():
+                    with gr.Row(equal_height=True):
+                        word = Dropdown([], value=None, label="Word of the prompt", scale=2,
+                                        elem_id="word")
+                        word_steps = Radio([("this step", "step"), ("all steps", "all")],
+                                           value="step", label="Attention at", scale=1)
+                    with gr.Row():
+                        word_img = gr.Image(label="Where the word attends (cross-attention)",
+                                            height=290, scale=1, elem_id="word-image")
+                        word_cmp = gr.Image(label="Compare: saliency probe vs the word's "
+                                                  "attention", height=290, scale=3)
+                    word_text = gr.Markdown("")
                 with gr.Row():
                     emergence_img = gr.Image(label="Emergence in this run", height=290)
                     heat_img = gr.Image(home.heatmap(), label="Probe scores on held-out images",
@@ -159,6 +204,15 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     scale = Slider(0.5, 2.0, value=1.0, step=0.05, label="Scale object")
                     depth_push = Slider(-2.0, 2.0, value=0.0, step=0.1,
                                         label="Push depth (+ nearer; z-units)")
+                    drawn = Radio([("none", "none"), ("painted mask", "paint"),
+                                   ("flip object", "flip"), ("swap near and far", "swap")],
+                                  value="none", label="Drawn target (adds to the sliders)",
+                                  elem_id="drawn")
+                    with gr.Row():
+                        shift_x = Slider(-home.max_move, home.max_move, value=0, step=1,
+                                         label="Shift depth map x (px)")
+                        shift_y = Slider(-home.max_move, home.max_move, value=0, step=1,
+                                         label="Shift depth map y (px)")
                     plan = gr.Markdown(plan_text(0, 0, 1.0, 0.0), elem_id="edit-plan")
                     method = Dropdown(["guided", "activation"], value=home.default_method,
                                       label="Edit method")
@@ -172,6 +226,14 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     apply_btn = gr.Button("Apply edit", variant="primary")
                 with gr.Column(scale=3):
                     with gr.Row():
+                        canvas = gr.ImageEditor(
+                            label="Paint the target mask (pick 'painted mask'): where the "
+                                  "object should be", type="numpy", image_mode="RGBA",
+                            sources=(), transforms=(), layers=False, format="png",
+                            brush=gr.Brush(default_size=24, colors=["#ff00ff"],
+                                           color_mode="fixed"),
+                            canvas_size=(DISPLAY_SIZE, DISPLAY_SIZE), fixed_canvas=True,
+                            height=300, elem_id="paint")
                         compare = gr.ImageSlider(label="Before | after (drag)", max_height=256)
                         target_img = gr.Image(label="Target", height=256)
                         achieved_img = gr.Image(label="Achieved (labelled edited image)",
@@ -217,12 +279,14 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             return [gr.validate(not busy, message)] + [gr.validate(True, "")] * (n_inputs - 1)
 
         def before_generate(prompt, seed, steps, guidance, layer, opacity, first_value,
-                            last_value, model, request: gr.Request):
-            return one_job_each(request, 9)
+                            last_value, negative_prompt, scheduler, word_attention, model,
+                            request: gr.Request):
+            return one_job_each(request, 12)
 
         def before_intervene(run, move_x, move_y, scale, depth_push, strength, first_value,
-                             last_value, method, model, request: gr.Request):
-            return one_job_each(request, 10)
+                             last_value, method, drawn, painted, shift_x, shift_y, model,
+                             request: gr.Request):
+            return one_job_each(request, 14)
 
         def model_job(fn):
             """Marks the session as running while a model job runs (one_job_each reads it)."""
@@ -273,24 +337,33 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
 
         @shown
         def on_generate(prompt, seed, steps, guidance, layer, opacity, first_value, last_value,
-                        model, request: gr.Request = None):
+                        negative_prompt="", scheduler="default", word_attention=True,
+                        model=EMBEDDED, request: gr.Request = None):
             demo = models.get(model)
             run = None
             session = request.session_hash if request is not None else None
-            for run in demo.stream(prompt, seed, steps, guidance, session):
+            for run in demo.stream(prompt, seed, steps, guidance, session, negative_prompt,
+                                   scheduler, word_attention is True):
                 k = len(run.steps) - 1
                 v = demo.view(run, k, layer, opacity)
                 line = f"{v.caption} · {run.seconds:.2f} s"
                 if not run.done:
                     yield {run_state: run, x0_img: v.x0, depth_img: v.depth, sal_img: v.saliency,
+                           readout: v.readout,
                            step: gr.update(maximum=_slider_max(run.num_inference_steps),
                                            value=k + 1),
                            status: line}
             yield {run_state: run, x0_img: v.x0, depth_img: v.depth, sal_img: v.saliency,
-                   step: gr.update(maximum=_slider_max(run.num_inference_steps),
+                   readout: v.readout, step: gr.update(maximum=_slider_max(run.num_inference_steps),
                                    value=run.num_inference_steps),
                    film: demo.filmstrip(run, layer), emergence_img: demo.emergence_plot(run, layer),
-                   status: line + " · done: drag the step slider to scrub",
+                   canvas: to_size(run.image, DISPLAY_SIZE),
+                   word: gr.update(choices=demo.words(run), value=None),
+                   word_img: None, word_cmp: None,
+                   word_text: ("Pick a word to see where it attends." if run.word_attention
+                               else "This run kept no word attention."),
+                   status: line + " · done: drag the step slider to scrub"
+                   + (f"\n\n{run.schedule_note}" if run.schedule_note else ""),
                    **step_sliders(run, first_value, last_value)}
 
         def on_stop(run):
@@ -312,7 +385,8 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                 raise ValueError("generate an image first")
             k = step_number("step", step_value, 1, len(run.steps))
             v = demo.view(run, k, layer, opacity)
-            return {x0_img: v.x0, depth_img: v.depth, sal_img: v.saliency, status: v.caption}
+            return {x0_img: v.x0, depth_img: v.depth, sal_img: v.saliency, readout: v.readout,
+                    status: v.caption}
 
         def show_step(run, k, layer, opacity, model):
             """Step k's views, and the step slider moved there (playback, filmstrip)."""
@@ -361,14 +435,16 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
 
         @shown
         def on_intervene(run, move_x, move_y, scale, depth_push, strength, first_value,
-                         last_value, method, model, request: gr.Request = None):
+                         last_value, method, drawn="none", painted=None, shift_x=0, shift_y=0,
+                         model=EMBEDDED, request: gr.Request = None):
             demo = models.get(model)
             n = run.num_inference_steps if run is not None else 1
             k0 = step_number("first edited step", first_value, 1, n) if run is not None else 0
             k1 = (step_number("last edited step", last_value, k0 + 1, n) if run is not None
                   else 0)
             for update in demo.intervene(run, move_x, move_y, scale, depth_push, strength,
-                                         k0, k1, method):
+                                         k0, k1, method, drawn, brush_layer(painted), shift_x,
+                                         shift_y):
                 if isinstance(update, EditView):
                     yield {compare: (update.before, update.after), target_img: update.target,
                            achieved_img: update.achieved, score: update.score,
@@ -388,6 +464,19 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                                     layer=layer)
             yield {probe_tiles: view.tiles, probe_table: view.table,
                    status: f"Probed the image at every step in {view.seconds:.2f} s."}
+
+        @shown
+        def on_word(run, word, when, step_value, layer, model):  # word: the text, not the menu
+            """A word's attention at the shown step (or over all steps), and the compare view."""
+            demo = models.get(model)
+            if word in (None, ""):
+                return {word_img: None, word_cmp: None}
+            if run is None or not run.steps:
+                raise ValueError("generate an image first")
+            k = (None if when == "all" else
+                 step_number("step", step_value, 1, len(run.word_attention or run.steps)))
+            v = demo.word_view(run, word, k, layer)
+            return {word_img: v.image, word_cmp: v.compare, word_text: v.text}
 
         @shown
         def on_export(run, layer, model):
@@ -437,14 +526,17 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
         model_jobs = dict(concurrency_id="model", concurrency_limit=1, trigger_mode="once")
         gen_event = generate_btn.click(
             gpu_generate,
-            [prompt, seed, steps, guidance, layer, opacity, first, last, model_state],
+            [prompt, seed, steps, guidance, layer, opacity, first, last, negative, sampler,
+             word_on, model_state],
             [run_state, x0_img, depth_img, sal_img, step, film, emergence_img, first, last,
-             status], api_name="generate", validator=before_generate, **model_jobs)
+             canvas, word, word_img, word_cmp, word_text, readout, status], api_name="generate",
+            validator=before_generate, **model_jobs)
         dice_btn.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name="random_seed")
         view_inputs = [run_state, step, layer, opacity, model_state]
-        step.input(on_scrub, view_inputs, [x0_img, depth_img, sal_img, status], api_name="scrub",
+        step.input(on_scrub, view_inputs, [x0_img, depth_img, sal_img, readout, status],
+                   api_name="scrub",
                    show_progress="hidden")
-        opacity.input(on_scrub, view_inputs, [x0_img, depth_img, sal_img, status],
+        opacity.input(on_scrub, view_inputs, [x0_img, depth_img, sal_img, readout, status],
                       api_name="set_opacity", api_visibility="undocumented",
                       show_progress="hidden")
         probe_btn.click(gpu_probe_image, [upload, render_seed, probe_prompt, layer, model_state],
@@ -452,35 +544,47 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                         **model_jobs)
         play_btn.click(on_play, [run_state, play_state], [player, play_state, play_btn],
                        api_visibility="undocumented", show_progress="hidden")
-        player.tick(on_tick, view_inputs, [x0_img, depth_img, sal_img, step, status, player],
+        player.tick(on_tick, view_inputs,
+                    [x0_img, depth_img, sal_img, readout, step, status, player],
                     api_visibility="undocumented", show_progress="hidden")
         for shown_img in (x0_img, depth_img, sal_img):
             shown_img.select(on_pixel, [run_state, layer, model_state], [pixel_img, status],
                              api_visibility="undocumented", show_progress="hidden")
         film.select(on_tile, [run_state, layer, opacity, model_state],
-                    [x0_img, depth_img, sal_img, step, status], api_visibility="undocumented",
+                    [x0_img, depth_img, sal_img, readout, step, status],
+                    api_visibility="undocumented",
                     show_progress="hidden")
         layer.input(on_layer, view_inputs,
-                    [x0_img, depth_img, sal_img, film, emergence_img, status],
+                    [x0_img, depth_img, sal_img, readout, film, emergence_img, status],
                     api_name="switch_layer")
         edit_inputs = [run_state, move_x, move_y, scale, depth_push, strength, first, last, method,
-                       model_state]
+                       drawn, canvas, shift_x, shift_y, model_state]
         edit_outputs = [compare, target_img, achieved_img, score, status]
         edit_events = [apply_btn.click(gpu_intervene, edit_inputs, edit_outputs,
                                        api_name="intervene", validator=before_intervene,
                                        **model_jobs)]
         sliders = (("move_x", move_x), ("move_y", move_y), ("scale", scale),
-                   ("depth_push", depth_push))
+                   ("depth_push", depth_push), ("shift_x", shift_x), ("shift_y", shift_y))
+        plan_inputs = [move_x, move_y, scale, depth_push, drawn, shift_x, shift_y]
         for name, slider in sliders:
             edit_events.append(slider.release(
                 gpu_intervene, edit_inputs, edit_outputs, api_name=f"intervene_on_{name}",
                 api_visibility="undocumented", validator=before_intervene, **model_jobs))
-            slider.change(plan_text, [move_x, move_y, scale, depth_push], plan,
-                          api_visibility="private", show_progress="hidden")
+            slider.change(plan_text, plan_inputs, plan, api_visibility="private",
+                          show_progress="hidden")
+        drawn.change(plan_text, plan_inputs, plan, api_visibility="private",
+                     show_progress="hidden")
         stop_btn.click(on_stop, run_state, [status, step, film, emergence_img], api_name="stop",
                        cancels=[gen_event, *edit_events])
         method.input(on_method, [method, run_state], [strength, first, last],
                      api_name="method_defaults", api_visibility="undocumented")
+        word_inputs = [run_state, word, word_steps, step, layer, model_state]
+        word_outputs = [word_img, word_cmp, word_text, status]
+        word.input(on_word, word_inputs, word_outputs, api_name="word_map",
+                   show_progress="hidden")
+        for trigger in (word_steps.input, step.release, layer.input):
+            trigger(on_word, word_inputs, word_outputs, api_visibility="undocumented",
+                    show_progress="hidden")
         export_btn.click(on_export, [run_state, layer, model_state], [files, status],
                          api_name="export")
         def on_unload(request: gr.Request):
@@ -493,6 +597,15 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                         move_x, move_y, guidance, method, strength, first, last, status],
                        api_name="load_model", concurrency_id="load", concurrency_limit=1)
     return app
+
+
+def brush_layer(painted):
+    """The brush layer of the paint canvas's value ({"background", "layers", "composite"}), or
+    None when nothing was painted; the library checks what it holds."""
+    if isinstance(painted, dict):
+        layers = painted.get("layers") or []
+        return layers[0] if layers else None
+    return painted
 
 
 def _int_or(value, default: int) -> int:

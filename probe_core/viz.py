@@ -51,6 +51,17 @@ def overlay_mask(image: np.ndarray, prob: np.ndarray, opacity: float = 0.5,
     return out.astype(np.uint8)
 
 
+def heat_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.6) -> np.ndarray:
+    """(H, W, 3) image with an (H, W) map in [0, 1] laid over it in 'inferno' colours, each
+    pixel as opaque as its value (times `opacity`): where the map is 0 the image shows."""
+    from matplotlib import colormaps
+
+    h = np.clip(np.nan_to_num(np.asarray(heat, np.float32)), 0, 1)
+    colour = colormaps["inferno"](h)[..., :3] * 255
+    a = (opacity * np.sqrt(h))[..., None]  # sqrt: weak attention still shows
+    return (image.astype(np.float32) * (1 - a) + colour * a + 0.5).astype(np.uint8)
+
+
 def blend(image: np.ndarray, colour: np.ndarray, opacity: float) -> np.ndarray:
     """(1 - opacity) * image + opacity * colour, both (H, W, 3) uint8."""
     return ((1 - opacity) * image.astype(np.float32) + opacity * colour).astype(np.uint8)

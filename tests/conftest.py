@@ -119,3 +119,23 @@ def save_tiny_hf_labeler(folder) -> str:
     tok.save_pretrained(folder / "clipseg")
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder / "clipseg")
     return f"{folder / 'dpt'},{folder / 'clipseg'}"
+
+
+@pytest.fixture
+def client(tiny_pipe):
+    """The app on the tiny test model (random probes, a box labeler), launched locally, and a
+    gradio_client on it."""
+    from gradio_client import Client
+
+    from app import build_app
+    from probe_core.serve.facade import ProbeDemo
+    from tests.test_demo import BoxLabeler, random_probes
+
+    app = build_app(ProbeDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe),
+                              BoxLabeler()))
+    app.queue()
+    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield Client(url, verbose=False)
+    finally:
+        app.close()

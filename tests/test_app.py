@@ -3,27 +3,8 @@
 import json
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
-from probe_core.serve.facade import ProbeDemo
-from tests.test_demo import BoxLabeler, random_probes
-
-
-@pytest.fixture
-def client(tiny_pipe):
-    from gradio_client import Client
-
-    from app import build_app
-
-    app = build_app(ProbeDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe),
-                              BoxLabeler()))
-    app.queue()
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        yield Client(url, verbose=False)
-    finally:
-        app.close()
 
 
 def _image(value):
@@ -36,10 +17,10 @@ def test_endpoints_generate_scrub_intervene_export(client):
     assert {"/generate", "/scrub", "/intervene", "/export"} <= names
     out = client.predict("a red sphere on a gray plain floor", 3, 3, 4.0, "best", 0.6, 1, 4,
                          api_name="/generate")
-    x0, depth, sal, step, film, emergence, first, last, status = out
+    x0, depth, sal, step, film, emergence, first, last, *_, status = out
     assert _image(x0).size == (256, 256) and _image(depth).size == (256, 256)
     assert "step 3 of 3" in status and "done" in status
-    x0, depth, sal, caption = client.predict(1, "best", 0.3, api_name="/scrub")
+    x0, depth, sal, readout, caption = client.predict(1, "best", 0.3, api_name="/scrub")
     assert "step 1 of 3" in caption
     compare, target, achieved, score, status = client.predict(8, 0, 1.0, 0.0, 0.3, 2, 2, "guided",
                                                               api_name="/intervene")
@@ -78,8 +59,8 @@ def test_two_sessions_keep_their_own_runs(client):
                                                     api_name="/generate"), jobs))
     assert "of 3" in outs[0][-1] and "of 1" in outs[1][-1]
     # each session scrubs its own cached run
-    assert "step 2 of 3" in client.predict(2, "best", 0.6, api_name="/scrub")[3]
-    assert "step 1 of 1" in other.predict(1, "best", 0.6, api_name="/scrub")[3]
+    assert "step 2 of 3" in client.predict(2, "best", 0.6, api_name="/scrub")[-1]
+    assert "step 1 of 1" in other.predict(1, "best", 0.6, api_name="/scrub")[-1]
 
 
 def test_a_model_that_cannot_load_leaves_the_session_on_its_model(client):

@@ -5,7 +5,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.test_app import client  # noqa: F401  (the launched-app fixture)
 
 PROMPT = "a red sphere on a gray plain floor"
 BAD = [None, "abc", "NaN", "-inf", 1e308, [], {"a": 1}, "🙂" * 20, "x" * 20_000, -1, 2.5]
@@ -19,7 +18,7 @@ GOOD = {  # endpoint -> one good argument list
 }
 
 
-def _fuzz(client, endpoints=tuple(GOOD)):  # noqa: F811
+def _fuzz(client, endpoints=tuple(GOOD)):
     """Every argument of every endpoint replaced by every bad value: each call is answered, with
     a message in the status line where the value was refused."""
     answered = 0
@@ -39,7 +38,7 @@ def _fuzz(client, endpoints=tuple(GOOD)):  # noqa: F811
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # about 3 minutes on an idle machine; far longer on a loaded one
-def test_every_endpoint_answers_every_bad_value_before_and_after_runs(client):  # noqa: F811
+def test_every_endpoint_answers_every_bad_value_before_and_after_runs(client):
     assert _fuzz(client) > 250  # before any run
     for steps in (2, 1, 5):
         out = client.predict(PROMPT, 3, steps, 4.0, "best", 0.6, 1, 4, api_name="/generate")
@@ -53,7 +52,7 @@ def test_every_endpoint_answers_every_bad_value_before_and_after_runs(client):  
                                                 api_name="/intervene")[3]
 
 
-def test_refusals_name_the_argument(client):  # noqa: F811
+def test_refusals_name_the_argument(client):
     def status(endpoint, *args):
         return client.predict(*args, api_name=endpoint)[-1]
 
@@ -74,11 +73,13 @@ def test_refusals_name_the_argument(client):  # noqa: F811
     assert "move x must be a number" in status("/intervene", "far", 0, 1.0, 0.0, 0.2, 1, 1,
                                                "guided")
     assert "method must be one of" in status("/intervene", 8, 0, 1.0, 0.0, 0.2, 1, 1, ["x"])
-    assert "both a move or scale and a depth push" in status(
-        "/intervene", 8, 0, 1.0, 1.0, 0.2, 1, 1, "guided")
+    assert "drawn target must be one of" in status(
+        "/intervene", 8, 0, 1.0, 1.0, 0.2, 1, 1, "guided", "rotate")
+    assert "depth shift y must be a number" in status(
+        "/intervene", 0, 0, 1.0, 0.0, 0.2, 1, 1, "guided", "swap", None, 0, "up")
 
 
-def test_the_step_sliders_follow_the_run(client):  # noqa: F811
+def test_the_step_sliders_follow_the_run(client):
     def value(update):
         return update["value"] if isinstance(update, dict) else update
 
@@ -92,14 +93,14 @@ def test_the_step_sliders_follow_the_run(client):  # noqa: F811
     assert (value(out[6]), value(out[7])) == (1, 4)
 
 
-def test_stop_after_a_run_keeps_it(client):  # noqa: F811
+def test_stop_after_a_run_keeps_it(client):
     assert "Stopped before the first step" in client.predict(api_name="/stop")[0]
     client.predict(PROMPT, 1, 2, 4.0, "best", 0.6, 1, 2, api_name="/generate")
     assert "as it was before the edit" in client.predict(api_name="/stop")[0]
     assert "step 2 of 2" in client.predict(2, "best", 0.6, api_name="/scrub")[-1]
 
 
-def test_eight_visitors_at_once_each_get_their_own_run(client):  # noqa: F811
+def test_eight_visitors_at_once_each_get_their_own_run(client):
     from gradio_client import Client
 
     clients = [client] + [Client(client.src, verbose=False) for _ in range(7)]
@@ -120,7 +121,7 @@ def test_eight_visitors_at_once_each_get_their_own_run(client):  # noqa: F811
         assert f"step {k + 1} of {k + 1}" in scrub  # its own run, not another visitor's
 
 
-def test_a_visitor_has_at_most_one_model_job_queued_or_running(client):  # noqa: F811
+def test_a_visitor_has_at_most_one_model_job_queued_or_running(client):
     first = client.submit(PROMPT, 1, 50, 4.0, "best", 0.6, 1, 4, api_name="/generate")
     import time
 

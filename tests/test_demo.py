@@ -127,7 +127,7 @@ def test_a_move_past_the_edge_says_the_target_is_cut(demo, run):
 def test_intervene_depth_push(demo, run):
     *_, final = demo.intervene(run, depth_push=1.0, method="activation", strength=0.05,
                                first_step=0, last_step=2)
-    assert run.edit.task == "depth" and run.edit.scores["asked"] == 1.0
+    assert run.edit.task == "depth" and run.edit.scores["asked"] == pytest.approx(1.0)
     assert not np.array_equal(run.edit.image, run.image)
     s = run.edit.scores
     assert np.isfinite(s["depth_change"])
@@ -135,11 +135,60 @@ def test_intervene_depth_push(demo, run):
     assert f"{s['depth_before']:+.2f}" in final.score and f"{s['depth_after']:+.2f}" in final.score
 
 
+def test_a_move_and_a_push_are_one_edit_with_both_parts_scored(demo, run):
+    *_, final = demo.intervene(run, move_x=6, depth_push=1.0, first_step=0, last_step=1,
+                               strength=0.3)
+    assert [p.task for p in run.edit.parts] == ["saliency", "depth"]
+    mask, depth = demo._object(run)
+    moved = run.edit.parts[0].target
+    assert moved.sum() == mask.sum() and not np.array_equal(moved, mask)
+    # the push is asked where the move puts the object
+    pushed = run.edit.parts[1].target
+    assert np.allclose(pushed[moved], depth[moved] + 1.0)
+    assert np.allclose(pushed[~moved], depth[~moved])
+    assert "Object mask: move object by (6, 0) px" in final.score
+    assert "Depth map: depth nearer by 1" in final.score
+    assert final.score.count("pass: ") + final.score.count("fail: ") == 3  # centre, depth, outside
+
+
+@pytest.mark.parametrize("drawn, words", [("flip", "Dice with the flip object left-right"),
+                                          ("swap", "depth map's r with the target")])
+def test_drawn_targets(demo, run, drawn, words):
+    *_, final = demo.intervene(run, drawn=drawn, first_step=0, last_step=1, strength=0.3)
+    mask, depth = demo._object(run)
+    part = run.edit.parts[0]
+    if drawn == "flip":
+        assert np.array_equal(part.target, mask[:, ::-1])
+    else:
+        assert np.allclose(part.target, 2 * depth.mean() - depth, atol=1e-5)
+    assert words in final.score
+
+
+def test_painted_target_from_a_brush_layer_at_display_size(demo, run):
+    layer = np.zeros((256, 256, 4), np.uint8)  # the brush layer as the editor sends it
+    layer[32:96, 160:224, 3] = 255  # a square, top right
+    *_, final = demo.intervene(run, drawn="paint", painted=layer, shift_x=4, first_step=0,
+                               last_step=1, strength=0.3)
+    want = np.zeros((32, 32), bool)
+    want[4:12, 20:28] = True
+    assert np.array_equal(run.edit.parts[0].target, want)
+    assert [p.task for p in run.edit.parts] == ["saliency", "depth"]
+    assert "painted mask" in final.score and "shift depth by (4, 0) px" in final.score
+    assert run.edit.settings()["drawn"] == "paint"
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(move_x=float("nan")), "move x must be between"),
     (dict(move_x=500), "move x must be between"),
     (dict(scale=0), "scale must be between"),
-    (dict(), "set a move, a scale or a depth push"),
+    (dict(), "set a move, a scale, a depth push or a drawn target"),
+    (dict(drawn="paint"), "paint the target mask"),
+    (dict(drawn="paint", painted=np.zeros((64, 64, 4))), "painted mask is empty"),
+    (dict(drawn="paint", painted=np.full((8, 8), np.nan)), "not numbers"),
+    (dict(drawn="paint", painted="a mask"), "paint the target mask"),
+    (dict(drawn="paint", painted=np.ones((5000, 2))), "at most 4096"),
+    (dict(drawn="rotate"), "drawn target must be one of"),
+    (dict(shift_x=float("inf")), "depth shift x must be between"),
     (dict(move_x=4, method="nudge"), "method must be one of"),
     (dict(move_x=4, first_step=2, last_step=1), "last edited step"),
     (dict(move_x=4, first_step=0, last_step=3), "last edited step must be between 0 and 2"),
@@ -261,9 +310,11 @@ def test_a_run_on_the_probe_sets_schedule_says_nothing_about_probe_steps(demo, r
 def _outcome(task, scores, scale=1.0):
     from probe_core.serve.steering import EditOutcome, SteerRequest
 
+    from probe_core.serve.steering import PartOutcome
+
     request = SteerRequest("guided", 16, 0, scale, 2.0 if task == "depth" else 0.0, 0.2, 0, 3)
-    return EditOutcome(task, np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4)), None, scores,
-                       0.5, request, "an edit")
+    part = PartOutcome(task, np.zeros((4, 4)), None, scores, "an edit")
+    return EditOutcome(np.zeros((4, 4, 3), np.uint8), [part], 0.5, request)
 
 
 @pytest.mark.parametrize("task, scores, scale, worked", [
@@ -369,3 +420,12 @@ def test_the_pixel_inspector_reads_the_maps_at_that_pixel(demo, run, monkeypatch
         demo.inspect_pixel(run, 10_000, 0, layer)
     with pytest.raises(ValueError, match="generate an image first"):
         demo.inspect_pixel(None, 0, 0, layer)
+
+
+def test_the_depth_view_ignores_the_opacity_and_carries_its_values(demo, run):
+    faint, strong = demo.view(run, 2, "best", 0.0), demo.view(run, 2, "best", 1.0)
+    assert np.array_equal(faint.depth, strong.depth) and not np.array_equal(faint.depth, faint.x0)
+    depth, _ = demo.maps(run, 2, demo.best_layer())
+    values = strong.readout.split('data-depth="')[1].split('"')[0].split(",")
+    assert f'data-n="{depth.shape[0]}"' in strong.readout
+    assert np.allclose(np.array(values, float).reshape(depth.shape), depth, atol=0.006)

@@ -62,17 +62,28 @@ def test_prompts_are_text_not_empty_and_bounded(value):
         assert prompt.strip() and len(prompt) <= MAX_PROMPT_CHARS
 
 
-@given(anything, anything, anything, anything, anything, anything, anything, anything)
-@settings(max_examples=300, deadline=None)
-def test_steering_requests_are_checked_whole(mx, my, scale, push, strength, first, last, method):
+drawn = st.one_of(anything, st.sampled_from(["none", "paint", "flip", "swap"]))
+painted = st.one_of(anything, st.lists(st.lists(st.floats(allow_nan=True), min_size=1,
+                                                max_size=4), min_size=1, max_size=4))
+
+
+@given(anything, anything, anything, anything, anything, anything, anything, anything, drawn,
+       painted, anything, anything)
+@settings(max_examples=400, deadline=None)
+def test_steering_requests_are_checked_whole(mx, my, scale, push, strength, first, last, method,
+                                             drawn, painted, sx, sy):
     try:
-        r = check_steer(mx, my, scale, push, strength, first, last, method, 32, 15)
+        r = check_steer(mx, my, scale, push, strength, first, last, method, 32, 15, drawn,
+                        painted, sx, sy, 64)
     except ValueError:
         return
     assert r.method in ("activation", "guided", "latent_shift")
     assert -32 <= r.move_x <= 32 and -32 <= r.move_y <= 32 and 0 <= r.first_step <= r.last_step
     assert r.last_step <= 14 and math.isfinite(r.strength)
-    assert isinstance(plan_text(mx, my, scale, push), str)
+    assert -32 <= r.shift_x <= 32 and -32 <= r.shift_y <= 32
+    if r.drawn == "paint":
+        assert r.painted.shape == (64, 64) and r.painted.dtype == bool and r.painted.any()
+    assert isinstance(plan_text(mx, my, scale, push, drawn, sx, sy), str)
 
 
 def test_a_stopped_run_is_named_as_such():

@@ -21,6 +21,7 @@ steps before it are not recomputed.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -75,6 +76,13 @@ class Edit:
     layers: list[str] | None = None  # None: every layer the probe set covers
     iterations: int = 2  # activation: Adam iterations (max); guided: gradient steps per step
     shift: tuple[int, int] = (0, 0)  # latent_shift only: (dx, dy) in image pixels
+    # more (task, target) parts edited in the same run: guided sums their losses; activation
+    # optimises each layer toward each part in turn
+    also: tuple[tuple[str, np.ndarray], ...] = ()
+
+    def parts(self) -> list[tuple[str, np.ndarray]]:
+        """Every (task, (H, W) target) this edit steers toward, its own first."""
+        return [(self.task, self.target), *self.also]
 
     def check(self, probes: ProbeSet | None, num_inference_steps: int,
               probe_steps: dict[int, int] | None = None) -> None:
@@ -83,23 +91,25 @@ class Edit:
         maps the run's steps to the probe set's)."""
         if self.method not in METHODS:
             raise ValueError(f"unknown edit method {self.method!r}; methods are {METHODS}")
-        if self.task not in ("saliency", "depth"):
-            raise ValueError(f"unknown task {self.task!r}; tasks are saliency, depth")
+        for task, target in self.parts():
+            if task not in ("saliency", "depth"):
+                raise ValueError(f"unknown task {task!r}; tasks are saliency, depth")
+            t = np.asarray(target)
+            if t.ndim != 2 or not np.all(np.isfinite(t.astype(float))):
+                raise ValueError(f"target must be a finite (H, W) map, got shape {t.shape}")
         if not np.isfinite(self.strength) or self.strength < 0:
             raise ValueError(f"strength must be a finite number >= 0, got {self.strength}")
-        t = np.asarray(self.target)
-        if t.ndim != 2 or not np.all(np.isfinite(t.astype(float))):
-            raise ValueError(f"target must be a finite (H, W) map, got shape {t.shape}")
         if not len(self.steps) or min(self.steps) < 0 or max(self.steps) >= num_inference_steps:
             raise ValueError(f"edit steps {list(self.steps)} must lie in 0..{num_inference_steps - 1}")
         if self.method != "latent_shift":
             if probes is None:
                 raise ValueError(f"the {self.method} edit needs a probe set")
-            have = {s for t, s, _ in probes.weights if t == self.task}
-            missing = [i for i in self.steps
-                       if (probe_steps or {}).get(i, i) not in have]
-            if missing:
-                raise ValueError(f"no {self.task} probes for edited steps {missing}")
+            for task, _ in self.parts():
+                have = {s for t, s, _ in probes.weights if t == task}
+                missing = [i for i in self.steps
+                           if (probe_steps or {}).get(i, i) not in have]
+                if missing:
+                    raise ValueError(f"no {task} probes for edited steps {missing}")
 
 
 @dataclass
@@ -156,7 +166,7 @@ class ActivationEdit:
         self.probe_steps = probe_steps  # run step -> the probe set's step
         self.step = 0
         self._losses: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # device scalars
-        self.targets = TokenTargets(edit.target, latent_hw)
+        self.parts = [(task, TokenTargets(target, latent_hw)) for task, target in edit.parts()]
 
     def __call__(self, step: int):
         if step not in self.edit.steps:
@@ -170,16 +180,18 @@ class ActivationEdit:
         return {s: [(float(a), float(b)) for a, b in v] for s, v in self._losses.items()}
 
     def _edit_layer(self, output: torch.Tensor, layer: str) -> torch.Tensor:
-        # output: (1, HW, C), the conditional half
-        key = (self.edit.task, self.probe_steps[self.step], layer)
-        if key not in self.probes.weights or self.edit.strength == 0:
-            return output
-        a, first, final = optimise_toward_probe(
-            self.edit.task, self.probes.weight_on(*key, output.device), output[0],
-            self.targets(output.shape[1], output.device), self.edit.strength,
-            self.edit.iterations)
-        self._losses.setdefault(self.step, []).append((first, final))
-        return a[None].to(output.dtype)
+        # output: (1, HW, C), the conditional half; each part in turn
+        a = original = output[0]
+        for task, targets in self.parts:
+            key = (task, self.probe_steps[self.step], layer)
+            if key not in self.probes.weights or self.edit.strength == 0:
+                continue
+            a, first, final = optimise_toward_probe(
+                task, self.probes.weight_on(*key, output.device), a,
+                targets(output.shape[1], output.device), self.edit.strength,
+                self.edit.iterations)
+            self._losses.setdefault(self.step, []).append((first, final))
+        return output if a is original else a[None].to(output.dtype)
 
 
 class GuidedEdit:
@@ -191,9 +203,10 @@ class GuidedEdit:
         self.edit, self.probes, self.unet = edit, probes, unet
         self.probe_steps = probe_steps  # run step -> the probe set's step
         self.layers = [l for l in layers if any(
-            (edit.task, probe_steps[s], l) in probes.weights for s in edit.steps)]
+            (task, probe_steps[s], l) in probes.weights for s in edit.steps
+            for task, _ in edit.parts())]
         self.losses: dict[int, list[tuple[float, float]]] = {}
-        self.targets: TokenTargets | None = None
+        self.targets: list[tuple[str, TokenTargets]] | None = None
 
     def loss(self, latents, step, t, cond_embeds, scheduler):
         x = scheduler.scale_model_input(latents, t)
@@ -201,14 +214,15 @@ class GuidedEdit:
                      site=self.probes.settings.site) as acts:
             self.unet(x, t, encoder_hidden_states=cond_embeds, return_dict=False)
         losses = []
+        if self.targets is None:
+            self.targets = [(task, TokenTargets(target, tuple(latents.shape[-2:])))
+                            for task, target in self.edit.parts()]
         for layer, a in acts.items():  # a: (1, HW, C)
-            key = (self.edit.task, self.probe_steps[step], layer)
-            if key in self.probes.weights:
-                if self.targets is None:
-                    self.targets = TokenTargets(self.edit.target, tuple(latents.shape[-2:]))
-                target = self.targets(a.shape[1], a.device)
-                losses.append(probe_loss(self.edit.task,
-                                         self.probes.weight_on(*key, a.device), a[0], target))
+            for task, targets in self.targets:  # every part's loss, summed
+                key = (task, self.probe_steps[step], layer)
+                if key in self.probes.weights:
+                    losses.append(probe_loss(task, self.probes.weight_on(*key, a.device), a[0],
+                                             targets(a.shape[1], a.device)))
         return torch.stack(losses).sum() if losses else None
 
     def __call__(self, latents, step, t, prompt_embeds, scheduler):
@@ -272,14 +286,15 @@ def run_generation(pipe, prompt: str, seed: int, num_inference_steps: int, guida
                         keep_resume=keep_resume, decode_x0=decode_x0, **kwargs))
 
 
-def probe_step_map(pipe, probes: ProbeSet | None, num_inference_steps: int) -> dict[int, int]:
+def probe_step_map(pipe, probes: ProbeSet | None, num_inference_steps: int,
+                   scheduler=None) -> dict[int, int]:
     """{run step: probe step}: the same index on the probe set's own schedule, else the probed
-    step nearest in time (as the maps are read), so edits on a run of any length use the
-    probes of the right noise level."""
+    step nearest in time (as the maps are read), so edits on a run of any length or sampler
+    (`scheduler`, default the pipeline's) use the probes of the right noise level."""
     if probes is None:
         return {i: i for i in range(num_inference_steps)}
     return ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps).for_run(
-        num_inference_steps)
+        num_inference_steps, scheduler)
 
 
 def resume_point(original: list[StepState], step: int) -> ResumePoint | None:
@@ -295,12 +310,14 @@ def resume_point(original: list[StepState], step: int) -> ResumePoint | None:
 def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
                      num_inference_steps: int, guidance_scale: float,
                      original: list[StepState] | None = None, capture_layers=(),
-                     decode_x0: bool = False, preview=None) -> Iterator[StepState | EditRun]:
+                     decode_x0: bool = False, preview=None, scheduler=None,
+                     negative_prompt: str | None = None) -> Iterator[StepState | EditRun]:
     """Re-run the generation with `edit` applied, yielding every newly computed StepState and,
     last, the EditRun. With `original` (a `run_generation` of the same prompt, seed and
     settings), the steps before the first edited step are reused from it. `preview` makes the
-    steps' x0 images when `decode_x0` (default: the VAE decode)."""
-    probe_steps = probe_step_map(pipe, probes, num_inference_steps)
+    steps' x0 images when `decode_x0` (default: the VAE decode). `scheduler` and
+    `negative_prompt` are the original run's (default: the pipeline's scheduler, none)."""
+    probe_steps = probe_step_map(pipe, probes, num_inference_steps, scheduler)
     edit.check(probes, num_inference_steps, probe_steps)
     first = min(edit.steps)
     start = resume_point(original, first) if original is not None else None
@@ -323,7 +340,9 @@ def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit
                          guidance_scale=guidance_scale,
                          generator=torch.Generator().manual_seed(int(seed)), start=start,
                          capture_layers=capture_layers, decode_x0=decode_x0, site=site,
-                         preview=preview, **kwargs):
+                         preview=preview, negative_prompt=negative_prompt,
+                         scheduler=copy.deepcopy(scheduler) if scheduler is not None else None,
+                         **kwargs):
         new_steps.append(state)
         yield state
     steps = (list(original[:first]) if start is not None else []) + new_steps

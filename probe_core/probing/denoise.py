@@ -12,6 +12,7 @@ Without an edit, the final latents equal stock diffusers' for the same seed and 
 from __future__ import annotations
 
 import copy
+import inspect
 from contextlib import ExitStack
 from functools import partial
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 
+from .cross_attention import capture_word_attention, cross_attention_layers
 from .cuda_graph import graphed_unet
 from .hooks import EditFn, capture, edit, resolve_layers
 
@@ -34,6 +37,7 @@ class StepState:
     x0_image: np.ndarray | None  # (H, W, 3) uint8, decoded x0 prediction (if decode_x0)
     activations: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> (HW, C) float32
     resume_next: "ResumePoint | None" = None  # where a re-run from step index + 1 starts
+    word_attention: torch.Tensor | None = None  # (L, h, w) float32 cross-attention per token
 
 
 @dataclass
@@ -60,6 +64,29 @@ def encode(pipe, prompt: str, guidance_scale: float, negative_prompt: str | None
     return (torch.cat([uncond, cond]) if do_cfg else cond), do_cfg
 
 
+def step_kwargs(scheduler, generator) -> dict:
+    """The pipeline's extra `scheduler.step` arguments (eta = 0, the generator) for the ones
+    this scheduler takes."""
+    accepted = inspect.signature(scheduler.step).parameters
+    return {k: v for k, v in (("eta", 0.0), ("generator", generator)) if k in accepted}
+
+
+def predicted_x0(scheduler, model_input: torch.Tensor, model_output: torch.Tensor,
+                 t) -> torch.Tensor | None:
+    """x0 from the UNet's output at timestep t, for schedulers whose step() does not give it:
+    `model_input` (1, 4, h, w) is the scaled input, x_t = sqrt(a) x0 + sqrt(1 - a) noise with
+    a = alphas_cumprod[t], for every scheduler (sigma schedulers scale their latents to it)."""
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    kind = scheduler.config.get("prediction_type", "epsilon")
+    if alphas is None or kind not in ("epsilon", "v_prediction"):
+        return None
+    a = alphas[int(t)].to(model_input.device, torch.float32)
+    x, e = model_input.float(), model_output.float()
+    x0 = ((x - (1 - a).sqrt() * e) / a.sqrt() if kind == "epsilon"
+          else a.sqrt() * x - (1 - a).sqrt() * e)
+    return x0.to(model_output.dtype)
+
+
 @torch.no_grad()
 def decode_latents(pipe, latents: torch.Tensor) -> np.ndarray:
     """(1, 4, h, w) latents -> (H, W, 3) uint8, as the pipeline's 'np' output rounds."""
@@ -76,7 +103,8 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
             latent_edit: LatentEditFn | None = None, decode_x0: bool = True,
             start: ResumePoint | None = None, keep_resume: bool = False,
             site: str = "attn1", preview: Callable | None = None,
-            cuda_graph: bool | None = None) -> Iterator[StepState]:
+            cuda_graph: bool | None = None, scheduler=None,
+            word_attention: bool = False) -> Iterator[StepState]:
     """Yield a StepState after every scheduler step.
 
     capture_layers: layer names to record (None: all self-attention layers; empty: none).
@@ -89,8 +117,14 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
     and edit alike.
     preview: `preview(x0_latents) -> (H, W, 3) uint8` makes x0_image (default: the VAE decode).
     cuda_graph: replay unedited steps' UNet calls from a CUDA graph (`cuda_graph.py`; None: on
-    CUDA devices); the same kernels on the same inputs, so the same numbers."""
-    unet, scheduler = pipe.unet, pipe.scheduler
+    CUDA devices); the same kernels on the same inputs, so the same numbers.
+    scheduler: this run's scheduler (default: the pipeline's); it is set up here, so pass one
+    no other run is using (`schedulers.make_scheduler`).
+    word_attention: give every StepState its cross-attention map over the prompt's tokens,
+    (L, h, w) on the latent grid (`cross_attention.py`); such a run takes the eager path, never
+    the CUDA graph."""
+    unet = pipe.unet
+    scheduler = scheduler if scheduler is not None else pipe.scheduler
     height = height or unet.config.sample_size * pipe.vae_scale_factor
     width = width or unet.config.sample_size * pipe.vae_scale_factor
     device = pipe._execution_device
@@ -108,10 +142,14 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
     timesteps = scheduler.timesteps
     host_timesteps = [int(t) for t in timesteps.tolist()]  # one read, not a sync every step
     # 3. initial latents, (1, 4, h, w), scaled by the scheduler's initial sigma
-    latents = pipe.prepare_latents(1, unet.config.in_channels, height, width,
-                                   prompt_embeds.dtype, device, generator, latents)
-    extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
-    use_graph = cuda_graph if cuda_graph is not None else latents.is_cuda
+    # (as pipe.prepare_latents, with this run's scheduler's sigma)
+    shape = (1, unet.config.in_channels, height // pipe.vae_scale_factor,
+             width // pipe.vae_scale_factor)
+    latents = (randn_tensor(shape, generator=generator, device=device, dtype=prompt_embeds.dtype)
+               if latents is None else latents.to(device)) * scheduler.init_noise_sigma
+    extra = step_kwargs(scheduler, generator)
+    use_graph = (cuda_graph if cuda_graph is not None else latents.is_cuda) and not word_attention
+    word_layers = cross_attention_layers(unet) if word_attention else []  # listed once
     first = 0
     if start is not None:
         # a private copy, so the cached point can be resumed from again
@@ -127,7 +165,7 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
         # 4. scale the input, predict the noise (both halves at once under guidance)
         model_input = torch.cat([latents] * 2) if do_cfg else latents
         model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)
-        noise_pred = None
+        noise_pred, word_map = None, None
         if fn is None and use_graph and model_input.is_cuda:
             runner = graphed_unet(unet, model_input, t, prompt_embeds, capture_layers, site,
                                   do_cfg)
@@ -145,9 +183,12 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
                 acts = (stack.enter_context(capture(unet, capture_layers,
                                                     conditional_only=do_cfg, site=site))
                         if len(capture_layers) else {})
+                words = (stack.enter_context(capture_word_attention(
+                    unet, word_layers, conditional_only=do_cfg)) if word_attention else None)
                 with torch.no_grad():  # an edit that optimises opens its own grad context
                     noise_pred = unet(model_input, t, encoder_hidden_states=prompt_embeds,
                                       return_dict=False)[0]
+                word_map = words.maps() if words is not None and words.probs else None
         # 5. classifier-free guidance
         if do_cfg:
             uncond, cond = noise_pred.chunk(2)
@@ -156,6 +197,8 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
         out = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
         latents = out.prev_sample
         x0 = getattr(out, "pred_original_sample", None)
+        if x0 is None:  # schedulers that do not report it (DPM-Solver): from the noise prediction
+            x0 = predicted_x0(scheduler, model_input[-1:], noise_pred, t)
         yield StepState(
             index=i, timestep=host_timesteps[i], unet_input=model_input[-1:], latents=latents,
             x0_latents=x0,
@@ -164,5 +207,6 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
             activations={k: v[0].float() for k, v in acts.items()},
             resume_next=ResumePoint(i + 1, latents.clone(), copy.deepcopy(scheduler))
             if keep_resume else None,
+            word_attention=word_map,
         )
 

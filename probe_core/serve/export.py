@@ -18,7 +18,8 @@ GIF_TILE = 192  # pixels a side of each panel of a steps.gif frame, whatever the
 
 def run_record(run, model: str, scheduler: str, layer: str, probe_settings) -> dict:
     """What run.json records: enough to reproduce the run (the edit is added by export_run)."""
-    return {"model": model, "prompt": run.prompt, "seed": run.seed,
+    return {"model": model, "prompt": run.prompt, "negative_prompt": run.negative_prompt,
+            "seed": run.seed,
             "num_inference_steps": run.num_inference_steps,
             "guidance_scale": run.guidance_scale, "scheduler": scheduler, "layer": layer,
             "probe_settings": probe_settings.__dict__ if probe_settings else None,

@@ -15,18 +15,24 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 
 from .. import settings
 from ..edits.methods import DEFAULT_METHOD, EditRun, intervene_stream
+from ..metrics import dice, pearson
+from ..probing.cross_attention import word_maps, word_tokens
 from ..probing.denoise import decode_latents
 from ..probing.hooks import self_attention_layers
 from ..probing.image_probe import probe_image
 from ..probing.preview import DecodePreview, choose_preview
 from ..probing.probes import ProbeSet
+from ..probing.schedulers import DEFAULT as DEFAULT_SCHEDULER
+from ..probing.schedulers import check_scheduler, make_scheduler
 from ..probing.step_map import ProbeStepMap
 from ..viz import to_size
 from ..world.labeler import inverse_depth_target
@@ -44,6 +50,15 @@ from .steering import (EditOutcome, EditProgress, EditView, build_target, check_
                        object_of, score_edit)
 
 S = settings.DISPLAY_SIZE
+
+
+@dataclass
+class WordView:
+    """A word's attention as displayed: over the image, the compare panels (None without
+    probes) and the agreement numbers."""
+    image: np.ndarray  # (S + band, S, 3) uint8
+    compare: np.ndarray | None  # (S + band, 3 S + gaps, 3) uint8
+    text: str
 RUN_BUDGET = RunBudget(settings.RUN_CACHE_MB * 2**20)  # all sessions' runs, across models
 
 
@@ -142,16 +157,26 @@ class ProbeDemo:
 
     # ------------------------------------------------------------------ generation and maps
     def stream(self, prompt: str, seed=0, num_inference_steps=settings.DEFAULT_STEPS,
-               guidance_scale=settings.DEFAULT_GUIDANCE, session: str | None = None
-               ) -> Iterator[Run]:
+               guidance_scale=settings.DEFAULT_GUIDANCE, session: str | None = None,
+               negative_prompt: str = "", scheduler: str = DEFAULT_SCHEDULER,
+               word_attention: bool = False) -> Iterator[Run]:
         """Yield the growing Run after every denoising step; the last one is done. `session`
-        names the app session that asked (its runs are released when it closes)."""
+        names the app session that asked (its runs are released when it closes).
+        `negative_prompt` (used under guidance) and `scheduler` (a `SCHEDULERS` label or
+        "default", the model's own) are the sampling controls; a run on a schedule other than
+        the probe set's says so in `run.schedule_note`. With `word_attention` every step's
+        cross-attention over the prompt's tokens is kept too (`word_view`)."""
         request = check_generation(self.pipe.tokenizer, prompt, seed, num_inference_steps,
                                    guidance_scale, self.max_steps)
+        negative_prompt = check_prompt_text(negative_prompt or "", allow_empty=True,
+                                            name="negative prompt")
+        check_prompt(self.pipe.tokenizer, negative_prompt)
+        scheduler = check_scheduler(scheduler)
         with self._lock:
             for run in stream_run(self.pipe, *request, self.layers if self.probes else (),
                                   self.site, self.labeler, self.probes, self.probe_steps,
-                                  self.preview):
+                                  self.preview, negative_prompt, scheduler,
+                                  bool(word_attention)):
                 if len(run.steps) == 1:
                     run.session = session
                     self.budget.use(run)
@@ -201,7 +226,9 @@ class ProbeDemo:
               else state.x0_image)
         caption = (f"step {step + 1} of {run.num_inference_steps} (t = {state.timestep}) · "
                    f"layer {self.layer_label(layer)}"
-                   + ("" if run.done else f" · x0 shown by {self.preview.name}"))
+                   + ("" if run.done else f" · x0 shown by {self.preview.name}")
+                   + (f" · {run.scheduler} sampler: probes of the nearest probed timestep"
+                      if run.schedule_note else ""))
         return figures.step_view(x0, self.maps(run, step, layer), opacity, caption)
 
     def _all_maps(self, run: Run, layer: str) -> list:
@@ -237,6 +264,55 @@ class ProbeDemo:
         scores = self.evaluation["probes"]
         return figures.heatmap(scores, [self.layer_label(l) if l in self.layers else l
                                         for l in scores["layers"]])
+
+    # ------------------------------------------------------------------ word attention
+    def words(self, run: Run | None) -> list[str]:
+        """The prompt's words, each once in order, when the run kept word attention."""
+        if run is None or not run.word_attention:
+            return []
+        return list(dict.fromkeys(w for w, _ in word_tokens(self.pipe.tokenizer, run.prompt)))
+
+    def word_view(self, run: Run | None, word, step=None,
+                  layer: str | None = "best") -> WordView:
+        """Where `word` attends: its cross-attention map (all layers, heads and its tokens) at
+        0-based `step`, or averaged over every step when `step` is None, over that step's x0
+        (the final image for all steps); beside it, the chosen layer's saliency probe at the
+        same step (the last for all steps) and their agreement (Pearson r, Dice of the parts
+        above 0.5), and the agreement with the labeler's object on the final image."""
+        if run is None or not run.steps:
+            raise ValueError("generate an image first")
+        if not run.word_attention:
+            raise ValueError("this run kept no word attention: tick 'Word attention maps' and "
+                             "generate again")
+        words = dict(word_tokens(self.pipe.tokenizer, run.prompt))
+        if not isinstance(word, str) or word not in words:
+            raise ValueError(f"no word {echo(word)} in this run's prompt; its words: "
+                             + ", ".join(self.words(run)))
+        n = len(run.word_attention)
+        positions = [(w, p) for w, p in word_tokens(self.pipe.tokenizer, run.prompt)
+                     if w == word]
+        if step in (None, "", "all"):
+            stack = torch.stack([a.float() for a in run.word_attention])
+            k, when, image = n - 1, f"mean of {n} steps", run.image if run.done else None
+        else:
+            k = int(bounded("step", step, 0, n - 1))
+            stack, when, image = run.word_attention[k].float(), f"step {k + 1}", None
+        image = image if image is not None else self.x0_image(run, k)
+        heat = word_maps(stack, positions, self.image_size)[word]
+        maps = self.maps(run, k, self.resolve_layer(layer))
+        text = f"**'{word}'** attention, {when}."
+        compare = None
+        if maps is not None:
+            prob = maps[1]
+            compare = figures.word_compare(image, prob, heat, word)
+            text += (f" Against the saliency probe ({self.layer_label(self.resolve_layer(layer))},"
+                     f" step {k + 1}): Pearson r {pearson(heat, prob):+.2f}, Dice of the parts "
+                     f"above 0.5 {dice(heat > 0.5, prob > 0.5):.2f}.")
+        if run.labels is not None:
+            obj = run.labels[1] > 0.5
+            text += (f" Against the labeler's object on the final image: Pearson r "
+                     f"{pearson(heat, obj):+.2f}, Dice {dice(heat > 0.5, obj):.2f}.")
+        return WordView(figures.word_view(image, heat, word, when), compare, text)
 
     def inspect_pixel(self, run: Run | None, x, y, layer: str | None = "best") -> np.ndarray:
         """One pixel of the image through the run: its probe depth and P(object) at every step
@@ -299,34 +375,39 @@ class ProbeDemo:
 
     # ------------------------------------------------------------------ interventions
     def intervene(self, run: Run | None, move_x=0, move_y=0, scale=1.0, depth_push=0.0,
-                  strength=None, first_step=0, last_step=3,
-                  method=None) -> Iterator[EditProgress | EditView]:
+                  strength=None, first_step=0, last_step=3, method=None, drawn="none",
+                  painted=None, shift_x=0, shift_y=0) -> Iterator[EditProgress | EditView]:
         """Edit the scene of a finished run and re-run from the first edited step: yields an
-        EditProgress per re-run step, then the EditView."""
+        EditProgress per re-run step, then the EditView. Besides the sliders (move, scale,
+        depth push), `drawn` names a drawn target: "paint" (the object where `painted`, an
+        (H, W) mask or (H, W, 4) brush layer at any size, is set), "flip" (the object mirrored)
+        or "swap" (near and far exchanged); `shift_x, shift_y` shift the whole depth map (px).
+        Everything asked is one edit; its card scores every part."""
         check_finished(run, "steer it")
         if self.probes is None:
             raise ValueError("this model has no probe set, so it cannot be steered")
         request = check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step,
                               method or self.default_method, self.max_move,
-                              run.num_inference_steps)
+                              run.num_inference_steps, drawn, painted, shift_x, shift_y,
+                              self.image_size)
         mask, depth = self._object(run)
-        task, target, cut = build_target(mask, depth, request)
-        edit = make_edit(request, task, target, self.layers)
+        parts = build_target(mask, depth, request)
+        edit = make_edit(request, parts, self.layers)
         t0 = time.perf_counter()
         with self._lock:
             for item in intervene_stream(self.pipe, self.probes, run.prompt, run.seed, edit,
                                          run.num_inference_steps, run.guidance_scale,
                                          original=None if run.released else run.steps,
-                                         decode_x0=True, preview=self.preview):
+                                         decode_x0=True, preview=self.preview,
+                                         scheduler=make_scheduler(self.pipe, run.scheduler),
+                                         negative_prompt=run.negative_prompt or None):
                 if isinstance(item, EditRun):
                     result = item
                 else:
                     yield EditProgress(item.index, to_size(item.x0_image, S))
         seconds = time.perf_counter() - t0
-        scores, achieved = score_edit(self.labeler, run.image, result.image, task, target, mask,
-                                      request.depth_push, cut)
-        run.edit = EditOutcome(task, result.image, target.map, achieved, scores, seconds,
-                               request, target.description, result.probe_steps)
+        outcomes = score_edit(self.labeler, run.image, result.image, parts, mask, depth)
+        run.edit = EditOutcome(result.image, outcomes, seconds, request, result.probe_steps)
         return_free_memory()
         yield self.edit_view(run)
 
@@ -348,7 +429,8 @@ class ProbeDemo:
         """steps.gif, final/depth/saliency/edited PNGs and run.json (enough to reproduce it)."""
         check_finished(run, "export it")
         layer = self.resolve_layer(layer)
-        record = run_record(run, self.name, type(self.pipe.scheduler).__name__, layer,
+        sampler = type(make_scheduler(self.pipe, run.scheduler)).__name__
+        record = run_record(run, self.name, sampler, layer,
                             self.probes.settings if self.probes else None)
         return export_run(run, folder, self._all_maps(run, layer), record,
                           [self.x0_image(run, k) for k in range(len(run.steps))])

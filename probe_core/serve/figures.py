@@ -13,7 +13,8 @@ import numpy as np
 
 from ..metrics import dice, pearson
 from ..settings import DISPLAY_SIZE, THUMB_SIZE
-from ..viz import blend, colorize_depth, figure_to_array, overlay_mask, pyplot, to_size
+from ..viz import (colorize_depth, figure_to_array, heat_overlay, label_frame,
+                   overlay_mask, pyplot, to_size)
 
 
 def layer_label(unet_config, layer: str) -> str:
@@ -36,17 +37,35 @@ class StepView:
     depth: np.ndarray | None  # (S, S, 3) depth colours blended over x0
     saliency: np.ndarray | None  # (S, S, 3) object overlay on x0
     caption: str
+    readout: str = ""  # the depth view's hover values (depth_readout), "" without probes
 
 
 def step_view(x0: np.ndarray, maps: tuple | None, opacity: float, caption: str) -> StepView:
-    """x0 (H, W, 3) and its (depth, P(object)) maps -> the displayed StepView."""
+    """x0 (H, W, 3) and its (depth, P(object)) maps -> the displayed StepView: the depth view
+    in depth colours alone (whatever the opacity), the object overlaid on x0 by `opacity`."""
     if maps is None:
         return StepView(to_size(x0, DISPLAY_SIZE), None, None, caption)
     depth, prob = maps
     x0 = to_size(x0, depth.shape[0])  # a preview may be smaller than the maps
-    return StepView(to_size(x0, DISPLAY_SIZE),
-                    to_size(blend(x0, colorize_depth(depth), max(opacity, 0.05)), DISPLAY_SIZE),
-                    to_size(overlay_mask(x0, prob, opacity), DISPLAY_SIZE), caption)
+    return StepView(to_size(x0, DISPLAY_SIZE), to_size(colorize_depth(depth), DISPLAY_SIZE),
+                    to_size(overlay_mask(x0, prob, opacity), DISPLAY_SIZE), caption,
+                    depth_readout(depth))
+
+
+HOVER_GRID = 64  # depth values sent for the hover readout: at most 64 x 64
+
+
+def depth_readout(depth: np.ndarray) -> str:
+    """The hover readout's HTML for an (H, W) depth map: the values on a grid of at most
+    HOVER_GRID a side, in a data attribute the page's script reads as the pointer moves over
+    the depth view."""
+    d = np.asarray(depth, np.float32)
+    n = min(HOVER_GRID, d.shape[0])
+    idx = (np.arange(n) * d.shape[0]) // n
+    values = ",".join(f"{v:.2f}" for v in np.nan_to_num(d[idx][:, idx]).ravel())
+    return (f'<div class="depth-readout" data-n="{n}" data-depth="{values}">'
+            "<span>Hover the depth view to read its values (z-units of inverse depth, "
+            "+ = near).</span></div>")
 
 
 def filmstrip_tiles(x0_images: list[np.ndarray], maps: list) -> list[tuple[np.ndarray, str]]:
@@ -179,12 +198,41 @@ def heatmap(scores: dict, labels: list[str]) -> np.ndarray:
 
 def edit_images(original: np.ndarray, edit) -> tuple[np.ndarray, ...]:
     """(before, after, target, achieved), DISPLAY_SIZE square, for a steering.EditOutcome on
-    the (H, W, 3) `original` image: masks as overlays, depth maps in depth colours."""
-    if edit.task == "saliency":
-        target = overlay_mask(original, edit.target, 0.6)
-        achieved = (overlay_mask(edit.image, edit.achieved, 0.6) if edit.achieved is not None
-                    else edit.image)
-    else:
-        target = colorize_depth(edit.target)
-        achieved = colorize_depth(edit.achieved) if edit.achieved is not None else edit.image
+    the (H, W, 3) `original` image: a depth part in depth colours, an object mask part as an
+    overlay (on the depth colours when the edit has both)."""
+    masks = [p for p in edit.parts if p.task == "saliency"]
+    depths = [p for p in edit.parts if p.task == "depth"]
+    target, achieved = original, edit.image
+    if depths:
+        target = colorize_depth(depths[0].target)
+        if depths[0].achieved is not None:
+            achieved = colorize_depth(depths[0].achieved)
+    if masks:
+        target = overlay_mask(target, masks[0].target, 0.6)
+        if masks[0].achieved is not None:
+            achieved = overlay_mask(achieved, masks[0].achieved, 0.6)
     return tuple(to_size(x, DISPLAY_SIZE) for x in (original, edit.image, target, achieved))
+
+
+def word_view(image: np.ndarray, word_map: np.ndarray, word: str, when: str) -> np.ndarray:
+    """A word's (H, W) attention map in [0, 1] over the (H, W, 3) image, DISPLAY_SIZE square
+    under a title band."""
+    over = heat_overlay(to_size(image, DISPLAY_SIZE), to_size(word_map, DISPLAY_SIZE))
+    return label_frame(over, f"'{word}' attention, {when}")
+
+
+def word_compare(image: np.ndarray, prob: np.ndarray, word_map: np.ndarray,
+                 word: str) -> np.ndarray:
+    """Three panels, each DISPLAY_SIZE a side under a title: the saliency probe's P(object),
+    the word's attention map, and their difference (attention - P(object): orange where only
+    the word looks, blue where only the probe sees the object)."""
+    from matplotlib import colormaps
+
+    image = to_size(image, DISPLAY_SIZE)
+    p, w = to_size(prob, DISPLAY_SIZE), to_size(word_map, DISPLAY_SIZE)
+    diff = colormaps["PuOr_r"]((w - p + 1) / 2)[..., :3] * 255
+    panels = [label_frame(overlay_mask(image, p, 0.6), "saliency probe P(object)"),
+              label_frame(heat_overlay(image, w), f"'{word}' attention"),
+              label_frame(diff.astype(np.uint8), "attention - P(object)")]
+    gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
+    return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], 1)

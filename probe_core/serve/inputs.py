@@ -53,13 +53,13 @@ def step_number(name: str, value, first: int, last: int) -> int:
     return whole(name, value, first, last) - 1
 
 
-def check_prompt_text(prompt, allow_empty: bool = False) -> str:
+def check_prompt_text(prompt, allow_empty: bool = False, name: str = "prompt") -> str:
     """A prompt must be text of at most MAX_PROMPT_CHARS characters, and not empty unless
     `allow_empty`: checked before any other work on it, so a huge prompt costs nothing."""
     if not isinstance(prompt, str):
-        raise ValueError("prompt must be text")
+        raise ValueError(f"{name} must be text")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise ValueError(f"prompt is {len(prompt)} characters long; at most "
+        raise ValueError(f"{name} is {len(prompt)} characters long; at most "
                          f"{MAX_PROMPT_CHARS} are read")
     if not prompt.strip() and not allow_empty:
         raise ValueError("type a prompt first (an empty prompt would generate an "

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..probing.denoise import StepState, decode_latents, denoise
+from ..probing.schedulers import make_scheduler, schedule_note, timesteps_of
 
 
 class StepTokens:
@@ -70,6 +71,9 @@ class Run:
     seed: int
     num_inference_steps: int
     guidance_scale: float
+    negative_prompt: str = ""
+    scheduler: str = "default"  # a `schedulers.SCHEDULERS` label, or the model's own
+    schedule_note: str = ""  # how its steps map to the probe set's when the schedules differ
     steps: list[StepState] = field(default_factory=list)  # grows while streaming
     image: np.ndarray | None = None  # (H, W, 3) uint8 final image, once done
     tokens: list[StepTokens] = field(default_factory=list)  # per step: every layer's probe outputs
@@ -78,6 +82,9 @@ class Run:
     x0_full: dict = field(default_factory=dict)  # step -> fully decoded x0 (when previews are not)
     x0_labels: dict = field(default_factory=dict)  # step -> labeler on that step's x0
     edit: object | None = None  # the last intervention (steering.EditOutcome)
+    # per step, with word_attention: (L, h, w) float16 cross-attention per prompt token, on the
+    # host (moved here from the StepState; see cross_attention.word_maps)
+    word_attention: list = field(default_factory=list)
     seconds: float = 0.0
 
     released: bool = False  # its resume points were dropped to keep the server in budget
@@ -88,10 +95,12 @@ class Run:
         return self.image is not None
 
     def nbytes(self) -> int:
-        """Bytes held by its resume points, probe outputs and full-resolution maps."""
+        """Bytes held by its resume points, probe outputs, word attention and full-resolution
+        maps."""
         total = sum(t.nbytes for t in self.tokens)
         total += sum(d.nbytes + p.nbytes for d, p in self.maps.values())
         total += sum(x.nbytes for x in self.x0_full.values())
+        total += sum(a.numel() * a.element_size() for a in self.word_attention)
         for s in self.steps:
             total += sum(a.numel() * a.element_size() for a in s.activations.values())
             if s.resume_next is not None:
@@ -176,24 +185,36 @@ class RunBudget:
 
 def stream_run(pipe, prompt: str, seed: int, num_inference_steps: int, guidance_scale: float,
                capture_layers: list[str], site: str, labeler=None, probes=None,
-               probe_step=None, preview=None) -> Iterator[Run]:
+               probe_step=None, preview=None, negative_prompt: str = "",
+               scheduler: str = "default", word_attention: bool = False) -> Iterator[Run]:
     """Yield the growing Run after every denoising step; the last one is done (final image
     decoded and, with a labeler, labelled). With `probes`, every captured layer is read at every
     step on the model's device (`probe_step(run_steps, index, timestep)` names the probe set's
     step) and only the small token-grid outputs are kept; the activations are dropped.
-    `preview(x0_latents) -> (H, W, 3) uint8` makes each step's x0 image (default: VAE decode)."""
-    run = Run(prompt, seed, num_inference_steps, guidance_scale)
+    `preview(x0_latents) -> (H, W, 3) uint8` makes each step's x0 image (default: VAE decode).
+    `scheduler` names the sampler (`schedulers.make_scheduler`); `negative_prompt` replaces the
+    empty unconditional prompt under guidance. With `word_attention`, each step's cross-attention
+    map over the prompt's tokens is kept in `run.word_attention` ((L, h, w) float16 on the host)."""
+    run = Run(prompt, seed, num_inference_steps, guidance_scale, negative_prompt, scheduler)
+    sampler = make_scheduler(pipe, scheduler)
+    if probe_step is not None:
+        run.schedule_note = schedule_note(timesteps_of(sampler, num_inference_steps),
+                                          probe_step.timesteps())
     t0 = time.perf_counter()
     for state in denoise(pipe, prompt, num_inference_steps=num_inference_steps,
                          guidance_scale=guidance_scale,
-                         generator=torch.Generator().manual_seed(seed),
+                         generator=torch.Generator().manual_seed(seed), scheduler=sampler,
+                         negative_prompt=negative_prompt or None,
                          capture_layers=capture_layers, keep_resume=True, site=site,
-                         preview=preview):
+                         preview=preview, word_attention=word_attention):
         if probes is not None:
             ps = (probe_step(num_inference_steps, state.index, state.timestep)
                   if probe_step is not None else state.index)
             run.tokens.append(StepTokens(probes.token_outputs(ps, state.activations)))
         state.activations = {}
+        if state.word_attention is not None:
+            run.word_attention.append(state.word_attention.to(torch.float16).cpu())
+            state.word_attention = None
         run.steps.append(state)
         if state.index == num_inference_steps - 1:
             run.image = decode_latents(pipe, state.latents)

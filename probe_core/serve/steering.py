@@ -1,11 +1,13 @@
-"""Steering from the app's sliders: check the request, build the target, score the result.
+"""Steering from the app's sliders and drawn targets: check the request, build the parts of
+the edit, score each.
 
-    >>> request = check_steer(move_x=16, first_step=0, last_step=3, method="guided", ...)
-    >>> task, target, cut = build_target(mask, depth, request)
-    >>> scores = score_edit(labeler, before, after, task, target, mask, request.depth_push)
+    >>> request = check_steer(move_x=16, depth_push=1.0, first_step=0, last_step=3, ...)
+    >>> parts = build_target(mask, depth, request)     # [Part("saliency"), Part("depth")]
+    >>> outcomes = score_edit(labeler, before, after, parts, mask, depth)
 
-Moves and scales edit the salient object's mask (task "saliency"); a depth push alone edits
-the depth map inside it (task "depth").
+A painted or flipped mask, a scale and a move edit the salient object's mask (task
+"saliency"); swapping near and far, shifting the depth map and a depth push edit the depth map
+(task "depth"). Everything asked is one edit: both parts are steered toward in the same run.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..metrics import pearson
 from ..edits.methods import METHOD_DEFAULTS, METHODS, Edit, default_layers
-from ..edits.scores import score_depth, score_move
-from ..edits.targets import Target, centroid, move_mask, push_depth, scale_mask
+from ..edits.scores import outside_change, score_depth, score_move
+from ..edits.targets import (Target, centroid, flip_mask, move_mask, paint_mask, push_depth,
+                             scale_mask, shift_depth, swap_depth)
 from .inputs import bounded, echo
 
 MAX_SCALE = (0.25, 4.0)
@@ -24,9 +28,14 @@ MAX_PUSH = 3.0  # z-units of inverse depth
 MAX_STRENGTH = 10.0
 
 
+DRAWN = {"none": "", "paint": "painted mask", "flip": "flip object left-right",
+         "swap": "swap near and far"}  # drawn targets: value -> what the edit does
+
+
 @dataclass
 class SteerRequest:
-    """What the sliders ask for, checked: moves in pixels, steps 0-based."""
+    """What the sliders and the drawn target ask for, checked: moves in pixels, steps
+    0-based, `painted` (H, W) bool at the model's image size when `drawn` is "paint"."""
     method: str
     move_x: int
     move_y: int
@@ -35,10 +44,39 @@ class SteerRequest:
     strength: float
     first_step: int
     last_step: int
+    drawn: str = "none"
+    shift_x: int = 0  # the whole depth map shifted by (shift_x, shift_y) px
+    shift_y: int = 0
+    painted: np.ndarray | None = field(default=None, repr=False)
+
+
+def check_painted(painted, image_size: int) -> np.ndarray:
+    """A painted target as a visitor sends it, (H, W) or (H, W, C) with C <= 4 (any painted
+    pixel: alpha > 0 with 4 channels, else non-zero), resized (nearest) to the model's image
+    size: an (S, S) bool mask with at least one pixel set."""
+    a = np.asarray(painted) if painted is not None else None
+    if a is None or a.dtype == object or a.ndim not in (2, 3) or (a.ndim == 3 and
+                                                                 not 1 <= a.shape[2] <= 4):
+        raise ValueError("paint the target mask on the image first (a brush stroke where the "
+                         "object should be)")
+    if not 1 <= a.shape[0] <= 4096 or not 1 <= a.shape[1] <= 4096:
+        raise ValueError(f"painted mask of {a.shape[1]}x{a.shape[0]} px: at most 4096 a side")
+    a = a.astype(np.float32)
+    if not np.all(np.isfinite(a)):
+        raise ValueError("painted mask holds values that are not numbers")
+    mask = (a[..., 3] if a.ndim == 3 and a.shape[2] == 4 else
+            a.max(axis=-1) if a.ndim == 3 else a) > 0
+    rows = (np.arange(image_size) * mask.shape[0]) // image_size
+    cols = (np.arange(image_size) * mask.shape[1]) // image_size
+    mask = mask[rows[:, None], cols[None, :]]
+    if not mask.any():
+        raise ValueError("the painted mask is empty: paint where the object should be")
+    return mask
 
 
 def check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step, method,
-                max_move: int, num_inference_steps: int) -> SteerRequest:
+                max_move: int, num_inference_steps: int, drawn="none", painted=None,
+                shift_x=0, shift_y=0, image_size: int | None = None) -> SteerRequest:
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {echo(method)}")
     dx = int(round(bounded("move x", move_x, -max_move, max_move)))
@@ -50,54 +88,101 @@ def check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_st
     n = num_inference_steps
     first = int(bounded("first edited step", first_step, 0, n - 1))
     last = int(bounded("last edited step", last_step, first, n - 1))
-    return SteerRequest(method, dx, dy, factor, push, strength, first, last)
-
-
-BOTH = ("both a move or scale and a depth push are set: an edit does one of them; set the "
-        "other back (move 0, scale 1, or push 0)")
+    drawn = "none" if drawn in (None, "") else drawn
+    if not isinstance(drawn, str) or drawn not in DRAWN:
+        raise ValueError(f"drawn target must be one of {', '.join(DRAWN)}, got {echo(drawn)}")
+    sx = int(round(bounded("depth shift x", shift_x, -max_move, max_move)))
+    sy = int(round(bounded("depth shift y", shift_y, -max_move, max_move)))
+    mask = check_painted(painted, image_size or 2 * max_move) if drawn == "paint" else None
+    return SteerRequest(method, dx, dy, factor, push, strength, first, last, drawn, sx, sy,
+                        mask)
 
 
 def _moves(request: SteerRequest) -> bool:
     return bool(request.move_x or request.move_y or request.scale != 1.0)
 
 
-def plan_text(move_x, move_y, scale, depth_push) -> str:
-    """What an edit with these slider values will do, in words (or why it will not run)."""
+def _numbers(*values) -> tuple[float, ...] | None:
     try:
-        dx, dy = round(float(move_x)), round(float(move_y))
-        factor, push = float(scale), float(depth_push)
+        out = tuple(float(v) for v in values)
     except (TypeError, ValueError):
+        return None
+    return out if all(np.isfinite(out)) else None
+
+
+def plan_text(move_x, move_y, scale, depth_push, drawn="none", shift_x=0, shift_y=0) -> str:
+    """What an edit with these values will do, in words: every part of it."""
+    values = _numbers(move_x, move_y, scale, depth_push, shift_x, shift_y)
+    if values is None:
         return "Edit to run: none (a slider holds something that is not a number)"
-    moves = bool(dx or dy or factor != 1.0)
-    if moves and push:
-        return "Edit to run: none. " + BOTH[0].upper() + BOTH[1:] + "."
-    if moves:
-        parts = [f"move x {dx:+d} px" if dx else "", f"move y {dy:+d} px" if dy else "",
-                 f"scale x{factor:g}" if factor != 1.0 else ""]
-        return "Edit to run: **" + ", ".join(p for p in parts if p) + "** (object mask)"
-    if push:
-        return (f"Edit to run: **push depth {push:+g} z-units** "
-                f"({'nearer' if push > 0 else 'farther'}, depth map inside the object)")
-    return "Edit to run: none yet: move a slider"
+    dx, dy, factor, push, sx, sy = values
+    dx, dy, sx, sy = round(dx), round(dy), round(sx), round(sy)
+    mask_parts = [DRAWN.get(drawn, "") if drawn in ("paint", "flip") else "",
+                  f"scale x{factor:g}" if factor != 1.0 else "",
+                  f"move x {dx:+d} px" if dx else "", f"move y {dy:+d} px" if dy else ""]
+    depth_parts = [DRAWN["swap"] if drawn == "swap" else "",
+                   f"shift depth map ({sx:+d}, {sy:+d}) px" if sx or sy else "",
+                   f"push depth {push:+g} z-units ({'nearer' if push > 0 else 'farther'}, "
+                   "inside the object)" if push else ""]
+    lines = []
+    if any(mask_parts):
+        lines.append("**" + ", ".join(p for p in mask_parts if p) + "** (object mask)")
+    if any(depth_parts):
+        lines.append("**" + ", ".join(p for p in depth_parts if p) + "** (depth map)")
+    if not lines:
+        return "Edit to run: none yet: move a slider or pick a drawn target"
+    return "Edit to run: " + "; ".join(lines) + (" — one edit, both parts" if len(lines) > 1
+                                                 else "")
 
 
-def build_target(mask: np.ndarray, depth: np.ndarray,
-                 request: SteerRequest) -> tuple[str, Target, float]:
-    """(task, target, cut) for the object `mask` (H, W) bool and `depth` (H, W); `cut` is the
-    share of the moved object that falls outside the image."""
-    if not mask.any():
+@dataclass
+class Part:
+    """One part of an edit: the task, its target, and the share of a moved object that falls
+    past the image edge (saliency)."""
+    task: str  # "saliency" or "depth"
+    target: Target
+    cut: float = 0.0
+
+
+def build_target(mask: np.ndarray, depth: np.ndarray, request: SteerRequest) -> list[Part]:
+    """The parts of the edit for the object `mask` (H, W) bool and `depth` (H, W): an object
+    mask part (painted or flipped, then scaled and moved) and a depth part (swapped, shifted,
+    then pushed inside the object where the mask part puts it), each when asked."""
+    parts = []
+    drawn = request.drawn
+    needs_object = _moves(request) or drawn == "flip" or request.depth_push
+    if needs_object and not mask.any():
         raise ValueError("no salient object found in this image to steer")
-    if _moves(request) and request.depth_push:
-        raise ValueError(BOTH)
-    if _moves(request):
-        scaled = scale_mask(mask, request.scale)
-        target = move_mask(scaled.map, request.move_x, request.move_y)
-        target.region = target.region | scaled.region
-        cut = 1.0 - float(target.map.sum()) / max(float(scaled.map.sum()), 1.0)
-        return "saliency", target, cut
-    if request.depth_push:
-        return "depth", push_depth(depth, mask, request.depth_push), 0.0
-    raise ValueError("set a move, a scale or a depth push first")
+    if _moves(request) or drawn in ("paint", "flip"):
+        base = (paint_mask(mask, request.painted) if drawn == "paint" else
+                flip_mask(mask) if drawn == "flip" else Target(mask, mask & False, ""))
+        scaled = scale_mask(base.map, request.scale)
+        moved = move_mask(scaled.map, request.move_x, request.move_y)
+        words = [base.description, scaled.description if request.scale != 1.0 else "",
+                 moved.description if request.move_x or request.move_y else ""]
+        region = mask ^ moved.map | base.region | scaled.region | moved.region
+        cut = 1.0 - float(moved.map.sum()) / max(float(scaled.map.sum()), 1.0)
+        parts.append(Part("saliency", Target(moved.map, region,
+                                             ", ".join(w for w in words if w)), cut))
+    if drawn == "swap" or request.shift_x or request.shift_y or request.depth_push:
+        target = np.asarray(depth, np.float32)
+        region = np.zeros(mask.shape, bool)
+        words = []
+        steps = [(drawn == "swap", lambda d: swap_depth(d)),
+                 (request.shift_x or request.shift_y,
+                  lambda d: shift_depth(d, request.shift_x, request.shift_y)),
+                 (request.depth_push,
+                  lambda d: push_depth(d, parts[0].target.map if parts else mask,
+                                       request.depth_push))]
+        for asked, make in steps:
+            if asked:
+                t = make(target)
+                target, region = t.map, region | t.region
+                words.append(t.description)
+        parts.append(Part("depth", Target(target, region, "depth " + ", ".join(words))))
+    if not parts:
+        raise ValueError("set a move, a scale, a depth push or a drawn target first")
+    return parts
 
 
 def object_of(run, last_maps) -> tuple[np.ndarray, np.ndarray]:
@@ -112,54 +197,93 @@ def object_of(run, last_maps) -> tuple[np.ndarray, np.ndarray]:
     return s > 0.5, d
 
 
-def make_edit(request: SteerRequest, task: str, target: Target, layers: list[str]) -> Edit:
-    """The Edit the request asks for, with its method's default layers (when the model has
-    them) and iterations."""
-    return Edit(task, target.map, request.method, request.strength,
+def make_edit(request: SteerRequest, parts: list[Part], layers: list[str]) -> Edit:
+    """The Edit the request asks for (every part in one run), with its method's default layers
+    (when the model has them) and iterations."""
+    first, *more = parts
+    return Edit(first.task, first.target.map, request.method, request.strength,
                 range(request.first_step, request.last_step + 1),
                 layers=default_layers(request.method, layers),
                 iterations=METHOD_DEFAULTS[request.method].iterations,
-                shift=(request.move_x, request.move_y))
+                shift=(request.move_x, request.move_y),
+                also=tuple((p.task, p.target.map) for p in more))
 
 
-def score_edit(labeler, before: np.ndarray, after: np.ndarray, task: str, target: Target,
-               mask: np.ndarray, push: float, cut: float) -> tuple[dict, np.ndarray | None]:
-    """(scores, achieved map) by the labeler; ({}, None) without one. Scores for a move: Dice
-    with the target, the centre's shift and the asked one; for a push, the object's depth
-    change. The achieved map is the labeler's mask (move) or depth (push) of the edited image."""
+@dataclass
+class PartOutcome:
+    """One part of a finished edit: its target, what the labeler reads in the edited image
+    (mask or depth) and its scores."""
+    task: str
+    target: np.ndarray  # (H, W) bool mask or float depth
+    achieved: np.ndarray | None  # (H, W) labeler's P(object) or depth of the edited image
+    scores: dict
+    description: str
+
+
+def score_edit(labeler, before: np.ndarray, after: np.ndarray, parts: list[Part],
+               mask: np.ndarray, depth: np.ndarray) -> list[PartOutcome]:
+    """Each part scored by the labeler (empty scores without one). Object mask part: Dice with
+    the target, the centre's shift and the asked one, the area; depth part: the object's
+    labelled depth where it was and where it is after, the asked change (the target's mean
+    over the object where the mask part puts it less the depth's mean over it now) and the
+    Pearson r of the whole labelled depth map with the target, before and after. The change
+    outside the edit is measured outside every part's region."""
     if labeler is None:
-        return {}, None
-    depth, saliency = labeler(after[None])
-    if task == "saliency":
-        s = score_move(labeler, before, after, target)
-        ty, tx = centroid(target.map)
-        oy, ox = centroid(mask)
-        s["asked_x"], s["asked_y"] = tx - ox, ty - oy
-        s["target_cut"] = cut
-        return s, saliency[0]
-    s = score_depth(labeler, before, after, mask, target.region)
-    s["asked"] = push
-    return s, depth[0]
+        return [PartOutcome(p.task, p.target.map, None, {}, p.target.description)
+                for p in parts]
+    d, sal = labeler(np.stack([before, after]))
+    region = np.logical_or.reduce([p.target.region for p in parts])
+    object_after = parts[0].target.map if parts[0].task == "saliency" else mask
+    out = []
+    for p in parts:
+        if p.task == "saliency":
+            s = score_move(labeler, before, after, p.target)
+            ty, tx = centroid(p.target.map)
+            oy, ox = centroid(mask)
+            s["asked_x"], s["asked_y"] = tx - ox, ty - oy
+            s["target_cut"] = p.cut
+            achieved = sal[1]
+        else:
+            s = score_depth(labeler, before, after, mask, region)
+            goal = p.target.map[object_after].mean() if object_after.any() else np.nan
+            now = depth[mask].mean() if mask.any() else np.nan
+            s["asked"] = float(goal - now)
+            s["map_r_before"] = pearson(d[0], p.target.map)
+            s["map_r_after"] = pearson(d[1], p.target.map)
+            achieved = d[1]
+        s["outside_change"] = outside_change(before, after, region | (sal[0] > 0.5)
+                                             | (sal[1] > 0.5))
+        out.append(PartOutcome(p.task, p.target.map, achieved, s, p.target.description))
+    return out
 
 
 @dataclass
 class EditOutcome:
-    """A finished intervention on a run: images, target, scores and what was asked."""
-    task: str  # "saliency" or "depth"
+    """A finished intervention on a run: the edited image, every part's target and scores,
+    and what was asked. `task`, `target`, `achieved`, `scores` and `description` are the first
+    part's (the object mask part when there is one)."""
     image: np.ndarray  # (H, W, 3) uint8, the edited generation
-    target: np.ndarray  # (H, W) the target map
-    achieved: np.ndarray | None  # (H, W) the labeler's reading of the edited image
-    scores: dict
+    parts: list[PartOutcome]
     seconds: float
     request: SteerRequest
-    description: str
     probe_steps: dict = field(default_factory=dict)  # edited step -> probe step (0-based)
 
+    task = property(lambda self: self.parts[0].task)
+    target = property(lambda self: self.parts[0].target)
+    achieved = property(lambda self: self.parts[0].achieved)
+    scores = property(lambda self: self.parts[0].scores)
+
+    @property
+    def description(self) -> str:
+        return "; ".join(p.description for p in self.parts)
+
     def settings(self) -> dict:
-        """What was asked, as recorded in an export: method, strength, moves, steps."""
+        """What was asked, as recorded in an export: method, strength, moves, drawn target,
+        steps."""
         r = asdict(self.request)
         return {"method": r["method"], "strength": r["strength"], "move_x": r["move_x"],
                 "move_y": r["move_y"], "scale": r["scale"], "depth_push": r["depth_push"],
+                "drawn": r["drawn"], "depth_shift": [r["shift_x"], r["shift_y"]],
                 "steps": [r["first_step"], r["last_step"]]}
 
 

@@ -1,0 +1,79 @@
+"""The app's features through gradio_client, one test each: sampling controls, word maps,
+drawn edits, the compare view."""
+
+from tests.test_app import _image
+
+PROMPT = "a red sphere on a gray plain floor"
+
+
+def _generate(client, **kw):
+    args = dict(prompt=PROMPT, seed=3, steps=3, guidance=4.0, layer="best", opacity=0.6,
+                first_value=1, last_value=3, negative_prompt="", scheduler="default")
+    args.update(kw)
+    return client.predict(**args, api_name="/generate")
+
+
+def test_negative_prompt_and_scheduler(client):
+    plain = _generate(client)
+    assert "done" in plain[-1]
+    other = _generate(client, negative_prompt="a blue box", scheduler="DPM-Solver multistep")
+    assert "done" in other[-1] and "nearest probed timestep" in other[-1]
+    assert (_image(other[1]).tobytes() != _image(plain[1]).tobytes())
+    for bad, why in ((dict(scheduler="PNDM"), "unknown scheduler"),
+                     (dict(negative_prompt="a purple dragon"), "unknown words"),
+                     (dict(negative_prompt="x" * 5000), "negative prompt is 5000")):
+        assert why in _generate(client, **bad)[-1]
+    assert "done" in _generate(client, scheduler="Euler")[-1]  # still usable
+
+
+def _edit(client, **kw):
+    args = dict(move_x=0, move_y=0, scale=1.0, depth_push=0.0, strength=0.3, first_value=1,
+                last_value=2, method="guided", drawn="none", painted=None, shift_x=0,
+                shift_y=0)
+    args.update(kw)
+    return client.predict(**args, api_name="/intervene")
+
+
+def test_drawn_edits_combine_with_the_sliders(client, tmp_path):
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    _generate(client)
+    layer = np.zeros((256, 256, 4), np.uint8)
+    layer[140:220, 20:100] = (255, 0, 255, 255)  # a brush square, bottom left
+    Image.fromarray(layer).save(tmp_path / "layer.png")
+    canvas = {"background": None, "layers": [handle_file(str(tmp_path / "layer.png"))],
+              "composite": None}
+    *_, score, status = _edit(client, drawn="paint", painted=canvas, depth_push=1.0)
+    assert "Edit done" in status
+    assert "Object mask: painted mask" in score and "Depth map: depth nearer by 1" in score
+    assert "Dice with the painted mask rose" in score
+    *_, score, status = _edit(client, drawn="flip", move_y=2)
+    assert "flip object left-right, move object by (0, 2) px" in score
+    *_, score, status = _edit(client, drawn="swap", shift_x=3)
+    assert "swap near and far, shift depth by (3, 0) px" in score
+    assert "paint the target mask" in _edit(client, drawn="paint")[-1]  # nothing painted
+    assert "Edit done" in _edit(client, move_x=4)[-1]  # still usable
+
+
+def test_word_maps_and_the_compare_view(client):
+    out = _generate(client, word_attention=True)
+    words = out[9]
+    choices = [c[0] if isinstance(c, (list, tuple)) else c for c in words["choices"]]
+    assert choices == ["a", "red", "sphere", "on", "gray", "plain", "floor"]
+    image, compare, text, status = client.predict(word="sphere", when="all", step_value=3,
+                                                  layer="best", api_name="/word_map")
+    assert _image(image).size[0] == 256 and _image(compare).size[0] > 3 * 256
+    assert "'sphere'** attention, mean of 3 steps" in text and "Pearson r" in text
+    *_, text, status = client.predict(word="floor", when="step", step_value=1, layer="best",
+                                      api_name="/word_map")
+    assert "attention, step 1" in text
+    for bad, why in ((dict(word="dragon"), "no word 'dragon'"),
+                     (dict(word="sphere", step_value=99), "step must be between")):
+        args = dict(word="sphere", when="step", step_value=1, layer="best")
+        args.update(bad)
+        assert why in client.predict(**args, api_name="/word_map")[-1]
+    _generate(client, word_attention=False)
+    assert "kept no word attention" in client.predict(
+        word="sphere", when="all", step_value=1, layer="best", api_name="/word_map")[-1]
