@@ -108,6 +108,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
     # exports live an hour in gradio's cache too; checked every hour
     with gr.Blocks(title="scene-probe", delete_cache=(3600, 3600)) as app:
         run_state = gr.State(None, time_to_live=SESSION_TTL_S)
+        pair_state = gr.State(None, time_to_live=SESSION_TTL_S)  # (A, B or None: the current)
         play_state = gr.State(False)  # whether the step player is playing
         model_state = gr.State(EMBEDDED)
         gr.Markdown(INTRO)
@@ -172,9 +173,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     play_btn = gr.Button("Play steps", size="sm", scale=1, elem_id="play")
                 player = gr.Timer(PLAY_SECONDS, active=False)
                 film = gr.Gallery(label="Every step: image | depth / saliency | depth with "
-                                        "object outline", columns=8,
-                                  rows=2, height=250, object_fit="contain", elem_id="filmstrip",
-                                  allow_preview=False)
+                                        "object outline (the shown step selected)",
+                                  columns=8, height="auto", object_fit="contain",
+                                  elem_id="filmstrip", allow_preview=False)
                 pixel_img = gr.Image(label="Pixel inspector: click a pixel of the image, depth or "
                                            "saliency view above", height=300,
                                      elem_id="pixel-inspector")
@@ -226,14 +227,6 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     apply_btn = gr.Button("Apply edit", variant="primary")
                 with gr.Column(scale=3):
                     with gr.Row():
-                        canvas = gr.ImageEditor(
-                            label="Paint the target mask (pick 'painted mask'): where the "
-                                  "object should be", type="numpy", image_mode="RGBA",
-                            sources=(), transforms=(), layers=False, format="png",
-                            brush=gr.Brush(default_size=24, colors=["#ff00ff"],
-                                           color_mode="fixed"),
-                            canvas_size=(DISPLAY_SIZE, DISPLAY_SIZE), fixed_canvas=True,
-                            height=300, elem_id="paint")
                         compare = gr.ImageSlider(label="Before | after (drag)", max_height=256)
                         target_img = gr.Image(label="Target", height=256)
                         achieved_img = gr.Image(label="Achieved (labelled edited image)",
@@ -241,7 +234,31 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     # depth pushes show target and achieved depth in the probes' colours
                     gr.Image(depth_legend(), show_label=False, height=44, container=False,
                              buttons=[], elem_id="edit-depth-legend")
-                    score = gr.Markdown("Generate an image, then move a slider.")
+                    with gr.Row():
+                        canvas = gr.ImageEditor(
+                            label="Paint the target mask (pick 'painted mask'): where the "
+                                  "object should be", type="numpy", image_mode="RGBA",
+                            sources=(), transforms=(), layers=False, format="png",
+                            brush=gr.Brush(default_size=24, colors=["#ff00ff"],
+                                           color_mode="fixed"),
+                            canvas_size=(DISPLAY_SIZE, DISPLAY_SIZE), fixed_canvas=True,
+                            height=380, min_width=330, scale=1, elem_id="paint")
+                        score = gr.Markdown("Generate an image, then move a slider or draw "
+                                            "a target.")
+        with gr.Accordion("Compare two runs side by side", open=False):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    keep_btn = gr.Button("Keep the current run as A", elem_id="keep-a")
+                    edit_cmp_btn = gr.Button("Compare the current run with its edit")
+                    gr.Markdown("Then generate B (another seed, prompt, sampler...) or pick "
+                                "other layers: B is the current run.")
+                    cmp_step = Slider(1, DEFAULT_STEPS, value=DEFAULT_STEPS, step=1,
+                                      label="Step (of A; B at the same point of its schedule)")
+                    layer_a = Dropdown(home.layer_choices(), value="best", label="Layer of A")
+                    layer_b = Dropdown(home.layer_choices(), value="best", label="Layer of B")
+                with gr.Column(scale=3):
+                    cmp_img = gr.Image(label="A | B | B - A", height=460, elem_id="compare")
+                    cmp_text = gr.Markdown("")
         with gr.Accordion("Probe your own image: is the scene in there?", open=False):
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
@@ -389,11 +406,22 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                     status: v.caption}
 
         def show_step(run, k, layer, opacity, model):
-            """Step k's views, and the step slider moved there (playback, filmstrip)."""
+            """Step k's views, and the step slider and filmstrip moved there (playback,
+            filmstrip)."""
             out = on_scrub(run, k, layer, opacity, model)
             if x0_img in out:
                 out[step] = gr.update(value=k)
+                out[film] = gr.update(selected_index=k - 1)
             return out
+
+        @shown
+        def on_mark(run, step_value, layer, model):
+            """The shown step marked on the filmstrip and the emergence plot (a scrub ended)."""
+            if run is None or not run.done:
+                return {}
+            k = step_number("step", step_value, 1, len(run.steps))
+            return {film: gr.update(selected_index=k),
+                    emergence_img: models.get(model).emergence_plot(run, layer, k)}
 
         def on_play(run, playing):
             """Play / pause: the timer walks through the run's steps, one a tick."""
@@ -479,6 +507,34 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             return {word_img: v.image, word_cmp: v.compare, word_text: v.text}
 
         @shown
+        def on_compare(pair, run, step_value, layer_a, layer_b, model):
+            """A | B | B - A at one step: A the kept run, B its edit or the current run."""
+            if pair is None:
+                raise ValueError("keep a run as A first (or compare a run with its edit)")
+            a, b = pair
+            v = models.get(model).compare(a, b if b is not None else run, step_value, layer_a,
+                                          layer_b)
+            return {cmp_img: v.image, cmp_text: v.text, status: "Compared A and B."}
+
+        def on_keep(run, with_edit, step_value):
+            """Keep the current run as A (and its edit as B when `with_edit`)."""
+            if run is None or not run.steps:
+                raise ValueError("generate an image first")
+            if with_edit and (run.edit is None or run.edit.run is None):
+                raise ValueError("this run has no edit yet: apply one first")
+            pair = (run, run.edit.run if with_edit else None)
+            n = len(run.steps)
+            return {pair_state: pair, cmp_step: gr.update(maximum=_slider_max(n),
+                                                          value=min(_int_or(step_value, n), n))}
+
+        @shown
+        def on_keep_and_compare(run, with_edit, step_value, layer_a, layer_b, model):
+            out = on_keep(run, with_edit, step_value)
+            pair, k = out[pair_state], out[cmp_step]["value"]
+            out.update(on_compare(pair, run, k, layer_a, layer_b, model))
+            return out
+
+        @shown
         def on_export(run, layer, model):
             demo = models.get(model)
             paths = demo.export(run, exports.new(), layer)
@@ -507,6 +563,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             return {model_state: model_key(name), run_state: None,
                     model: gr.update(value=model_key(name)), model_line: _model_line(demo),
                     layer: gr.update(choices=demo.layer_choices(), value="best"),
+                    layer_a: gr.update(choices=demo.layer_choices(), value="best"),
+                    layer_b: gr.update(choices=demo.layer_choices(), value="best"),
+                    pair_state: None,
                     vocabulary: ", ".join(words) if words else "Open vocabulary (CLIP tokenizer).",
                     heat_img: demo.heatmap(),
                     move_x: gr.update(minimum=-demo.max_move, maximum=demo.max_move, value=0,
@@ -545,13 +604,13 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
         play_btn.click(on_play, [run_state, play_state], [player, play_state, play_btn],
                        api_visibility="undocumented", show_progress="hidden")
         player.tick(on_tick, view_inputs,
-                    [x0_img, depth_img, sal_img, readout, step, status, player],
+                    [x0_img, depth_img, sal_img, readout, step, film, status, player],
                     api_visibility="undocumented", show_progress="hidden")
         for shown_img in (x0_img, depth_img, sal_img):
             shown_img.select(on_pixel, [run_state, layer, model_state], [pixel_img, status],
                              api_visibility="undocumented", show_progress="hidden")
         film.select(on_tile, [run_state, layer, opacity, model_state],
-                    [x0_img, depth_img, sal_img, readout, step, status],
+                    [x0_img, depth_img, sal_img, readout, step, film, status],
                     api_visibility="undocumented",
                     show_progress="hidden")
         layer.input(on_layer, view_inputs,
@@ -578,12 +637,27 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                        cancels=[gen_event, *edit_events])
         method.input(on_method, [method, run_state], [strength, first, last],
                      api_name="method_defaults", api_visibility="undocumented")
+        step.release(on_mark, [run_state, step, layer, model_state],
+                     [film, emergence_img, status], api_visibility="undocumented",
+                     show_progress="hidden")
         word_inputs = [run_state, word, word_steps, step, layer, model_state]
         word_outputs = [word_img, word_cmp, word_text, status]
         word.input(on_word, word_inputs, word_outputs, api_name="word_map",
                    show_progress="hidden")
         for trigger in (word_steps.input, step.release, layer.input):
             trigger(on_word, word_inputs, word_outputs, api_visibility="undocumented",
+                    show_progress="hidden")
+        cmp_outputs = [cmp_img, cmp_text, status]
+        cmp_inputs = [pair_state, run_state, cmp_step, layer_a, layer_b, model_state]
+        for button, with_edit in ((keep_btn, False), (edit_cmp_btn, True)):
+            button.click(on_keep_and_compare,
+                         [run_state, gr.State(with_edit), cmp_step, layer_a, layer_b,
+                          model_state], [pair_state, cmp_step, *cmp_outputs],
+                         api_name="compare_edit" if with_edit else "keep_as_a")
+        cmp_step.input(on_compare, cmp_inputs, cmp_outputs, api_name="compare",
+                       show_progress="hidden")
+        for trigger in (layer_a.input, layer_b.input):
+            trigger(on_compare, cmp_inputs, cmp_outputs, api_visibility="undocumented",
                     show_progress="hidden")
         export_btn.click(on_export, [run_state, layer, model_state], [files, status],
                          api_name="export")
@@ -593,7 +667,8 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
 
         app.unload(on_unload)
         load_btn.click(on_load_model, [model, model_state],
-                       [model_state, run_state, model, model_line, layer, vocabulary, heat_img,
+                       [model_state, run_state, model, model_line, layer, layer_a, layer_b,
+                        pair_state, vocabulary, heat_img,
                         move_x, move_y, guidance, method, strength, first, last, status],
                        api_name="load_model", concurrency_id="load", concurrency_limit=1)
     return app

@@ -77,3 +77,22 @@ def test_word_maps_and_the_compare_view(client):
     _generate(client, word_attention=False)
     assert "kept no word attention" in client.predict(
         word="sphere", when="all", step_value=1, layer="best", api_name="/word_map")[-1]
+
+
+def test_compare_two_seeds_and_a_run_with_its_edit(client):
+    assert "keep a run as A first" in client.predict(3, "best", "best", api_name="/compare")[-1]
+    assert "generate an image first" in client.predict(3, "best", "best",
+                                                       api_name="/keep_as_a")[-1]
+    _generate(client, seed=3)
+    *_, image, text, status = client.predict(3, "best", "best", api_name="/keep_as_a")
+    assert "seed 3" in text and text.count("seed 3") == 2  # B is the current run: A itself
+    assert "Mean |B - A| depth 0.00" in text
+    _generate(client, seed=4)
+    image, text, status = client.predict(2, "best", "best", api_name="/compare")
+    assert "A: *" in text and "(seed 3), step 2 of 3" in text and "(seed 4)" in text
+    assert _image(image).size[0] > 2 * 128
+    assert "no edit yet" in client.predict(3, "best", "best", api_name="/compare_edit")[-1]
+    _edit(client, move_x=6)
+    *_, image, text, status = client.predict(3, "best", "best", api_name="/compare_edit")
+    assert "A after its edit" in text and "Mean |B - A| depth 0.00" not in text
+    assert "step must be between" in client.predict(9, "best", "best", api_name="/compare")[-1]

@@ -45,7 +45,7 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         assert generate["y"] + generate["height"] <= 768, generate
         page.screenshot(path=str(shots / "app_first_view.png"))
         page.set_viewport_size({"width": 1400, "height": 1000})
-        page.get_by_label("Prompt").fill("a large red sphere and a small blue box on a gray "
+        page.get_by_label("Prompt", exact=True).fill("a large red sphere and a small blue box on a gray "
                                          "checkered floor")
         page.get_by_role("button", name="Generate").click()
         # the streamed image and both probe overlays arrive, then the run finishes
@@ -62,6 +62,13 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         expect(page.locator("#pixel-inspector img").first).to_be_visible(timeout=30_000)
         expect(page.get_by_text("its probe readings at every step").first).to_be_visible()
         page.screenshot(path=str(shots / "app_pixel.png"), full_page=True)
+        # where a word attends, and the saliency probe against it
+        page.locator("#word input").click()
+        page.get_by_role("option", name="sphere", exact=True).click()
+        expect(page.locator("#word-image img").first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("attention, step 3").first).to_be_visible(timeout=30_000)
+        page.locator("#word-image").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "app_word_map.png"))
         # play through the steps from there, then pause
         page.locator("#play").click()
         expect(page.get_by_text("step 5 of 15").first).to_be_visible(timeout=30_000)
@@ -74,14 +81,44 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
         expect(page.get_by_text("Dice with target").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(shots / "app_steer.png"), full_page=True)
+        # draw the edit: paint where the object should go, with the move slider still set
+        page.locator("#drawn").get_by_text("painted mask").click()
+        page.locator("#paint").scroll_into_view_if_needed()
+        page.locator("#paint").get_by_role("button", name="Brush", exact=True).click()
+        box = page.locator("#paint canvas").first.bounding_box()
+        for k in range(6):  # a few brush strokes across the top left
+            y = box["y"] + box["height"] * (0.2 + 0.05 * k)
+            page.mouse.move(box["x"] + box["width"] * 0.15, y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.45, y, steps=8)
+            page.mouse.up()
+        page.get_by_role("button", name="Apply edit").click()
+        expect(page.get_by_text("Object mask: painted mask").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(shots / "app_drawn_edit.png"), full_page=True)
+        # compare the run with its edit, side by side
+        page.get_by_text("Compare two runs side by side").click()
+        page.get_by_role("button", name="Compare the current run with its edit").click()
+        expect(page.get_by_text("A after its edit").first).to_be_visible(timeout=30_000)
+        page.locator("#compare").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "app_compare.png"))
         # probe a held-out render: per-step maps scored against its true depth and mask
         page.get_by_text("Probe your own image").click()
         page.locator("#render-seed input").fill("7100003")
         page.locator("#probe-image").click()
         expect(page.get_by_text("Dice vs truth").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(shots / "app_probe_image.png"), full_page=True)
+        # upload an image of one's own
+        upload = tmp_path / "upload.png"
+        from PIL import Image
+
+        from probe_core.world.scenes import render_scene, sample_scene
+        Image.fromarray(render_scene(sample_scene(7100011), 64).image).save(upload)
+        page.locator("#probe-upload input[type=file]").set_input_files(str(upload))
+        page.locator("#probe-image").click()
+        expect(page.get_by_text("Dice vs labeler").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(shots / "app_probe_upload.png"), full_page=True)
         # a word the model does not know: a clear message, and the page still works
-        page.get_by_label("Prompt").fill("a purple dragon")
+        page.get_by_label("Prompt", exact=True).fill("a purple dragon")
         page.get_by_role("button", name="Generate").click()
         expect(page.get_by_text("unknown words").first).to_be_visible(timeout=30_000)
         page.screenshot(path=str(shots / "app_unknown_word.png"), full_page=True)

@@ -44,12 +44,19 @@ from .export import export_run, run_record
 from .image_probe_view import ImageProbe, check_image, image_probe_view
 from .inputs import (bounded, check_finished, check_generation, check_prompt_text, echo,
                      whole)
-from .runs import Run, RunBudget, return_free_memory, stream_run
+from .runs import Run, RunBudget, StepTokens, return_free_memory, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
                        object_of, score_edit)
 
 S = settings.DISPLAY_SIZE
+
+
+@dataclass
+class CompareView:
+    """Two runs at one step as displayed (figures.compare_grid) and the numbers."""
+    image: np.ndarray
+    text: str
 
 
 @dataclass
@@ -252,10 +259,14 @@ class ProbeDemo:
             x0_labels = self._x0_labels(run)
         return figures.emergence_scores(self._all_maps(run, layer), x0_labels, run.labels)
 
-    def emergence_plot(self, run: Run, layer: str | None = "best") -> np.ndarray | None:
+    def emergence_plot(self, run: Run, layer: str | None = "best",
+                       step: int | None = None) -> np.ndarray | None:
+        """The emergence figure of a finished run; `step` (0-based), the step shown, marked."""
         e = self.emergence(run, layer)
+        if step is not None:
+            step = self.check_step(run, step) + 1
         return None if e is None else figures.emergence_plot(
-            e, self.layer_label(self.resolve_layer(layer)))
+            e, self.layer_label(self.resolve_layer(layer)), step)
 
     def heatmap(self) -> np.ndarray | None:
         """Layer x step heat maps of held-out probe scores from the shipped evaluation."""
@@ -394,22 +405,59 @@ class ProbeDemo:
         parts = build_target(mask, depth, request)
         edit = make_edit(request, parts, self.layers)
         t0 = time.perf_counter()
+        tokens = []  # the re-run steps' probe outputs, for the compare view
         with self._lock:
             for item in intervene_stream(self.pipe, self.probes, run.prompt, run.seed, edit,
                                          run.num_inference_steps, run.guidance_scale,
                                          original=None if run.released else run.steps,
-                                         decode_x0=True, preview=self.preview,
+                                         capture_layers=self.layers, decode_x0=True,
+                                         preview=self.preview,
                                          scheduler=make_scheduler(self.pipe, run.scheduler),
                                          negative_prompt=run.negative_prompt or None):
                 if isinstance(item, EditRun):
                     result = item
                 else:
+                    ps = self.probe_steps(run.num_inference_steps, item.index, item.timestep)
+                    tokens.append(StepTokens(self.probes.token_outputs(ps, item.activations)))
+                    item.activations = {}
                     yield EditProgress(item.index, to_size(item.x0_image, S))
         seconds = time.perf_counter() - t0
         outcomes = score_edit(self.labeler, run.image, result.image, parts, mask, depth)
-        run.edit = EditOutcome(result.image, outcomes, seconds, request, result.probe_steps)
+        edited = Run(run.prompt, run.seed, run.num_inference_steps, run.guidance_scale,
+                     run.negative_prompt, run.scheduler, run.schedule_note,
+                     steps=result.steps, image=result.image,
+                     tokens=run.tokens[:len(result.steps) - len(tokens)] + tokens)
+        run.edit = EditOutcome(result.image, outcomes, seconds, request, result.probe_steps,
+                               edited)
         return_free_memory()
         yield self.edit_view(run)
+
+    # ------------------------------------------------------------------ compare
+    def compare(self, run_a: Run | None, run_b: Run | None, step, layer_a: str | None = "best",
+                layer_b: str | None = "best") -> CompareView:
+        """Two runs side by side at one step (1-based over A's steps; B at the same point of its
+        own schedule): image, depth and object for each, and B - A. Numbers: mean |B - A| of
+        depth and the Dice of the two objects (P > 0.5)."""
+        if run_a is None or not run_a.steps or run_b is None or not run_b.steps:
+            raise ValueError("keep a run as A (or edit one), then generate B to compare")
+        na, nb = len(run_a.steps), len(run_b.steps)
+        ka = int(bounded("step", step, 1, na)) - 1
+        kb = round(ka * (nb - 1) / max(na - 1, 1))
+        la, lb = self.resolve_layer(layer_a), self.resolve_layer(layer_b)
+        maps = (self.maps(run_a, ka, la), self.maps(run_b, kb, lb))
+        images = (self.x0_image(run_a, ka), self.x0_image(run_b, kb))
+        titles = tuple(f"step {k + 1}/{n}, {self.layer_label(l)}"
+                       for k, n, l in ((ka, na, la), (kb, nb, lb)))
+        edited = run_a.edit is not None and run_a.edit.run is run_b
+        text = (f"A: *{run_a.prompt}* (seed {run_a.seed}), step {ka + 1} of {na}, layer "
+                f"{self.layer_label(la)} · B: *{run_b.prompt}* (seed {run_b.seed})"
+                f"{', A after its edit' if edited else ''}, step {kb + 1} of {nb}, layer "
+                f"{self.layer_label(lb)}.")
+        if maps[0] is not None and maps[1] is not None:
+            (da, pa), (db, pb) = maps
+            text += (f" Mean |B - A| depth {np.abs(db - da).mean():.2f} z-units; Dice of the "
+                     f"two objects {dice(pa > 0.5, pb > 0.5):.2f}.")
+        return CompareView(figures.compare_grid(images, maps, titles), text)
 
     def _object(self, run: Run) -> tuple[np.ndarray, np.ndarray]:
         """(object mask, depth) of the final image: the labeler's, else the best probes'."""

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,7 +114,8 @@ def emergence_scores(maps: list[tuple], x0_labels: list[tuple] | None,
     return e
 
 
-def emergence_plot(e: Emergence, label: str) -> np.ndarray:
+def emergence_plot(e: Emergence, label: str, step: int | None = None) -> np.ndarray:
+    """The emergence curves of a run; `step` (1-based), the step shown, is marked."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 2.9))
     ax.plot(e.steps, e.probe_dice, "-o", ms=3, color="#d0259c",
@@ -125,6 +127,10 @@ def emergence_plot(e: Emergence, label: str) -> np.ndarray:
                 label="labeler on x0 image vs final (Dice)")
         ax.plot(e.steps, e.labeler_pearson, ":", color="#e8762d", lw=2,
                 label="labeler on x0 image vs final (Pearson)")
+    if step is not None:
+        ax.axvline(step, color="#444444", lw=1.2, ls="--")
+        ax.annotate(f"step {step}", (step, 1.0), xytext=(3, -2), textcoords="offset points",
+                    fontsize=8, va="top", color="#444444")
     ax.set_xlabel("denoising step")
     ax.set_ylim(-0.05, 1.02)
     ax.grid(alpha=0.3)
@@ -148,34 +154,94 @@ def layer_by_step(ax, arr: np.ndarray, labels: list[str], steps: list[int], cmap
     return im
 
 
+class PixelPlot:
+    """The pixel inspector's figure, laid out and drawn once per (layers, steps, labeler) and
+    then only its data redrawn over the saved background (blitting): a click costs the data's
+    drawing, not the figure's layout and tick labels."""
+
+    def __init__(self, labels: list[str], n_steps: int, with_labeler: bool):
+        plt = pyplot()
+        steps = np.arange(1, n_steps + 1)
+        fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.0), dpi=100,
+                                 gridspec_kw={"width_ratios": [1.2, 1, 1]})
+        fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.35)
+        ax = axes[0]
+        nan = np.full(n_steps, np.nan)
+        self.lines = [ax.plot(steps, nan, "-o", ms=3, color="#e8762d", label="depth probe (z)",
+                              animated=True)[0],
+                      ax.plot(steps, nan, "-o", ms=3, color="#d0259c", label="P(object) probe",
+                              animated=True)[0]]
+        if with_labeler:
+            self.lines += [ax.plot(steps, nan, ":", lw=2, color="#e8762d",
+                                   label="labeler on x0: depth", animated=True)[0],
+                           ax.plot(steps, nan, ":", lw=2, color="#d0259c",
+                                   label="labeler on x0: object", animated=True)[0]]
+        ax.set_xticks(steps[::max(1, n_steps // 5)])
+        ax.set_xlim(0.5, n_steps + 0.5)
+        ax.set_ylim(-3.0, 3.0)  # depth in z-units; P(object) in 0..1
+        ax.set_xlabel("denoising step", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+        self.titles = [ax.set_title(" ", fontsize=10)]
+        self.images = []
+        for ax, title, cmap in ((axes[1], "depth probe (z), every layer", "magma"),
+                                (axes[2], "P(object), every layer", "viridis")):
+            im = layer_by_step(ax, np.zeros((len(labels), n_steps)), labels, list(steps), cmap,
+                               0, 1, 10)
+            im.set_animated(True)
+            self.images.append(im)
+            self.titles.append(ax.set_title(title, fontsize=10))
+        for t in self.titles:
+            t.set_animated(True)
+        self.fig, self.labels = fig, labels
+        fig.canvas.draw()
+        self.background = fig.canvas.copy_from_bbox(fig.bbox)
+        self.lock = threading.Lock()
+
+    def __call__(self, depth, prob, chosen, labeler, where) -> np.ndarray:
+        canvas = self.fig.canvas
+        with self.lock:
+            canvas.restore_region(self.background)
+            series = [depth[:, chosen], prob[:, chosen]] + (list(labeler) if labeler else [])
+            for line, y in zip(self.lines, series):
+                line.set_ydata(np.clip(y, -3.0, 3.0))
+            depth_range = (float(depth.min()), float(depth.max()))
+            for im, arr, (low, high) in zip(self.images, (depth, prob),
+                                            (depth_range, (0.0, 1.0))):
+                im.set_data(arr.T)
+                im.set_clim(low, high if high > low else low + 1e-6)
+            self.titles[0].set_text(f"pixel (x {where[0]}, y {where[1]}), layer "
+                                    f"{self.labels[chosen]}")
+            self.titles[1].set_text(f"depth probe (z), every layer ({depth_range[0]:.1f} to "
+                                    f"{depth_range[1]:.1f})")
+            self.titles[2].set_text("P(object), every layer (0.0 to 1.0)")
+            for artist in (*self.lines, *self.images, *self.titles):
+                artist.axes.draw_artist(artist)
+            rgba = np.asarray(canvas.buffer_rgba())
+            alpha = rgba[..., 3:].astype(np.float32) / 255.0
+            return (rgba[..., :3] * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
+
+
+_PIXEL_PLOTS: dict[tuple, PixelPlot] = {}  # (layer labels, steps, with labeler) -> figure
+_PIXEL_PLOTS_LOCK = threading.Lock()
+
+
 def pixel_plot(depth: np.ndarray, prob: np.ndarray, labels: list[str], chosen: int,
                labeler: tuple[list, list] | None, where: tuple[int, int]) -> np.ndarray:
     """One pixel through the run: (steps, layers) probe depth and P(object) at that pixel; the
     chosen layer over the steps (with the labeler on each step's x0, dotted), and every layer
-    as a layer x step heat map."""
-    plt = pyplot()
-    steps = np.arange(1, depth.shape[0] + 1)
-    # fixed margins, no colour bars: laying out a figure costs more than drawing it, and a
-    # click should answer in about a tenth of a second
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.0), gridspec_kw={"width_ratios": [1.2, 1, 1]})
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.35)
-    ax = axes[0]
-    ax.plot(steps, depth[:, chosen], "-o", ms=3, color="#e8762d", label="depth probe (z)")
-    ax.plot(steps, prob[:, chosen], "-o", ms=3, color="#d0259c", label="P(object) probe")
-    if labeler is not None:
-        ax.plot(steps, labeler[0], ":", lw=2, color="#e8762d", label="labeler on x0: depth")
-        ax.plot(steps, labeler[1], ":", lw=2, color="#d0259c", label="labeler on x0: object")
-    ax.set_xticks(steps[::max(1, len(steps) // 5)])
-    ax.set_xlabel("denoising step", fontsize=10)
-    ax.set_title(f"pixel (x {where[0]}, y {where[1]}), layer {labels[chosen]}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    for ax, arr, title, cmap in ((axes[1], depth, "depth probe (z), every layer", "magma"),
-                                 (axes[2], prob, "P(object), every layer", "viridis")):
-        low, high = (0, 1) if arr is prob else (float(arr.min()), float(arr.max()))
-        layer_by_step(ax, arr.T, labels, list(steps), cmap, low, high, 10)
-        ax.set_title(f"{title} ({low:.1f} to {high:.1f})", fontsize=10)
-    return figure_to_array(fig)
+    as a layer x step heat map. Figures are kept per (layers, steps, labeler) shape, at most
+    eight."""
+    key = (tuple(labels), depth.shape[0], labeler is not None)
+    with _PIXEL_PLOTS_LOCK:
+        plot = _PIXEL_PLOTS.pop(key, None)
+        if plot is None:
+            plot = PixelPlot(labels, depth.shape[0], labeler is not None)
+            if len(_PIXEL_PLOTS) >= 8:
+                old = _PIXEL_PLOTS.pop(next(iter(_PIXEL_PLOTS)))
+                pyplot().close(old.fig)
+        _PIXEL_PLOTS[key] = plot  # most recently used last
+    return plot(depth, prob, chosen, labeler, where)
 
 
 def heatmap(scores: dict, labels: list[str]) -> np.ndarray:
@@ -236,3 +302,40 @@ def word_compare(image: np.ndarray, prob: np.ndarray, word_map: np.ndarray,
               label_frame(diff.astype(np.uint8), "attention - P(object)")]
     gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
     return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], 1)
+
+
+DIFF_RANGE = 2.0  # the depth difference view spans -2..+2 z-units
+
+
+def compare_grid(images: tuple[np.ndarray, np.ndarray], maps: tuple, titles: tuple[str, str]
+                 ) -> np.ndarray:
+    """Two runs at one step side by side: rows image / depth / object overlay, columns A | B |
+    B - A (image: dark where it changed; depth: orange = B nearer, purple = B farther, over
+    +-DIFF_RANGE z-units; object: orange = only B sees it, purple = only A). images: two
+    (H, W, 3); maps: two (depth, P(object)) or None. Each cell is DISPLAY_SIZE / 2 a side,
+    under a title band."""
+    from matplotlib import colormaps
+
+    c = DISPLAY_SIZE // 2
+    diverging = colormaps["PuOr_r"]
+
+    def cell(a, title):
+        return label_frame(to_size(a, c), title)
+
+    ia, ib = (to_size(i, c).astype(np.int16) for i in images)
+    change = np.clip(np.abs(ib - ia).mean(-1, keepdims=True) * 3, 0, 255).astype(np.uint8)
+    rows = [[cell(images[0], f"A: {titles[0]}"), cell(images[1], f"B: {titles[1]}"),
+             cell(255 - np.repeat(change, 3, -1), "|B - A| image (x3)")]]
+    if maps[0] is not None and maps[1] is not None:
+        (da, pa), (db, pb) = ((to_size(d, c), to_size(p, c)) for d, p in maps)
+        dd = diverging(np.clip((db - da) / DIFF_RANGE, -1, 1) / 2 + 0.5)[..., :3] * 255
+        dp = diverging(np.clip(pb - pa, -1, 1) / 2 + 0.5)[..., :3] * 255
+        rows.append([cell(colorize_depth(da), "A depth"), cell(colorize_depth(db), "B depth"),
+                     cell(dd.astype(np.uint8), "B - A depth")])
+        rows.append([cell(overlay_mask(to_size(images[0], c), pa, 0.6), "A object"),
+                     cell(overlay_mask(to_size(images[1], c), pb, 0.6), "B object"),
+                     cell(dp.astype(np.uint8), "B - A P(object)")])
+    gap_v = np.full((rows[0][0].shape[0], 4, 3), 255, np.uint8)
+    lines = [np.concatenate([r[0], gap_v, r[1], gap_v, r[2]], 1) for r in rows]
+    gap_h = np.full((4, lines[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate([x for line in lines for x in (line, gap_h)][:-1], 0)

@@ -98,6 +98,10 @@ class Run:
         """Bytes held by its resume points, probe outputs, word attention and full-resolution
         maps."""
         total = sum(t.nbytes for t in self.tokens)
+        edited = getattr(self.edit, "run", None)
+        if edited is not None:  # the edited run's own probe outputs and maps
+            total += sum(t.nbytes for t in edited.tokens) + sum(
+                d.nbytes + p.nbytes for d, p in edited.maps.values())
         total += sum(d.nbytes + p.nbytes for d, p in self.maps.values())
         total += sum(x.nbytes for x in self.x0_full.values())
         total += sum(a.numel() * a.element_size() for a in self.word_attention)

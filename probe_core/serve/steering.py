@@ -267,6 +267,7 @@ class EditOutcome:
     seconds: float
     request: SteerRequest
     probe_steps: dict = field(default_factory=dict)  # edited step -> probe step (0-based)
+    run: object | None = None  # the edited generation as a runs.Run (probe outputs per step)
 
     task = property(lambda self: self.parts[0].task)
     target = property(lambda self: self.parts[0].target)
