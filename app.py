@@ -5,7 +5,8 @@
 Each session picks its model (the embedded one, a Stable Diffusion hub id in the local cache, or
 a diffusers folder, where the deployment allows it); one that cannot be loaded leaves the
 session on the model it had. Endpoints (gradio_client): /generate (streams), /scrub,
-/switch_layer, /intervene (streams), /export, /load_model, /stop. Every endpoint answers bad
+/switch_layer, /word_map, /intervene (streams), /keep_as_a, /compare_edit, /compare,
+/probe_image, /export, /load_model, /stop. Every endpoint answers bad
 input with a message in its last output (the status line) and keeps its other outputs as they
 were.
 """

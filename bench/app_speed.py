@@ -24,6 +24,7 @@ from probe_core.serve.facade import ProbeDemo
 from probe_core.edits.methods import (DEFAULT_METHOD, METHOD_DEFAULTS, Edit, default_layers,
                                   intervene)
 from probe_core.edits.targets import move_mask
+from probe_core.world.scenes import render_scene, sample_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,13 +47,14 @@ def main() -> int:
     if demo.probes is None:
         raise SystemExit(f"needs the shipped probes: {demo.notice}")
 
+    # as the page runs it: word attention kept
     def first_step():
-        for run in demo.stream(PROMPT, seed=1):
+        for run in demo.stream(PROMPT, seed=1, word_attention=True):
             demo.view(run, 0, "best")
             return
 
     def full_run():
-        for run in demo.stream(PROMPT, seed=1):
+        for run in demo.stream(PROMPT, seed=1, word_attention=True):
             demo.view(run, len(run.steps) - 1, "best")
         demo.filmstrip(run, "best")
         demo.emergence_plot(run, "best")
@@ -73,6 +75,12 @@ def main() -> int:
         lambda: demo.inspect_pixel(run, 30, 40, "best"), 10)
     results["play_frame_ms"] = 1000 * median_time(lambda: demo.view(run, 5, "best"), 20)
     results["probe_render_s"] = median_time(lambda: demo.probe_image(render_seed=7_100_003))
+    upload = render_scene(sample_scene(7_100_011), demo.image_size).image  # as an upload
+    results["probe_upload_s"] = median_time(lambda: demo.probe_image(upload, ""))
+    results["word_view_ms"] = 1000 * median_time(lambda: demo.word_view(run, "sphere", 5), 10)
+    results["word_view_all_steps_ms"] = 1000 * median_time(
+        lambda: demo.word_view(run, "sphere", None), 10)
+    results["compare_ms"] = 1000 * median_time(lambda: demo.compare(run, run, 5), 10)
     d = METHOD_DEFAULTS[DEFAULT_METHOD]
     results["intervene_release_s"] = median_time(
         lambda: list(demo.intervene(run, move_x=16, method=DEFAULT_METHOD)))
@@ -114,6 +122,13 @@ def main() -> int:
     print(f"| a playback frame (a step's view) | {results['play_frame_ms']:.1f} ms | <= 100 ms |")
     print(f"| probe a 64x64 held-out render through {n} steps | "
           f"{results['probe_render_s']:.3f} s | <= 2 s |")
+    print(f"| probe an uploaded 64x64 image (no prompt) through {n} steps | "
+          f"{results['probe_upload_s']:.3f} s | <= 2 s |")
+    print(f"| a word's attention map and compare view: one step / all steps | "
+          f"{results['word_view_ms']:.0f} ms / {results['word_view_all_steps_ms']:.0f} ms | "
+          "<= 100 ms |")
+    print(f"| compare view (two runs at one step) | {results['compare_ms']:.0f} ms | "
+          "<= 100 ms |")
     print(f"| intervention: slider release to scored edited image | "
           f"{results['intervene_release_s']:.3f} s | <= 3 s |")
     print(f"| generation with the default edit (`{DEFAULT_METHOD}`) / without | "
