@@ -306,6 +306,10 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                              request: gr.Request):
             return one_job_each(request, 14)
 
+        def before_probe_image(image, seed_value, prompt_text, layer, model,
+                               request: gr.Request):
+            return one_job_each(request, 5)
+
         def model_job(fn):
             """Marks the session as running while a model job runs (one_job_each reads it)."""
             @functools.wraps(fn)  # gradio reads fn's signature and passes the request in it
@@ -601,7 +605,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                       show_progress="hidden")
         probe_btn.click(gpu_probe_image, [upload, render_seed, probe_prompt, layer, model_state],
                         [probe_tiles, probe_table, status], api_name="probe_image",
-                        **model_jobs)
+                        validator=before_probe_image, **model_jobs)
         play_btn.click(on_play, [run_state, play_state], [player, play_state, play_btn],
                        api_visibility="undocumented", show_progress="hidden")
         player.tick(on_tick, view_inputs,

@@ -129,6 +129,9 @@ def test_a_visitor_has_at_most_one_model_job_queued_or_running(client):
         time.sleep(0.02)
     with pytest.raises(Exception, match="already have a run or an edit queued or running"):
         client.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    if first.status().code.name != "FINISHED":  # probing an image is a model job too
+        with pytest.raises(Exception, match="already have a run or an edit queued"):
+            client.predict(None, 7100003, "", "best", api_name="/probe_image")
     assert "done" in first.result()[-1]
     assert "done" in client.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4,
                                     api_name="/generate")[-1]  # free again once it finished
