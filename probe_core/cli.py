@@ -193,7 +193,7 @@ def _evaluate(args) -> int:
 def _intervene_eval(args) -> int:
     from pathlib import Path
 
-    from .edits.evaluate import evaluate_edits, table, write_edit_report
+    from .edits.evaluate import DIRECTIONS, evaluate_edits, table, write_edit_report
     from .edits.methods import METHOD_DEFAULTS, default_layers
     from .models import model_name
     from .probing.collect import expected_settings
@@ -218,8 +218,10 @@ def _intervene_eval(args) -> int:
         args.strength if args.strength is not None else d.strength, edit_steps,
         args.iterations or d.iterations, steps, guidance,
         layers=args.layers.split(",") if args.layers else default_layers(
-            args.method, self_attention_layers(pipe.unet)), depth_delta=args.depth_delta)
-    out = write_edit_report(Path(args.out) / args.method, summary, examples)
+            args.method, self_attention_layers(pipe.unet)), depth_delta=args.depth_delta,
+        directions=tuple(args.directions.split(",")) if args.directions else tuple(DIRECTIONS),
+        region_margin=args.region_margin)
+    out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
     return 0
@@ -350,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float,
                    help="guidance_scale for latent_shift (default: the model's preset)")
     e.add_argument("--out", default=str(settings.EDIT_REPORTS))
+    e.add_argument("--name", help="report folder under --out (default: the method's name)")
+    e.add_argument("--directions", help="comma-separated move directions (default: all 8)")
+    e.add_argument("--region-margin", dest="region_margin", type=int,
+                   help="guided: confine the latent's update to the edited region grown by "
+                        "this many latent pixels (default: the whole latent moves)")
     e.set_defaults(func=_intervene_eval)
 
     lb = sub.add_parser("layout-baseline",

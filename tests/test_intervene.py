@@ -161,3 +161,35 @@ def test_guided_step_stays_finite_in_float16():
     out = Stub()(latents, 0, 0, torch.zeros(2, 1, 1), None)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
     assert torch.allclose(out.float(), torch.full_like(out.float(), 0.8), atol=1e-2)
+
+
+def test_a_guided_edit_with_a_region_moves_only_its_latent_pixels():
+    import numpy as np
+    import torch
+
+    from probe_core.edits.methods import Edit, GuidedEdit
+
+    region = np.zeros((32, 32), bool)
+    region[0:8, 0:4] = True  # latent pixels (0-1, 0) of an 8x8 latent (4 px each)
+
+    class Stub(GuidedEdit):
+        def __init__(self, margin):
+            self.edit = Edit("depth", np.zeros((32, 32)), "guided", 0.2, range(0, 1),
+                             iterations=1, region=region, region_margin=margin)
+            self.layers, self.losses, self.where = ["x"], {}, None
+
+        def loss(self, latents, step, t, cond, scheduler):
+            return (latents.float() ** 2).sum()
+
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    for margin, moved in ((0, (slice(0, 2), slice(0, 1))), (1, (slice(0, 3), slice(0, 2)))):
+        out = Stub(margin)(latents, 0, 0, torch.zeros(2, 1, 1), None)
+        changed = (out != latents).any(1)[0]  # (8, 8)
+        want = torch.zeros(8, 8, dtype=torch.bool)
+        want[moved] = True
+        assert torch.equal(changed, want), (margin, changed)
+        # the moved pixels took the full step: the normalised gradient over the region only
+        g = 2 * latents[..., moved[0], moved[1]]
+        step = 0.2 * latents.pow(2).mean().sqrt() / g.pow(2).mean().sqrt()
+        assert torch.allclose(out[..., moved[0], moved[1]], latents[..., moved[0], moved[1]]
+                              - step * g, atol=1e-5)

@@ -92,9 +92,12 @@ def move_vector(direction: str, distance: int) -> tuple[int, int]:
     return int(round(distance * ux)), int(round(distance * uy))
 
 
-def _edit(method, task, target, cfg, shift=(0, 0)) -> Edit:
+def _edit(method, task, target, cfg, shift=(0, 0), region=None) -> Edit:
+    margin = cfg.get("region_margin")
     return Edit(task, target, method, strength=cfg["strength"], steps=cfg["steps"],
-                layers=cfg.get("layers"), iterations=cfg["iterations"], shift=shift)
+                layers=cfg.get("layers"), iterations=cfg["iterations"], shift=shift,
+                region=region if margin is not None else None,
+                region_margin=margin if margin is not None else 1)
 
 
 class Scene:
@@ -169,11 +172,16 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                    num_inference_steps: int, guidance_scale: float,
                    layers: list[str] | None = None, depth_delta: float = 2.0,
                    directions: tuple[str, ...] = tuple(DIRECTIONS),
-                   progress: bool = True) -> tuple[dict, list]:
-    """Returns (summary with per-image rows, examples for the grid)."""
+                   progress: bool = True, region_margin: int | None = None
+                   ) -> tuple[dict, list]:
+    """Returns (summary with per-image rows, examples for the grid). With `region_margin`
+    (guided), each edit's latent update is confined to its region (the object where it is and
+    where it is asked to be) grown by that many latent pixels."""
     from tqdm.auto import tqdm
 
     cfg = {"strength": strength, "steps": steps, "iterations": iterations, "layers": layers}
+    if region_margin is not None:
+        cfg["region_margin"] = region_margin
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     rng = np.random.default_rng(0)
     rows, examples, skipped = [], [], 0
@@ -187,9 +195,9 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
             continue
         limit = scene.mask.shape[1] // 4
 
-        def edited(task, target, shift=(0, 0)):
-            return intervene(pipe, probes, prompt, seed, _edit(method, task, target, cfg, shift),
-                             original=original, **kw).image
+        def edited(task, target, shift=(0, 0), region=None):
+            edit = _edit(method, task, target, cfg, shift, region)
+            return intervene(pipe, probes, prompt, seed, edit, original=original, **kw).image
 
         row = {"prompt": prompt, "seed": int(seed), "n_objects": scene.n_objects,
                "pieces_before": scene.pieces, "area_before": int(scene.object.sum()),
@@ -201,23 +209,25 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                 continue
             dx, dy = move_vector(direction, distance)
             target = move_mask(scene.object, dx, dy)
-            image = edited("saliency", target.map, (dx, dy))
+            image = edited("saliency", target.map, (dx, dy), target.region | scene.object)
             row["moves"][direction] = move_scores(scene, image, target, direction, distance)
             if direction == directions[0]:
                 examples.append((prompt, before, target.map, image))
         angle = rng.uniform(0, 2 * math.pi)
         dx, dy = (int(round(limit / 2 * math.cos(angle))), int(round(limit / 2 * math.sin(angle))))
         target = move_mask(scene.object, dx, dy)
-        after = scene.after(edited("saliency", target.map, (dx, dy)))
+        after = scene.after(edited("saliency", target.map, (dx, dy),
+                                   target.region | scene.object))
         row["random_move"] = {"dx": dx, "dy": dy,
                               "labeler_shift": _shift(scene.object, after["object"])}
         if method != "latent_shift":
             for name, delta in (("nearer", depth_delta), ("farther", -depth_delta)):
                 asked = push_depth(scene.depth, scene.object, delta)
                 control = random_depth_target(scene.depth, scene.object, delta, rng)
-                row[f"push_{name}"] = push_scores(scene, edited("depth", asked.map), delta)
-                row[f"push_{name}_random"] = push_scores(scene, edited("depth", control.map),
-                                                        delta)
+                row[f"push_{name}"] = push_scores(scene, edited("depth", asked.map,
+                                                                region=asked.region), delta)
+                row[f"push_{name}_random"] = push_scores(
+                    scene, edited("depth", control.map, region=control.region), delta)
         rows.append(row)
     return summarise(rows, skipped, method, cfg, depth_delta, directions), examples
 

@@ -79,6 +79,10 @@ class Edit:
     # more (task, target) parts edited in the same run: guided sums their losses; activation
     # optimises each layer toward each part in turn
     also: tuple[tuple[str, np.ndarray], ...] = ()
+    # guided only: confine the latent's update to this (H, W) bool region grown by
+    # `region_margin` latent pixels (None: the whole latent moves)
+    region: np.ndarray | None = None
+    region_margin: int = 1
 
     def parts(self) -> list[tuple[str, np.ndarray]]:
         """Every (task, (H, W) target) this edit steers toward, its own first."""
@@ -207,6 +211,7 @@ class GuidedEdit:
             for task, _ in edit.parts())]
         self.losses: dict[int, list[tuple[float, float]]] = {}
         self.targets: list[tuple[str, TokenTargets]] | None = None
+        self.where: torch.Tensor | None = None  # (1, 1, h, w) 0/1: where the latent may move
 
     def loss(self, latents, step, t, cond_embeds, scheduler):
         x = scheduler.scale_model_input(latents, t)
@@ -240,15 +245,36 @@ class GuidedEdit:
                 first = float(loss.detach()) if first is None else first
                 (grad,) = torch.autograd.grad(loss, x)
                 # a step of `strength` x the latent's RMS along the normalised gradient, in
-                # float32 (under float16 small gradients would square to 0 and divide to inf)
+                # float32 (under float16 small gradients would square to 0 and divide to inf);
+                # with a region, only its latent pixels move, by the same step size
                 g, x32 = grad.float(), x.detach().float()
                 step_size = self.edit.strength * x32.pow(2).mean().sqrt()
-                x32 = x32 - step_size * g / g.pow(2).mean().sqrt().clamp_min(1e-12)
+                if self.edit.region is not None:
+                    where = self.latent_region(x32)
+                    g = g * where
+                    rms = (g.pow(2).sum() / (where.sum() * g.shape[1]).clamp_min(1)).sqrt()
+                else:
+                    rms = g.pow(2).mean().sqrt()
+                x32 = x32 - step_size * g / rms.clamp_min(1e-12)
                 x = x32.to(latents.dtype).detach()
         with torch.no_grad():
             final = float(self.loss(x, step, t, cond, scheduler))
         self.losses.setdefault(step, []).append((first, final))
         return x.to(latents.dtype)
+
+
+    def latent_region(self, latents: torch.Tensor) -> torch.Tensor:
+        """The edit's region on the latent grid: (1, 1, h, w) float, 1 on every latent pixel
+        whose patch touches the region, grown by `region_margin` pixels."""
+        if self.where is None or self.where.device != latents.device:
+            h, w = latents.shape[-2:]
+            r = torch.as_tensor(np.asarray(self.edit.region, np.float32))[None, None]
+            r = F.adaptive_max_pool2d(r, (h, w))
+            k = 2 * self.edit.region_margin + 1
+            if self.edit.region_margin > 0:
+                r = F.max_pool2d(r, k, stride=1, padding=self.edit.region_margin)
+            self.where = r.to(latents.device)
+        return self.where
 
 
 class LatentShift:
