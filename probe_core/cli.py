@@ -220,7 +220,8 @@ def _intervene_eval(args) -> int:
         layers=args.layers.split(",") if args.layers else default_layers(
             args.method, self_attention_layers(pipe.unet)), depth_delta=args.depth_delta,
         directions=tuple(args.directions.split(",")) if args.directions else tuple(DIRECTIONS),
-        region_margin=args.region_margin)
+        region_margin=None if args.whole_latent else (
+            args.region_margin if args.region_margin is not None else d.region_margin))
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
@@ -356,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--directions", help="comma-separated move directions (default: all 8)")
     e.add_argument("--region-margin", dest="region_margin", type=int,
                    help="guided: confine the latent's update to the edited region grown by "
-                        "this many latent pixels (default: the whole latent moves)")
+                        "this many latent pixels (default: the method's, 0 for guided)")
+    e.add_argument("--whole-latent", dest="whole_latent", action="store_true",
+                   help="guided: let the whole latent move (no region)")
     e.set_defaults(func=_intervene_eval)
 
     lb = sub.add_parser("layout-baseline",

@@ -429,3 +429,19 @@ def test_the_depth_view_ignores_the_opacity_and_carries_its_values(demo, run):
     values = strong.readout.split('data-depth="')[1].split('"')[0].split(",")
     assert f'data-n="{depth.shape[0]}"' in strong.readout
     assert np.allclose(np.array(values, float).reshape(depth.shape), depth, atol=0.006)
+
+
+def test_guided_edits_from_the_app_move_only_the_edited_region():
+    from probe_core.serve.steering import build_target, check_steer, make_edit
+
+    mask = np.zeros((32, 32), bool)
+    mask[10:16, 4:10] = True
+    request = check_steer(8, 0, 1.0, 0.0, None, 0, 2, "guided", 16, 3)
+    parts = build_target(mask, np.zeros((32, 32), np.float32), request)
+    edit = make_edit(request, parts, [], mask)
+    moved = np.zeros_like(mask)
+    moved[10:16, 12:18] = True
+    assert np.array_equal(edit.region, mask | moved) and edit.region_margin == 0
+    paper = make_edit(check_steer(8, 0, 1.0, 0.0, None, 0, 2, "activation", 16, 3), parts, [],
+                      mask)
+    assert paper.region is None  # the paper's edit writes activations, not the latent

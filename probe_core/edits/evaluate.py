@@ -301,7 +301,8 @@ def summarise(rows: list[dict], skipped: int, method: str, cfg: dict, depth_delt
     out = {"method": method, "n": len(rows), "skipped_no_object": skipped,
            "settings": {"strength": cfg["strength"], "steps": list(cfg["steps"]),
                         "iterations": cfg["iterations"], "layers": cfg.get("layers"),
-                        "depth_delta": depth_delta, "directions": list(directions)},
+                        "depth_delta": depth_delta, "directions": list(directions),
+                        "region_margin": cfg.get("region_margin")},
            "move": move_summary(rows, directions), "depth": push_summary(rows),
            "by_objects": {}}
     for n in sorted({r["n_objects"] for r in rows}):

@@ -403,7 +403,7 @@ class ProbeDemo:
                               self.image_size)
         mask, depth = self._object(run)
         parts = build_target(mask, depth, request)
-        edit = make_edit(request, parts, self.layers)
+        edit = make_edit(request, parts, self.layers, mask)
         t0 = time.perf_counter()
         tokens = []  # the re-run steps' probe outputs, for the compare view
         with self._lock:

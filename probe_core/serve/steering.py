@@ -197,16 +197,22 @@ def object_of(run, last_maps) -> tuple[np.ndarray, np.ndarray]:
     return s > 0.5, d
 
 
-def make_edit(request: SteerRequest, parts: list[Part], layers: list[str]) -> Edit:
+def make_edit(request: SteerRequest, parts: list[Part], layers: list[str],
+              mask: np.ndarray) -> Edit:
     """The Edit the request asks for (every part in one run), with its method's default layers
-    (when the model has them) and iterations."""
+    (when the model has them), iterations and region: where the object is (`mask`) and every
+    part's target, when the method confines its update to a region."""
     first, *more = parts
+    d = METHOD_DEFAULTS[request.method]
+    region = np.logical_or.reduce([mask] + [p.target.region for p in parts]
+                                  + [p.target.map for p in parts if p.task == "saliency"])
     return Edit(first.task, first.target.map, request.method, request.strength,
                 range(request.first_step, request.last_step + 1),
-                layers=default_layers(request.method, layers),
-                iterations=METHOD_DEFAULTS[request.method].iterations,
+                layers=default_layers(request.method, layers), iterations=d.iterations,
                 shift=(request.move_x, request.move_y),
-                also=tuple((p.task, p.target.map) for p in more))
+                also=tuple((p.task, p.target.map) for p in more),
+                region=region if d.region_margin is not None else None,
+                region_margin=d.region_margin or 0)
 
 
 @dataclass
@@ -285,6 +291,7 @@ class EditOutcome:
         return {"method": r["method"], "strength": r["strength"], "move_x": r["move_x"],
                 "move_y": r["move_y"], "scale": r["scale"], "depth_push": r["depth_push"],
                 "drawn": r["drawn"], "depth_shift": [r["shift_x"], r["shift_y"]],
+                "region_margin": METHOD_DEFAULTS[r["method"]].region_margin,
                 "steps": [r["first_step"], r["last_step"]]}
 
 
