@@ -503,7 +503,8 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             """A word's attention at the shown step (or over all steps), and the compare view."""
             demo = models.get(model)
             if word in (None, ""):
-                return {word_img: None, word_cmp: None}
+                return {word_img: None, word_cmp: None,
+                        status: "Pick a word of the prompt to see where it attends."}
             if run is None or not run.steps:
                 raise ValueError("generate an image first")
             k = (None if when == "all" else

@@ -21,9 +21,9 @@ GOOD = {  # endpoint -> one good argument list
     "/export": ["best"],
     "/load_model": ["tiny-scenes"],
 }
-# the paint canvas reaches the handler through gradio's own image-editor checks (files it
-# uploaded, never a path): a bad value there is refused by gradio, tested on its own below
-GRADIO_CHECKED = {("/intervene", 9)}
+# the paint canvas and the uploaded image reach the handler through gradio's own image checks
+# (files it uploaded, never a path): a bad value there is refused by gradio, tested below
+GRADIO_CHECKED = {("/intervene", 9), ("/probe_image", 0)}
 
 
 def _fuzz(client, endpoints=tuple(GOOD)):
@@ -147,7 +147,7 @@ def test_a_visitor_has_at_most_one_model_job_queued_or_running(client):
                                     api_name="/generate")[-1]  # free again once it finished
 
 
-def test_a_bad_paint_canvas_is_refused_and_the_session_goes_on(client):
+def test_a_bad_canvas_or_upload_is_refused_and_the_session_goes_on(client):
     client.predict(PROMPT, 3, 2, 4.0, "best", 0.6, 1, 2, api_name="/generate")
     for bad in ("abc", {"layers": "x"}, [1, 2], {"background": None, "layers": [], "composite": None}):
         try:
@@ -157,5 +157,9 @@ def test_a_bad_paint_canvas_is_refused_and_the_session_goes_on(client):
             assert "Traceback" not in str(err) and "/tmp" not in str(err)  # no server paths
         else:
             assert "paint the target mask" in out[-1]
+    for bad in ("abc", {"path": "/etc/passwd"}, [1]):  # an upload that is not one
+        with pytest.raises(Exception) as err:
+            client.predict(bad, None, "", "best", api_name="/probe_image")
+        assert "root:" not in str(err.value)  # the file is not read back
     assert "Dice with target" in client.predict(8, 0, 1.0, 0.0, 0.2, 1, 2, "guided",
                                                 api_name="/intervene")[3]
