@@ -530,8 +530,8 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                 raise ValueError("this run has no edit yet: apply one first")
             pair = (run, run.edit.run if with_edit else None)
             n = len(run.steps)
-            return {pair_state: pair, cmp_step: gr.update(maximum=_slider_max(n),
-                                                          value=min(_int_or(step_value, n), n))}
+            k = min(max(_int_or(step_value, n), 1), n)
+            return {pair_state: pair, cmp_step: gr.update(maximum=_slider_max(n), value=k)}
 
         @shown
         def on_keep_and_compare(run, with_edit, step_value, layer_a, layer_b, model):
