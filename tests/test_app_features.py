@@ -96,3 +96,24 @@ def test_compare_two_seeds_and_a_run_with_its_edit(client):
     *_, image, text, status = client.predict(3, "best", "best", api_name="/compare_edit")
     assert "A after its edit" in text and "Mean |B - A| depth 0.00" not in text
     assert "step must be between" in client.predict(9, "best", "best", api_name="/compare")[-1]
+
+
+def test_probe_an_upload_and_a_held_out_render(client, tmp_path):
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from probe_core.world.scenes import render_scene, sample_scene
+
+    tiles, table, status = client.predict(None, 7100003, "", "best", api_name="/probe_image")
+    assert "Probed the image at every step" in status and "vs truth" in table
+    path = tmp_path / "upload.png"
+    Image.fromarray(render_scene(sample_scene(7100011), 32).image).save(path)
+    tiles, table, status = client.predict(handle_file(str(path)), None, "", "best",
+                                          api_name="/probe_image")
+    assert "Probed the image" in status and "vs labeler" in table and "vs truth" not in table
+    assert [t["caption"] for t in tiles] == ["step 1", "step 2", "step 3"]  # the probe set's steps
+    noise = (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(path)  # any picture: resized to the model's size
+    assert "Probed the image" in client.predict(handle_file(str(path)), None, "a red box",
+                                                "best", api_name="/probe_image")[-1]
