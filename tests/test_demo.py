@@ -159,6 +159,7 @@ def test_drawn_targets(demo, run, drawn, words):
     part = run.edit.parts[0]
     if drawn == "flip":
         assert np.array_equal(part.target, mask[:, ::-1])
+        assert ": centre moved" not in final.score  # a flip is checked by its Dice alone
     else:
         assert np.allclose(part.target, 2 * depth.mean() - depth, atol=1e-5)
     assert words in final.score

@@ -38,7 +38,9 @@ def part_checks(part: PartOutcome, request: SteerRequest) -> list[tuple[bool, st
     if part.task == "saliency":
         ax, ay = s["asked_x"], s["asked_y"]
         asked = math.hypot(ax, ay)
-        if asked >= 1.0:
+        # a flip alone moves the centre only by the object's asymmetry: its Dice is the check
+        flip_only = request.drawn == "flip" and not (request.move_x or request.move_y)
+        if asked >= 1.0 and not flip_only:
             along = (s["shift_x"] * ax + s["shift_y"] * ay) / asked
             checks.append((along >= SHARE_OF_ASKED * asked,
                            f"centre moved {along:+.1f} px along the asked {asked:.1f} px "
