@@ -85,6 +85,14 @@ def bootstrap_median_interval(values: list[float], level: float = 0.9,
     return meds[int(tail * resamples)], meds[int((1 - tail) * resamples) - 1]
 
 
+def write_results(out: str, results: dict) -> None:
+    """The numbers as JSON at `out` ('' for nowhere), and a line saying where."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {out}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(ROOT / "weights" / "tiny-scenes"))
@@ -129,10 +137,7 @@ def main() -> int:
     print(f"time reading (every layer's token outputs kept, one layer's maps): "
           f"{1000 * read:.2f} ms per step = "
           f"{100 * read / med['plain']:.1f}% of a plain step ({probes.settings.readout} readout)")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.out}")
+    write_results(args.out, results)
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import probe_core.offline  # noqa: F401  (hub offline unless HF_HUB_OFFLINE says otherwise)
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -28,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from probe_overhead import bootstrap_median_interval  # noqa: E402
+from probe_overhead import bootstrap_median_interval, write_results  # noqa: E402
 
 from probe_core.probing.cross_attention import word_maps, word_tokens  # noqa: E402
 from probe_core.serve.facade import ProbeDemo  # noqa: E402
@@ -96,19 +95,15 @@ def main() -> int:
           f"target <= 10%")
     print(f"per-word maps at {demo.image_size}px (last step + mean over steps), once per run: "
           f"{1000 * shown:.2f} ms")
-    if args.out:
-        results = {
-            "model": "weights/tiny-scenes", "steps": args.steps, "prompts": PROMPTS,
-            "rounds": args.runs, "threads": torch.get_num_threads(),
-            "probes": demo.probes is not None,
-            "plain_ms_per_run": 1000 * plain, "word_attention_ms_per_run": 1000 * mapped,
-            "ratio_of_medians": mapped / plain, "paired_ratio": ratio,
-            "paired_ratio_ci90": [lo, hi], "added_percent": 100 * (ratio - 1),
-            "word_maps_display_ms": 1000 * shown,
-        }
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.out}")
+    write_results(args.out, {
+        "model": "weights/tiny-scenes", "steps": args.steps, "prompts": PROMPTS,
+        "rounds": args.runs, "threads": torch.get_num_threads(),
+        "probes": demo.probes is not None,
+        "plain_ms_per_run": 1000 * plain, "word_attention_ms_per_run": 1000 * mapped,
+        "ratio_of_medians": mapped / plain, "paired_ratio": ratio,
+        "paired_ratio_ci90": [lo, hi], "added_percent": 100 * (ratio - 1),
+        "word_maps_display_ms": 1000 * shown,
+    })
     return 0
 
 

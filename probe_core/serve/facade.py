@@ -44,7 +44,7 @@ from .export import export_run, run_record
 from .image_probe_view import ImageProbe, check_image, image_probe_view
 from .inputs import (bounded, check_finished, check_generation, check_prompt_text, echo,
                      whole)
-from .runs import Run, RunBudget, StepTokens, return_free_memory, stream_run
+from .runs import Run, RunBudget, return_free_memory, step_tokens, stream_run
 from .score_card import score_card
 from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
                        object_of, score_edit)
@@ -223,7 +223,8 @@ class ProbeDemo:
 
     def view(self, run: Run, step, layer: str | None = "best",
              opacity: float = 0.6) -> figures.StepView:
-        """x0, depth (blended over x0 by opacity) and saliency overlay for one step."""
+        """x0, depth (in depth colours, whatever the opacity) and the saliency overlay (over x0
+        by opacity) for one step."""
         step = self.check_step(run, step)
         layer = self.resolve_layer(layer)
         opacity = bounded("opacity", opacity, 0.0, 1.0)
@@ -295,13 +296,13 @@ class ProbeDemo:
         if not run.word_attention:
             raise ValueError("this run kept no word attention: tick 'Word attention maps' and "
                              "generate again")
-        words = dict(word_tokens(self.pipe.tokenizer, run.prompt))
-        if not isinstance(word, str) or word not in words:
+        tokens = word_tokens(self.pipe.tokenizer, run.prompt)
+        positions = [(w, p) for w, p in tokens if w == word] if isinstance(word, str) else []
+        if not positions:
             raise ValueError(f"no word {echo(word)} in this run's prompt; its words: "
-                             + ", ".join(self.words(run)))
+                             + ", ".join(dict.fromkeys(w for w, _ in tokens)))
+        layer = self.resolve_layer(layer)
         n = len(run.word_attention)
-        positions = [(w, p) for w, p in word_tokens(self.pipe.tokenizer, run.prompt)
-                     if w == word]
         if step in (None, "", "all"):
             stack = torch.stack([a.float() for a in run.word_attention])
             k, when, image = n - 1, f"mean of {n} steps", run.image if run.done else None
@@ -310,14 +311,14 @@ class ProbeDemo:
             stack, when, image = run.word_attention[k].float(), f"step {k + 1}", None
         image = image if image is not None else self.x0_image(run, k)
         heat = word_maps(stack, positions, self.image_size)[word]
-        maps = self.maps(run, k, self.resolve_layer(layer))
+        maps = self.maps(run, k, layer)
         text = f"**'{word}'** attention, {when}."
         compare = None
         if maps is not None:
             prob = maps[1]
             compare = figures.word_compare(image, prob, heat, word)
-            text += (f" Against the saliency probe ({self.layer_label(self.resolve_layer(layer))},"
-                     f" step {k + 1}): Pearson r {pearson(heat, prob):+.2f}, Dice of the parts "
+            text += (f" Against the saliency probe ({self.layer_label(layer)}, step {k + 1}): "
+                     f"Pearson r {pearson(heat, prob):+.2f}, Dice of the parts "
                      f"above 0.5 {dice(heat > 0.5, prob > 0.5):.2f}.")
         if run.labels is not None:
             obj = run.labels[1] > 0.5
@@ -417,8 +418,7 @@ class ProbeDemo:
                 if isinstance(item, EditRun):
                     result = item
                 else:
-                    ps = self.probe_steps(run.num_inference_steps, item.index, item.timestep)
-                    tokens.append(StepTokens(self.probes.token_outputs(ps, item.activations)))
+                    tokens.append(step_tokens(self.probes, self.probe_steps, item))
                     item.activations = {}
                     yield EditProgress(item.index, to_size(item.x0_image, S))
         seconds = time.perf_counter() - t0

@@ -16,8 +16,7 @@ from PIL import Image
 from ..metrics import dice, pearson
 from ..settings import THUMB_SIZE
 from ..viz import colorize_depth, overlay_mask, to_size
-
-MAX_SIDE = 4096  # pixels: a larger upload is refused before it is resized
+from .inputs import MAX_SIDE
 
 
 @dataclass

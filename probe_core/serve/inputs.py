@@ -12,6 +12,9 @@ from ..settings import MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS
 from ..world.tiny_ldm import check_prompt
 
 
+MAX_SIDE = 4096  # pixels: a larger image (upload, painted mask) is refused before resizing
+
+
 def echo(value, limit: int = 40) -> str:
     """A visitor's value as a message quotes it: its repr, cut to `limit` characters."""
     text = repr(value)

@@ -187,14 +187,21 @@ class RunBudget:
             return sum(r.nbytes() for r in (ref() for ref in self._runs.values()) if r is not None)
 
 
+def step_tokens(probes, probe_step, state: StepState) -> StepTokens:
+    """A step's probe outputs on every captured layer, read by the probe set's step nearest the
+    step's timestep (`probe_step`, a ProbeStepMap; None: the step's own index)."""
+    ps = probe_step(state.timestep) if probe_step is not None else state.index
+    return StepTokens(probes.token_outputs(ps, state.activations))
+
+
 def stream_run(pipe, prompt: str, seed: int, num_inference_steps: int, guidance_scale: float,
                capture_layers: list[str], site: str, labeler=None, probes=None,
                probe_step=None, preview=None, negative_prompt: str = "",
                scheduler: str = "default", word_attention: bool = False) -> Iterator[Run]:
     """Yield the growing Run after every denoising step; the last one is done (final image
     decoded and, with a labeler, labelled). With `probes`, every captured layer is read at every
-    step on the model's device (`probe_step(run_steps, index, timestep)` names the probe set's
-    step) and only the small token-grid outputs are kept; the activations are dropped.
+    step on the model's device (`probe_step`, a ProbeStepMap, names the probe set's step; see
+    `step_tokens`) and only the small token-grid outputs are kept; the activations are dropped.
     `preview(x0_latents) -> (H, W, 3) uint8` makes each step's x0 image (default: VAE decode).
     `scheduler` names the sampler (`schedulers.make_scheduler`); `negative_prompt` replaces the
     empty unconditional prompt under guidance. With `word_attention`, each step's cross-attention
@@ -212,9 +219,7 @@ def stream_run(pipe, prompt: str, seed: int, num_inference_steps: int, guidance_
                          capture_layers=capture_layers, keep_resume=True, site=site,
                          preview=preview, word_attention=word_attention):
         if probes is not None:
-            ps = (probe_step(num_inference_steps, state.index, state.timestep)
-                  if probe_step is not None else state.index)
-            run.tokens.append(StepTokens(probes.token_outputs(ps, state.activations)))
+            run.tokens.append(step_tokens(probes, probe_step, state))
         state.activations = {}
         if state.word_attention is not None:
             run.word_attention.append(state.word_attention.to(torch.float16).cpu())

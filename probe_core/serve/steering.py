@@ -21,7 +21,7 @@ from ..edits.methods import METHOD_DEFAULTS, METHODS, Edit, default_layers
 from ..edits.scores import outside_change, score_depth, score_move
 from ..edits.targets import (Target, centroid, flip_mask, move_mask, paint_mask, push_depth,
                              scale_mask, shift_depth, swap_depth)
-from .inputs import bounded, echo
+from .inputs import MAX_SIDE, bounded, echo
 
 MAX_SCALE = (0.25, 4.0)
 MAX_PUSH = 3.0  # z-units of inverse depth
@@ -59,8 +59,9 @@ def check_painted(painted, image_size: int) -> np.ndarray:
                                                                  not 1 <= a.shape[2] <= 4):
         raise ValueError("paint the target mask on the image first (a brush stroke where the "
                          "object should be)")
-    if not 1 <= a.shape[0] <= 4096 or not 1 <= a.shape[1] <= 4096:
-        raise ValueError(f"painted mask of {a.shape[1]}x{a.shape[0]} px: at most 4096 a side")
+    if not 1 <= a.shape[0] <= MAX_SIDE or not 1 <= a.shape[1] <= MAX_SIDE:
+        raise ValueError(f"painted mask of {a.shape[1]}x{a.shape[0]} px: at most {MAX_SIDE} a "
+                         "side")
     a = a.astype(np.float32)
     if not np.all(np.isfinite(a)):
         raise ValueError("painted mask holds values that are not numbers")
