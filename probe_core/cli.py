@@ -149,7 +149,7 @@ def _train_probes(args) -> int:
     settings = settings_for(pipe, model_name(args.model), args.steps or preset.num_inference_steps,
                             args.guidance if args.guidance is not None else preset.guidance_scale,
                             layers=args.layers.split(",") if args.layers else None, site=args.site,
-                            readout=args.readout)
+                            readout=args.readout, depth_offset=args.depth_offset)
     probes, _ = train_probe_sets(pipe, settings, _labeler(args, pipe), _prompts(args, args.seeds),
                                  list(args.seeds), out, args.lam, workdir=args.workdir,
                                  chunk_size=args.chunk_size)
@@ -324,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--readout", choices=["bilinear", "nearest"], default="bilinear",
                            help="how the token grid of probe outputs becomes pixels: bilinear "
                                 "between token centres (default), or nearest (the paper's)")
+            c.add_argument("--depth-offset", dest="depth_offset", choices=["layout", "none"],
+                           default="layout",
+                           help="add the training images' mean depth map (on each layer's token "
+                                "grid) to every depth output, so the probe reads depth beyond "
+                                "the layout (default), or none (the paper's bias-free probe)")
         else:
             c.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
             c.add_argument("--out", default=str(settings.EMBEDDED_EVALUATION.parent))

@@ -93,6 +93,23 @@ def test_probe_loss_is_zero_for_a_perfect_depth_readout():
     assert float(probe_loss("depth", w, acts, torch.tensor([0.5, -1.0]))) == 0.0
 
 
+def test_a_depth_edit_aims_the_probe_at_the_target_less_the_layout_offset():
+    from probe_core.edits.methods import probe_target
+    from probe_core.probing.probes import ProbeSet, ProbeSettings
+
+    settings = ProbeSettings(model="m", scheduler="DDIMScheduler", num_inference_steps=2,
+                             image_size=8, guidance_scale=1.0, layers=["l"], depth_offset="layout")
+    probes = ProbeSet(settings)
+    probes.add("depth", 0, "l", torch.tensor([[1.0, 0.0]]))
+    probes.set_offset("l", torch.tensor([2.0, -2.0]))
+    acts = torch.tensor([[0.5, 9.0], [-1.0, 3.0]])
+    # the offset set reads offset + W a = [2.5, -3.0]: that is a perfect readout of this target
+    target = torch.tensor([2.5, -3.0])
+    aimed = probe_target(probes, "depth", "l", target)
+    assert float(probe_loss("depth", probes.get("depth", 0, "l"), acts, aimed)) == 0.0
+    assert torch.equal(probe_target(probes, "saliency", "l", target), target)
+
+
 class FakeLabeler:
     """Labels the bright pixels as the object; depth = brightness."""
 

@@ -208,3 +208,89 @@ def test_scene_models_run_in_float32_on_a_gpu_unless_asked():
     assert pick_device("cuda", None, "tiny-scenes") == ("cuda", torch.float32)
     assert pick_device("cuda", None, "CompVis/stable-diffusion-v1-4") == ("cuda", torch.float16)
     assert pick_device("cuda", torch.float16, "tiny-scenes") == ("cuda", torch.float16)
+
+
+def _offset_set(readout="bilinear"):
+    ps = ProbeSet(_settings(readout=readout, depth_offset="layout"))
+    ps.add("depth", 0, LAYERS[0], torch.randn(1, 32))
+    ps.add("saliency", 0, LAYERS[0], torch.randn(2, 32))
+    ps.set_offset(LAYERS[0], torch.linspace(-1, 1, 16))  # a 4x4 token grid
+    return ps
+
+
+@pytest.mark.parametrize("readout", ["nearest", "bilinear"])
+def test_a_layout_offset_is_added_to_every_depth_output(readout):
+    ps = _offset_set(readout)
+    acts = torch.randn(16, 32)
+    plain = ProbeSet(_settings(readout=readout))
+    plain.add("depth", 0, LAYERS[0], ps.get("depth", 0, LAYERS[0]))
+    offset_map = to_map(ps.offsets[LAYERS[0]], (16, 16), 64, readout)
+    d = ps.depth_map(0, LAYERS[0], acts, (16, 16), 64)
+    np.testing.assert_allclose(d, plain.depth_map(0, LAYERS[0], acts, (16, 16), 64) + offset_map,
+                               atol=1e-5)
+    # the token path (streamed runs, the pixel inspector) reads the same numbers
+    depth, sal = ps.read(0, {LAYERS[0]: acts}, (16, 16), 64)[LAYERS[0]]
+    np.testing.assert_allclose(depth, d, atol=1e-5)
+    np.testing.assert_allclose(sal, ps.saliency_map(0, LAYERS[0], acts, (16, 16), 64), atol=1e-5)
+    tokens = ps.token_outputs(0, {LAYERS[0]: acts})[LAYERS[0]]
+    assert ps.pixel_from_tokens(tokens, (16, 16), 64, 40, 9)[0] == pytest.approx(d[40, 9], abs=1e-5)
+
+
+def test_offsets_survive_saving_and_a_set_without_them_is_refused(tmp_path):
+    import json
+
+    ps = _offset_set()
+    ps.save(tmp_path / "p")
+    back = ProbeSet.load(tmp_path / "p", expect=_settings())
+    assert back.settings.depth_offset == "layout"
+    assert torch.equal(back.offsets[LAYERS[0]], ps.offsets[LAYERS[0]])
+    assert back.keys() == ps.keys()
+    # a set that says it has offsets but lacks one
+    bare = ProbeSet(_settings(depth_offset="layout"))
+    bare.add("depth", 0, LAYERS[0], torch.randn(1, 32))
+    bare.save(tmp_path / "bare")
+    with pytest.raises(ProbeMismatchError, match="no depth offset"):
+        ProbeSet.load(tmp_path / "bare")
+    meta = json.loads((tmp_path / "p" / "probes.json").read_text())
+    meta["settings"]["depth_offset"] = "learned"
+    (tmp_path / "p" / "probes.json").write_text(json.dumps(meta))
+    with pytest.raises(ProbeMismatchError, match="depth offset 'learned'"):
+        ProbeSet.load(tmp_path / "p")
+    # an offset for another token grid is refused where it is used
+    with pytest.raises(ProbeMismatchError, match="16 tokens, the layer has 64"):
+        ps.depth_map(0, LAYERS[0], torch.randn(64, 32), (16, 16), 64)
+
+
+@pytest.mark.parametrize("readout", ["nearest", "bilinear"])
+def test_fitting_with_a_layout_offset_fits_what_the_layout_leaves(readout):
+    """Labels = a fixed layout + a linear function of the activations, whose first channel also
+    carries the layout (as real activations carry position). The offset set takes the layout as
+    its offset and fits only what it leaves: no weight on the layout channel, and maps that
+    match the labels (counting the layout twice would miss them by the layout)."""
+    from probe_core.probing.probes import fit_probe_set
+
+    g = torch.Generator().manual_seed(0)
+    n, grid, c = 2000, 4, 8
+    layout = torch.linspace(-2, 2, grid).repeat_interleave(grid)  # rows: far at top, near below
+    acts = torch.randn(n, grid * grid, c, generator=g)
+    acts[..., 0] = layout
+    w_true = torch.randn(1, c, generator=g)
+    w_true[0, 0] = 0.0
+    tokens = (acts @ w_true.T)[..., 0] + layout  # (n, 16) token values
+    depth = tokens.reshape(n, grid, grid).repeat_interleave(4, 1).repeat_interleave(4, 2).numpy()
+    sal = depth > 0
+    s = _settings(readout=readout, depth_offset="layout", layers=[LAYERS[0]])
+    ps = fit_probe_set(s, [(0, LAYERS[0])], lambda step, layer: acts, depth, sal, (grid, grid),
+                       lam=1e-8)
+    mean_tokens = torch.as_tensor(depth.mean(0)).reshape(grid, 4, grid, 4).mean((1, 3)).reshape(-1)
+    torch.testing.assert_close(ps.offsets[LAYERS[0]], mean_tokens)
+    torch.testing.assert_close(ps.offsets[LAYERS[0]], layout, atol=0.25, rtol=0)
+    w = ps.get("depth", 0, LAYERS[0])
+    assert abs(float(w[0, 0])) < 0.15  # the layout channel is left to the offset
+    test = torch.randn(grid * grid, c, generator=g)
+    test[:, 0] = layout
+    truth = to_map((test @ w_true.T)[:, 0] + layout, (grid, grid), 16, readout)
+    err = np.abs(ps.depth_map(0, LAYERS[0], test, (grid, grid), 16) - truth).mean()
+    # counting the layout twice would miss by its mean size, 1.25; the bilinear fit also pays for
+    # smoothing these piecewise-constant labels
+    assert err < 0.35

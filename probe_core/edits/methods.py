@@ -145,6 +145,15 @@ def probe_loss(task: str, weight: torch.Tensor, acts: torch.Tensor, target: torc
     return F.binary_cross_entropy_with_logits(out[:, 1] - out[:, 0], target)
 
 
+def probe_target(probes: ProbeSet, task: str, layer: str, target: torch.Tensor) -> torch.Tensor:
+    """(HW,) token target of a probe's bias-free output: a depth target less the set's depth
+    offset for `layer` (the offset is added to every depth output), else the target itself."""
+    if task != "depth":
+        return target
+    offset = probes.depth_offset(layer, target.shape[0], target.device)
+    return target if offset is None else target - offset
+
+
 class TokenTargets:
     """An edit's (H, W) target averaged over each token's patch, made once per layer grid and
     device: (HW,) float32."""
@@ -196,8 +205,8 @@ class ActivationEdit:
                 continue
             a, first, final = optimise_toward_probe(
                 task, self.probes.weight_on(*key, output.device), a,
-                targets(output.shape[1], output.device), self.edit.strength,
-                self.edit.iterations)
+                probe_target(self.probes, task, layer, targets(output.shape[1], output.device)),
+                self.edit.strength, self.edit.iterations)
             self._losses.setdefault(self.step, []).append((first, final))
         return output if a is original else a[None].to(output.dtype)
 
@@ -230,8 +239,9 @@ class GuidedEdit:
             for task, targets in self.targets:  # every part's loss, summed
                 key = (task, self.probe_steps[step], layer)
                 if key in self.probes.weights:
+                    target = probe_target(self.probes, task, layer, targets(a.shape[1], a.device))
                     losses.append(probe_loss(task, self.probes.weight_on(*key, a.device), a[0],
-                                             targets(a.shape[1], a.device)))
+                                             target))
         return torch.stack(losses).sum() if losses else None
 
     def __call__(self, latents, step, t, prompt_embeds, scheduler):

@@ -136,13 +136,14 @@ def fit_probes(data: ProbeData, settings: ProbeSettings, lam: float = 1e-3,
 
 def settings_for(pipe, model_name: str, num_inference_steps: int, guidance_scale: float,
                  layers: list[str] | None = None, site: str = "attn1",
-                 readout: str = "nearest") -> ProbeSettings:
+                 readout: str = "nearest", depth_offset: str = "none") -> ProbeSettings:
     return ProbeSettings(
         model=model_name, scheduler=type(pipe.scheduler).__name__,
         num_inference_steps=num_inference_steps,
         image_size=pipe.unet.config.sample_size * pipe.vae_scale_factor,
         guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers),
-        model_fingerprint=unet_fingerprint(pipe.unet), site=site, readout=readout)
+        model_fingerprint=unet_fingerprint(pipe.unet), site=site, readout=readout,
+        depth_offset=depth_offset)
 
 
 def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:
@@ -163,4 +164,5 @@ def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:
         raise ProbeMismatchError(f"{Path(folder).name}/probes.json is not a probe set "
                                  f"description ({type(err).__name__}: {str(err)[:200]})") from None
     return settings_for(pipe, model_name, steps, guidance,
-                        site=meta.get("site", "attn1"), readout=meta.get("readout", "nearest"))
+                        site=meta.get("site", "attn1"), readout=meta.get("readout", "nearest"),
+                        depth_offset=meta.get("depth_offset", "none"))

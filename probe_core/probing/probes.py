@@ -5,9 +5,13 @@
     >>> saliency = probes.saliency_map(3, layer, acts, latent_hw=(16, 16), out_size=64)  # P(fg)
 
 A probe is a weight matrix (out, C): depth has out=1 (regression on per-image z-normalised
-depth), saliency out=2 (background/foreground logits). It is applied to every token of a layer's
-(HW, C) activation and reshaped to the layer's grid; the grid of outputs is then upsampled to
-pixels, by the set's `readout`:
+depth), saliency out=2 (background/foreground logits). A set whose `depth_offset` is "layout"
+also holds, per layer, the training images' mean depth label averaged to the layer's token grid
+(HW,), added to every depth output: its depth probe reads how an image's depth departs from the
+average layout, and a bias-free probe no longer spends its weights rebuilding the layout.
+
+A probe is applied to every token of a layer's (HW, C) activation and reshaped to the layer's
+grid; the grid of outputs is then upsampled to pixels, by the set's `readout`:
 - "nearest", the paper's: each token paints its square patch. Fitting at token resolution
   against the mean label of each token's patch is exactly the paper's full-resolution loss for
   squared error and for cross-entropy, and much cheaper.
@@ -32,7 +36,9 @@ from .hooks import token_grid
 
 TASKS = {"depth": 1, "saliency": 2}  # task -> probe outputs
 READOUTS = ("nearest", "bilinear")  # how a grid of probe outputs becomes a pixel map
+DEPTH_OFFSETS = ("none", "layout")  # what is added to every depth output (per token)
 FORMAT_VERSION = 1
+OFFSET_KEY = "depth_offset"  # probes.safetensors key prefix of the per-layer depth offsets
 
 
 class ProbeMismatchError(ValueError):
@@ -51,6 +57,9 @@ class ProbeSettings:
     model_fingerprint: str = ""  # of the UNet weights (unet_fingerprint); "" = not recorded
     site: str = "attn1"  # what the probes read: "attn1" output (the paper's) or the "block" output
     readout: str = "nearest"  # token grid -> pixels: "nearest" (the paper's) or "bilinear"
+    # depth output = offset + W a: "none" (the paper's) or "layout" (the training labels' mean
+    # map on the layer's token grid)
+    depth_offset: str = "none"
 
     def differences(self, other: "ProbeSettings") -> list[str]:
         out = []
@@ -184,7 +193,8 @@ FIT_GRID_MAX = 64  # bilinear fitting grid, pixels a side at most
 
 
 def fit_inputs(acts: torch.Tensor, depth: np.ndarray, saliency: np.ndarray,
-               latent_hw: tuple[int, int], readout: str = "nearest"):
+               latent_hw: tuple[int, int], readout: str = "nearest",
+               depth_offset: torch.Tensor | None = None):
     """What one (step, layer) probe is fitted on, for a probe set read out by `readout`:
     acts (N, HW, C), labels (N, H, W) -> X (M, C) float32, depth (M,), foreground fraction (M,).
 
@@ -192,14 +202,23 @@ def fit_inputs(acts: torch.Tensor, depth: np.ndarray, saliency: np.ndarray,
     bilinear: one row per pixel of a grid twice the layer's (at most the labels' size and
     FIT_GRID_MAX a side, which bounds memory for SD's 64x64 layers), holding the bilinearly
     upsampled activations, against the area-averaged labels; a linear probe of upsampled
-    activations is the upsampled probe output, so this fits the bilinear readout."""
+    activations is the upsampled probe output, so this fits the bilinear readout.
+    A (HW,) `depth_offset` (the set's per-token depth offset) is read out the same way and taken
+    off the depth targets: the probe is fitted to what the offset leaves."""
+    n = acts.shape[0]
     if readout == "nearest":
         depth_t, sal_t = token_targets(depth, saliency, latent_hw, acts.shape[1])
+        if depth_offset is not None:
+            depth_t = (depth_t.reshape(n, -1) - depth_offset.float().reshape(1, -1)).reshape(-1)
         return acts.float().reshape(-1, acts.shape[-1]), depth_t, sal_t
     h, w = token_grid(acts.shape[1], latent_hw)
     size = (min(2 * h, depth.shape[-2], FIT_GRID_MAX), min(2 * w, depth.shape[-1], FIT_GRID_MAX))
     X = upsample_tokens(acts, latent_hw, size, readout).reshape(-1, acts.shape[-1])
-    return X, area_means(depth, size), area_means(saliency, size)
+    depth_t = area_means(depth, size)
+    if depth_offset is not None:
+        up = upsample_tokens(depth_offset.float().reshape(1, -1, 1), latent_hw, size, readout)
+        depth_t = (depth_t.reshape(n, -1) - up.reshape(1, -1)).reshape(-1)
+    return X, depth_t, area_means(saliency, size)
 
 
 def fit_key(X: torch.Tensor, depth_t: torch.Tensor, sal_t: torch.Tensor, lam: float = 1e-3):
@@ -214,13 +233,25 @@ def fit_probe_set(settings: "ProbeSettings", keys, activations, depth: np.ndarra
     """The one fitting path: a depth (ridge) and a saliency (logistic) probe for each
     (step, layer) of `keys`. activations(step, layer) -> (N, HW, C) for the N images whose
     (N, H, W) labels are `depth` and `saliency` (a callable, so a caller can read one key at a
-    time from disk)."""
+    time from disk). With settings.depth_offset "layout", each layer's offset is the mean of
+    these depth labels averaged to its token grid."""
     from tqdm.auto import tqdm
 
+    if settings.depth_offset not in DEPTH_OFFSETS:
+        raise ValueError(f"unknown depth offset {settings.depth_offset!r}; offsets are "
+                         f"{DEPTH_OFFSETS}")
     probes = ProbeSet(settings)
+    layout = np.asarray(depth, np.float32).mean(0)  # (H, W) mean depth label
     for step, layer in tqdm(list(keys), desc=desc, disable=not progress):
-        X, depth_t, sal_t = fit_inputs(activations(step, layer), depth, saliency, latent_hw,
-                                       settings.readout)
+        acts = activations(step, layer)
+        offset = None
+        if settings.depth_offset == "layout":
+            offset = probes.offsets.get(layer)
+            if offset is None:
+                offset = area_means(layout, token_grid(acts.shape[1], latent_hw))
+                probes.set_offset(layer, offset)
+        X, depth_t, sal_t = fit_inputs(acts, depth, saliency, latent_hw, settings.readout,
+                                       offset)
         wd, ws = fit_key(X, depth_t, sal_t, lam)
         probes.add("depth", step, layer, wd)
         probes.add("saliency", step, layer, ws)
@@ -238,6 +269,7 @@ class ProbeSet:
         self.settings = settings
         self.weights: dict[tuple[str, int, str], torch.Tensor] = dict(weights or {})
         self.extra = extra or {}  # e.g. evaluation scores, best layers
+        self.offsets: dict[str, torch.Tensor] = {}  # layer -> (HW,) depth offset ("layout")
         self._stacked: dict = {}  # token_outputs' cache of stacked (L, C, 3) weights
 
     def add(self, task: str, step: int, layer: str, weight: torch.Tensor) -> None:
@@ -248,6 +280,32 @@ class ProbeSet:
                              f"{tuple(weight.shape)}")
         self.weights[(task, int(step), layer)] = weight.detach().float().cpu()
         self._stacked.clear()
+
+    def set_offset(self, layer: str, offset: torch.Tensor) -> None:
+        """The (HW,) depth offset of `layer`'s token grid (a set whose depth_offset is
+        "layout")."""
+        if self.settings.depth_offset != "layout":
+            raise ValueError("this probe set's depth_offset is 'none': it has no offsets")
+        self.offsets[layer] = offset.detach().float().cpu().reshape(-1)
+        self._stacked.clear()
+
+    def depth_offset(self, layer: str, n_tokens: int, device=None) -> torch.Tensor | None:
+        """(HW,) float32 added to `layer`'s depth outputs, or None for a set without offsets.
+        A set with offsets that lacks this layer's, or has one for another grid, is refused."""
+        if self.settings.depth_offset != "layout":
+            return None
+        offset = self.offsets.get(layer)
+        if offset is None:
+            raise ProbeMismatchError(f"probe set has no depth offset for layer {layer!r}")
+        if offset.numel() != n_tokens:
+            raise ProbeMismatchError(f"depth offset of {layer!r} has {offset.numel()} tokens, the "
+                                     f"layer has {n_tokens}: the set was made for another model")
+        if device is None:
+            return offset
+        key = ("offset", layer, str(device))
+        if key not in self._stacked:
+            self._stacked[key] = offset.to(device)
+        return self._stacked[key]
 
     def get(self, task: str, step: int, layer: str) -> torch.Tensor:
         try:
@@ -260,8 +318,11 @@ class ProbeSet:
 
     def depth_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
         """(HW, C) activations -> (out_size, out_size) z-normalised depth prediction."""
-        return to_map(apply_probe(self.get("depth", step, layer), activations)[:, 0],
-                      latent_hw, out_size, self.settings.readout)
+        values = apply_probe(self.get("depth", step, layer), activations)[:, 0]
+        offset = self.depth_offset(layer, values.shape[0], values.device)
+        if offset is not None:
+            values = values + offset
+        return to_map(values, latent_hw, out_size, self.settings.readout)
 
     def saliency_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
         """(HW, C) activations -> (out_size, out_size) foreground probability (the logit
@@ -287,8 +348,26 @@ class ProbeSet:
         for (_, device), layers in groups.items():
             weights = self._stacked_weights(step, tuple(layers), device)  # (L, C, 3)
             acts = torch.stack([activations[l] for l in layers]).float()  # (L, HW, C)
-            out.update(zip(layers, torch.bmm(acts, weights).unbind(0)))  # each (HW, 3)
+            y = torch.bmm(acts, weights)  # (L, HW, 3)
+            offsets = self._stacked_offsets(tuple(layers), acts.shape[1], device)
+            if offsets is not None:
+                y = y + offsets
+            out.update(zip(layers, y.unbind(0)))  # each (HW, 3)
         return out
+
+    def _stacked_offsets(self, layers: tuple[str, ...], n_tokens: int, device
+                         ) -> torch.Tensor | None:
+        """(L, HW, 3) [depth offset, 0, 0] of `layers`, cached per device; None without
+        offsets."""
+        if self.settings.depth_offset != "layout":
+            return None
+        key = ("offsets", layers, str(device))
+        if key not in self._stacked:
+            stacked = torch.zeros(len(layers), n_tokens, 3)
+            for i, layer in enumerate(layers):
+                stacked[i, :, 0] = self.depth_offset(layer, n_tokens)
+            self._stacked[key] = stacked.to(device)
+        return self._stacked[key]
 
     def _stacked_weights(self, step: int, layers: tuple[str, ...], device) -> torch.Tensor:
         """(L, C, 3) depth, background and foreground weights of `layers`, cached per device."""
@@ -376,6 +455,7 @@ class ProbeSet:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {f"{t}/{s}/{layer}": w.contiguous() for (t, s, layer), w in self.weights.items()}
+        tensors.update({f"{OFFSET_KEY}/{layer}": o.contiguous() for layer, o in self.offsets.items()})
         save_file(tensors, str(folder / "probes.safetensors"))
         meta = {"format": FORMAT_VERSION, "settings": self.settings.__dict__, "extra": self.extra}
         (folder / "probes.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -415,12 +495,32 @@ class ProbeSet:
             raise ProbeMismatchError(f"{folder.name}/probes.safetensors cannot be read "
                                      f"({type(err).__name__}: {str(err)[:200]}): the file is "
                                      "damaged; restore it or fit the set again") from None
-        for key, w in tensors.items():
-            task, step, layer = key.split("/", 2)
-            if expect is not None and expect.layers and layer not in expect.layers:
-                raise ProbeMismatchError(f"probe set {shown_path(folder)} has layer {layer!r}, which this "
-                                         "model does not have")
-            ps.add(task, int(step), layer, w)
+        if settings.depth_offset not in DEPTH_OFFSETS:
+            raise ProbeMismatchError(f"{shown_path(meta_path)} asks for depth offset "
+                                     f"{settings.depth_offset!r}; this version reads {DEPTH_OFFSETS}")
+        try:
+            for key, w in tensors.items():
+                if key.startswith(OFFSET_KEY + "/"):
+                    layer = key[len(OFFSET_KEY) + 1:]
+                    task, step = "offset", 0
+                else:
+                    task, step, layer = key.split("/", 2)
+                if expect is not None and expect.layers and layer not in expect.layers:
+                    raise ProbeMismatchError(f"probe set {shown_path(folder)} has layer {layer!r}, "
+                                             "which this model does not have")
+                if task == "offset":
+                    ps.set_offset(layer, w)
+                else:
+                    ps.add(task, int(step), layer, w)
+        except ValueError as err:  # a key or shape of another format
+            if isinstance(err, ProbeMismatchError):
+                raise
+            raise ProbeMismatchError(f"{folder.name}/probes.safetensors does not hold a probe set "
+                                     f"of these settings ({str(err)[:200]})") from None
+        missing = sorted({l for _, _, l in ps.weights} - set(ps.offsets))
+        if settings.depth_offset == "layout" and missing:
+            raise ProbeMismatchError(f"probe set {shown_path(folder)} has no depth offset for "
+                                     f"{len(missing)} layer(s), e.g. {missing[0]!r}")
         return ps
 
 

@@ -72,10 +72,15 @@ def markdown_table(scores: dict, control: dict | None, x0: dict | None) -> str:
                  at(x0, "dice", k), at(scores, "pearson", k, bp), at(control, "pearson", k, bp),
                  at(x0, "pearson", k), at(scores, "rmse", k, bp)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "All layers, last step:", "", "| layer | Dice | Pearson | RMSE |", "|---|---|---|---|"]
+    beyond = "partial" in scores  # depth beyond the layout, when the set has a layout baseline
+    lines += ["", "All layers, last step:", "",
+              "| layer | Dice | Pearson | RMSE |" + (" partial | beats fixed map |" if beyond else ""),
+              "|---|---|---|---|" + ("---|---|" if beyond else "")]
     for j, layer in enumerate(layers):
+        extra = (f" {scores['partial'][-1][j]:.3f} | {100 * scores['beats'][-1][j]:.0f}% |"
+                 if beyond else "")
         lines.append(f"| `{layer}` | {scores['dice'][-1][j]:.3f} | {scores['pearson'][-1][j]:.3f} "
-                     f"| {scores['rmse'][-1][j]:.3f} |")
+                     f"| {scores['rmse'][-1][j]:.3f} |" + extra)
     return "\n".join(lines) + "\n"
 
 
@@ -166,8 +171,13 @@ def write_report(out_dir: str | Path, scores: dict, control: dict | None = None,
                   "labeler_on_x0": x0, "layout_controls": fixed}
     (out_dir / "metrics.json").write_text(json.dumps(everything, indent=2) + "\n")
     settings = (meta or {}).get("settings", {})
+    offset = settings.get("depth_offset", "none")
     probed = (f"Probes read the `{settings.get('site', 'attn1')}` output, upsampled to pixels by "
-              f"the `{settings.get('readout', 'nearest')}` readout. " if settings else "")
+              f"the `{settings.get('readout', 'nearest')}` readout"
+              + ("; every depth output adds the layout offset (the probe-training images' mean "
+                 "depth label on the layer's token grid), so the probe itself reads only how an "
+                 "image departs from the average layout. " if offset == "layout" else ". ")
+              if settings else "")
     (out_dir / "table.md").write_text(
         probed + markdown_table(scores, control, x0)
         + (layout_table(scores, control, x0, fixed) if fixed is not None else ""))

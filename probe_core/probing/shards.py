@@ -203,7 +203,9 @@ def train_sharded(pipe, settings: ProbeSettings, labeler, prompts: list[str], se
         for name in ("probes", "control") if control_unet is not None else ("probes",):
             ps = ProbeSet(settings, extra=dict(extra))
             for i in range(count):
-                ps.weights.update(ProbeSet.load(workdir / f"fit-{name}-{i:03d}").weights)
+                part = ProbeSet.load(workdir / f"fit-{name}-{i:03d}")
+                ps.weights.update(part.weights)
+                ps.offsets.update(part.offsets)
             merged[name] = ps
         if "control" in merged:
             merged["control"].extra["control"] = "every UNet weight tensor permuted, seed 0"
