@@ -446,3 +446,16 @@ def test_guided_edits_from_the_app_move_only_the_edited_region():
     paper = make_edit(check_steer(8, 0, 1.0, 0.0, None, 0, 2, "activation", 16, 3), parts, [],
                       mask)
     assert paper.region is None  # the paper's edit writes activations, not the latent
+
+
+def test_the_score_heat_map_shows_depth_beyond_the_layout_when_it_can():
+    import json
+
+    from probe_core import settings
+    from probe_core.serve.figures import depth_metric, heatmap
+
+    shipped = json.loads(settings.EMBEDDED_EVALUATION.read_text())
+    assert depth_metric(shipped["probes"]) == ("partial", "depth beyond layout")
+    old = {k: v for k, v in shipped["probes"].items() if k not in ("partial", "beats")}
+    assert depth_metric(old) == ("pearson", "depth Pearson")
+    assert heatmap(old, old["layers"]).shape == heatmap(shipped["probes"], old["layers"]).shape

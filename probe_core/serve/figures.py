@@ -244,18 +244,25 @@ def pixel_plot(depth: np.ndarray, prob: np.ndarray, labels: list[str], chosen: i
     return plot(depth, prob, chosen, labeler, where)
 
 
+def depth_metric(scores: dict) -> tuple[str, str]:
+    """(key, title) of the depth score a heat map shows: the partial correlation beyond the
+    layout when an evaluation has it (plain Pearson is high for any map with the scene's
+    layout), else Pearson."""
+    return (("partial", "depth beyond layout") if "partial" in scores
+            else ("pearson", "depth Pearson"))
+
+
 def heatmap(scores: dict, labels: list[str]) -> np.ndarray:
     """Layer x step heat maps of held-out probe scores (an evaluation's "probes" entry), with
-    `labels` for its layers."""
+    `labels` for its layers; depth as `depth_metric` says."""
     plt = pyplot()
     # sized so that tick labels stay >= 11 px where the page shows it (about 80% scale)
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.6))
-    for ax, metric, title in ((axes[0], "dice", "saliency Dice"),
-                              (axes[1], "pearson", "depth Pearson")):
+    for ax, (metric, title) in zip(axes, (("dice", "saliency Dice"), depth_metric(scores))):
         arr = np.array(scores[metric]).T  # (layers, steps)
         im = layer_by_step(ax, arr, labels, [s + 1 for s in scores["steps"]], "viridis", 0, 1,
                            11)
-        ax.set_title(f"{title}, {scores['n']} held-out", fontsize=12)
+        ax.set_title(f"{title}\n{scores['n']} held-out images", fontsize=12)
         cbar = fig.colorbar(im, ax=ax, fraction=0.05)
         cbar.ax.tick_params(labelsize=10)
     fig.tight_layout()
