@@ -141,3 +141,29 @@ def test_the_layout_controls_in_evaluation_and_report(data, tmp_path):
     assert -1 <= beyond["partial_last_step"] <= 1 and "control_partial_last_step" in beyond
     assert "Depth beyond the layout" in (tmp_path / "table.md").read_text()
     assert json.loads((tmp_path / "metrics.json").read_text())["layout_controls"]["pearson"]
+
+
+def test_the_report_says_what_a_layout_offset_scores_alone(data, tmp_path):
+    from probe_core.probing.evaluate import (layout_scores_per_image, probe_scores_per_image,
+                                             _mean_scores)
+    from probe_core.probing.layout import layout_baseline
+    from probe_core.probing.report import write_report
+
+    d, _ = data
+    layout = layout_baseline(d.depth, d.saliency)
+    settings = ProbeSettings("tiny", "DDIMScheduler", 2, 32, 4.0, d.layers, readout="bilinear",
+                             depth_offset="layout")
+    probes = fit_probes(d, settings, lam=1e-6)
+    assert set(probes.offsets) == set(d.layers)
+    fixed = layout_scores_per_image(layout, d, "bilinear", probes)
+    assert fixed["offset_partial"].shape == fixed["offset_beats"].shape == (len(d.layers), d.n)
+    # the offset is the layout on a token grid: close to the fixed map, image-blind
+    assert fixed["offset_pearson"].mean() > 0.5 * fixed["pearson"].mean()
+    assert "offset_pearson" not in layout_scores_per_image(layout, d, "bilinear")
+    scores = _mean_scores(probe_scores_per_image(probes, d, layout=layout), d.steps, d.layers)
+    averaged = {"layers": d.layers, **{k: v.mean(-1).tolist() for k, v in fixed.items()}}
+    head = write_report(tmp_path, scores, None, None, {"settings": settings.__dict__}, averaged)
+    alone = head["depth_beyond_layout"]["offset_alone"]
+    assert 0 <= alone["beats_fixed_map"] <= 1
+    table = (tmp_path / "table.md").read_text()
+    assert "depth offset alone (no probe)" in table and "adds the layout offset" in table

@@ -14,7 +14,7 @@ from ..metrics import dice, pearson, rmse
 from .collect import ProbeData, collect, permuted_unet
 from .hooks import token_grid
 from .layout import partial_correlation, token_readout
-from .probes import ProbeSet, ProbeSettings
+from .probes import ProbeSet, ProbeSettings, to_map
 from .report import write_report
 from .shards import train_sharded
 
@@ -46,11 +46,14 @@ def probe_scores_per_image(probes: ProbeSet, data: ProbeData, control: bool = Fa
     return out
 
 
-def layout_scores_per_image(layout: dict, data: ProbeData, readout: str) -> dict:
+def layout_scores_per_image(layout: dict, data: ProbeData, readout: str,
+                            probes: ProbeSet | None = None) -> dict:
     """The image-blind controls, per image: the fixed layout maps' Pearson, RMSE and Dice
     ("pearson", "rmse", "dice" -> (N,)), and the ceiling of each layer's token grid: the labels
     averaged to it and read out by `readout` ("ceiling_pearson", "ceiling_partial" ->
-    (layers, N))."""
+    (layers, N)). For a probe set with depth offsets, also each layer's offset alone, read out
+    the same way ("offset_pearson", "offset_partial", "offset_beats" -> (layers, N)): what the
+    image-blind part of its depth maps scores by itself."""
     out = {"pearson": np.array([pearson(layout["depth"], d) for d in data.depth]),
            "rmse": np.array([rmse(layout["depth"], d) for d in data.depth]),
            "dice": np.array([dice(layout["saliency"] > 0.5, m) for m in data.saliency])}
@@ -62,6 +65,17 @@ def layout_scores_per_image(layout: dict, data: ProbeData, readout: str) -> dict
             best = token_readout(d, grid, readout)
             out["ceiling_pearson"][li, i] = pearson(best, d)
             out["ceiling_partial"][li, i] = partial_correlation(best, d, layout["depth"])
+    if probes is not None and probes.settings.depth_offset == "layout":
+        for key in ("offset_pearson", "offset_partial", "offset_beats"):
+            out[key] = np.zeros((len(data.layers), data.n))
+        for li, layer in enumerate(data.layers):
+            n_tokens = data.acts[(data.steps[0], layer)].shape[1]
+            offset = to_map(probes.depth_offset(layer, n_tokens), data.latent_hw,
+                            data.depth.shape[-1], readout)
+            for i, d in enumerate(data.depth):
+                out["offset_pearson"][li, i] = pearson(offset, d)
+                out["offset_partial"][li, i] = partial_correlation(offset, d, layout["depth"])
+                out["offset_beats"][li, i] = out["offset_pearson"][li, i] > out["pearson"][i]
     return out
 
 
@@ -142,7 +156,7 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
                                                          layout=layout))
         per["x0"].append(labeler_on_x0_per_image(labeler, data, layout))
         if layout:
-            per["layout"].append(layout_scores_per_image(layout, data, s.readout))
+            per["layout"].append(layout_scores_per_image(layout, data, s.readout, probes))
 
     def joined(parts):
         return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}

@@ -128,12 +128,26 @@ def layout_summary(scores: dict, control: dict | None, x0: dict | None, fixed: d
            "beats_fixed_map_last_step": float(np.array(scores["beats"])[-1, b]),
            "ceiling_partial": ceiling, "ceiling_pearson": fixed["ceiling_pearson"][b],
            "partial_last_step_of_ceiling": float(partial[-1] / ceiling) if ceiling else None}
+    if "offset_partial" in fixed:  # the image-blind offset of this layer, by itself
+        out["offset_alone"] = {"pearson": fixed["offset_pearson"][b],
+                               "partial": fixed["offset_partial"][b],
+                               "beats_fixed_map": fixed["offset_beats"][b]}
     if control is not None:
         out["control_partial_last_step"] = float(np.array(control["partial"])[-1, b])
         out["control_beats_fixed_map_last_step"] = float(np.array(control["beats"])[-1, b])
     if x0 is not None:
         out["labeler_on_x0_partial"] = x0["partial"]
     return out
+
+
+def offset_note(summary: dict) -> str:
+    """A sentence on what the layer's image-blind depth offset scores by itself, if it has one."""
+    alone = summary.get("offset_alone")
+    if not alone:
+        return ""
+    return (f" The layer's depth offset alone (no probe) scores Pearson {alone['pearson']:.3f}, "
+            f"partial {alone['partial']:.3f}, and beats the fixed map on "
+            f"{100 * alone['beats_fixed_map']:.0f}% of images: the floor of any probe with it.")
 
 
 def layout_table(scores: dict, control: dict | None, x0: dict | None, fixed: dict) -> str:
@@ -145,7 +159,7 @@ def layout_table(scores: dict, control: dict | None, x0: dict | None, fixed: dic
              f"Pearson {fixed['pearson']:.3f}, RMSE {fixed['rmse']:.3f}. Partial = correlation "
              "with the labels once the fixed map is regressed out; ceiling = the labels "
              f"averaged to this layer's token grid and read out the same way (partial "
-             f"{s['ceiling_partial']:.3f}).", "",
+             f"{s['ceiling_partial']:.3f})." + offset_note(s), "",
              "| step | Pearson | RMSE | partial | beats fixed map | control partial "
              "| labeler(x0) partial |", "|---|---|---|---|---|---|---|"]
     for k, step in enumerate(scores["steps"]):
