@@ -147,7 +147,7 @@ def offset_note(summary: dict) -> str:
         return ""
     return (f" The layer's depth offset alone (no probe) scores Pearson {alone['pearson']:.3f}, "
             f"partial {alone['partial']:.3f}, and beats the fixed map on "
-            f"{100 * alone['beats_fixed_map']:.0f}% of images: the floor of any probe with it.")
+            f"{100 * alone['beats_fixed_map']:.0f}% of images: what a probe with this offset starts from.")
 
 
 def layout_table(scores: dict, control: dict | None, x0: dict | None, fixed: dict) -> str:
