@@ -93,11 +93,9 @@ def move_vector(direction: str, distance: int) -> tuple[int, int]:
 
 
 def _edit(method, task, target, cfg, shift=(0, 0), region=None) -> Edit:
-    margin = cfg.get("region_margin")
     return Edit(task, target, method, strength=cfg["strength"], steps=cfg["steps"],
                 layers=cfg.get("layers"), iterations=cfg["iterations"], shift=shift,
-                region=region if margin is not None else None,
-                region_margin=margin if margin is not None else 1)
+                region=region, region_margin=cfg.get("region_margin"))
 
 
 class Scene:

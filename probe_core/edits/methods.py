@@ -84,9 +84,14 @@ class Edit:
     # optimises each layer toward each part in turn
     also: tuple[tuple[str, np.ndarray], ...] = ()
     # guided only: confine the latent's update to this (H, W) bool region grown by
-    # `region_margin` latent pixels (None: the whole latent moves)
+    # `region_margin` latent pixels; the whole latent moves when either is None
     region: np.ndarray | None = None
-    region_margin: int = 1
+    region_margin: int | None = None
+
+    @property
+    def confined(self) -> bool:
+        """Whether a guided edit moves only the latent pixels of its region."""
+        return self.region is not None and self.region_margin is not None
 
     def parts(self) -> list[tuple[str, np.ndarray]]:
         """Every (task, (H, W) target) this edit steers toward, its own first."""
@@ -263,7 +268,7 @@ class GuidedEdit:
                 # with a region, only its latent pixels move, by the same step size
                 g, x32 = grad.float(), x.detach().float()
                 step_size = self.edit.strength * x32.pow(2).mean().sqrt()
-                if self.edit.region is not None:
+                if self.edit.confined:
                     where = self.latent_region(x32)
                     g = g * where
                     rms = (g.pow(2).sum() / (where.sum() * g.shape[1]).clamp_min(1)).sqrt()
@@ -276,7 +281,6 @@ class GuidedEdit:
         self.losses.setdefault(step, []).append((first, final))
         return x.to(latents.dtype)
 
-
     def latent_region(self, latents: torch.Tensor) -> torch.Tensor:
         """The edit's region on the latent grid: (1, 1, h, w) float, 1 on every latent pixel
         whose patch touches the region, grown by `region_margin` pixels."""
@@ -284,9 +288,9 @@ class GuidedEdit:
             h, w = latents.shape[-2:]
             r = torch.as_tensor(np.asarray(self.edit.region, np.float32))[None, None]
             r = F.adaptive_max_pool2d(r, (h, w))
-            k = 2 * self.edit.region_margin + 1
-            if self.edit.region_margin > 0:
-                r = F.max_pool2d(r, k, stride=1, padding=self.edit.region_margin)
+            margin = self.edit.region_margin
+            if margin > 0:
+                r = F.max_pool2d(r, 2 * margin + 1, stride=1, padding=margin)
             self.where = r.to(latents.device)
         return self.where
 

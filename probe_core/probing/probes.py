@@ -241,11 +241,12 @@ def fit_probe_set(settings: "ProbeSettings", keys, activations, depth: np.ndarra
         raise ValueError(f"unknown depth offset {settings.depth_offset!r}; offsets are "
                          f"{DEPTH_OFFSETS}")
     probes = ProbeSet(settings)
-    layout = np.asarray(depth, np.float32).mean(0)  # (H, W) mean depth label
+    layout = (np.asarray(depth, np.float32).mean(0)  # (H, W) mean depth label
+              if settings.depth_offset == "layout" else None)
     for step, layer in tqdm(list(keys), desc=desc, disable=not progress):
         acts = activations(step, layer)
         offset = None
-        if settings.depth_offset == "layout":
+        if layout is not None:
             offset = probes.offsets.get(layer)
             if offset is None:
                 offset = area_means(layout, token_grid(acts.shape[1], latent_hw))

@@ -213,7 +213,7 @@ def make_edit(request: SteerRequest, parts: list[Part], layers: list[str],
                 shift=(request.move_x, request.move_y),
                 also=tuple((p.task, p.target.map) for p in more),
                 region=region if d.region_margin is not None else None,
-                region_margin=d.region_margin or 0)
+                region_margin=d.region_margin)
 
 
 @dataclass
