@@ -38,6 +38,19 @@ def parse_range(text: str) -> range:
     return r
 
 
+def parse_directions(text: str) -> tuple[str, ...]:
+    """'left,up-right' -> ('left', 'up-right'), each one of the edit evaluation's directions."""
+    from .edits.evaluate import DIRECTIONS
+
+    names = tuple(d.strip() for d in text.split(",") if d.strip())
+    unknown = [d for d in names if d not in DIRECTIONS]
+    if unknown or not names:
+        shown = ", ".join(unknown) if unknown else repr(text)
+        raise argparse.ArgumentTypeError(f"unknown direction(s) {shown}; directions are "
+                                         f"{', '.join(DIRECTIONS)}")
+    return names
+
+
 def _train_model(args) -> int:
     from .world.tiny_train import TrainConfig, train
 
@@ -219,7 +232,7 @@ def _intervene_eval(args) -> int:
         args.iterations or d.iterations, steps, guidance,
         layers=args.layers.split(",") if args.layers else default_layers(
             args.method, self_attention_layers(pipe.unet)), depth_delta=args.depth_delta,
-        directions=tuple(args.directions.split(",")) if args.directions else tuple(DIRECTIONS),
+        directions=args.directions or tuple(DIRECTIONS),
         region_margin=None if args.whole_latent else (
             args.region_margin if args.region_margin is not None else d.region_margin))
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
@@ -359,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="guidance_scale for latent_shift (default: the model's preset)")
     e.add_argument("--out", default=str(settings.EDIT_REPORTS))
     e.add_argument("--name", help="report folder under --out (default: the method's name)")
-    e.add_argument("--directions", help="comma-separated move directions (default: all 8)")
+    e.add_argument("--directions", type=parse_directions,
+                   help="comma-separated move directions (default: all 8)")
     e.add_argument("--region-margin", dest="region_margin", type=int,
                    help="guided: confine the latent's update to the edited region grown by "
                         "this many latent pixels (default: the method's, 0 for guided)")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from probe_core.cli import main, parse_range
+from probe_core.cli import main, parse_directions, parse_range
 from probe_core.world.tiny_ldm import save_pipeline
 
 
@@ -13,6 +13,17 @@ def test_parse_range():
     assert parse_range("3-5") == range(3, 6) and parse_range("7") == range(7, 8)
     with pytest.raises(argparse.ArgumentTypeError, match="seed range"):
         parse_range("a-b")
+
+
+def test_move_directions_are_checked_before_anything_runs(capfd):
+    assert parse_directions("left, up-right") == ("left", "up-right")
+    for bad in ("sideways", "left,sideways", " , "):
+        with pytest.raises(argparse.ArgumentTypeError, match="directions are right"):
+            parse_directions(bad)
+    with pytest.raises(SystemExit):
+        main(["intervene-eval", "--seeds", "0-1", "--directions", "left,sideways"])
+    err = capfd.readouterr().err
+    assert "unknown direction(s) sideways" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

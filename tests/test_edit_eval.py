@@ -115,3 +115,9 @@ def test_the_summary_reports_each_direction_with_its_opposite_and_crowding():
     assert set(s["by_objects"]) == {"1", "3"}
     assert s["by_objects"]["1"]["move"]["right"]["share_of_asked"] == 1.0
     assert "right" in E.table(s) and "scenes with 3 object(s)" in E.table(s)
+
+
+def test_an_unknown_direction_is_refused_before_any_generation():
+    with pytest.raises(ValueError, match="unknown move direction"):
+        E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 1.0, range(2),
+                         1, 2, 4.0, directions=("left", "sideways"))

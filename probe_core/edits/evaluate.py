@@ -177,6 +177,10 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
     where it is asked to be) grown by that many latent pixels."""
     from tqdm.auto import tqdm
 
+    unknown = [d for d in directions if d not in DIRECTIONS]
+    if unknown or not directions:
+        raise ValueError(f"unknown move direction(s) {unknown}; directions are "
+                         f"{', '.join(DIRECTIONS)}")
     cfg = {"strength": strength, "steps": steps, "iterations": iterations, "layers": layers}
     if region_margin is not None:
         cfg["region_margin"] = region_margin
