@@ -35,6 +35,8 @@ def test_collect_shapes(data):
     first = d.layers[0]
     assert d.acts[(0, first)].shape == (8, 64, 32) and d.acts[(0, first)].dtype == torch.float16
     assert set(d.control_acts) == set(d.acts)
+    assert set(d.unet_inputs) == {0, 1} and d.unet_inputs[0].shape == (8, 4, 8, 8)
+    assert d.subset([1, 2]).unet_inputs[1].shape == (2, 4, 8, 8)
     assert not torch.equal(d.control_acts[(0, first)], d.acts[(0, first)])
 
 
@@ -114,8 +116,8 @@ def test_bilinear_fit_recovers_a_probe_read_out_bilinearly():
 def test_the_layout_controls_in_evaluation_and_report(data, tmp_path):
     import json
 
-    from probe_core.probing.evaluate import (layout_scores_per_image, probe_scores_per_image,
-                                             _mean_scores)
+    from probe_core.probing.evaluate import (latent_probe_scores, layout_scores_per_image,
+                                             probe_scores_per_image, _mean_scores)
     from probe_core.probing.layout import layout_baseline
     from probe_core.probing.report import write_report
 
@@ -136,11 +138,16 @@ def test_the_layout_controls_in_evaluation_and_report(data, tmp_path):
                                                   control=True, layout=layout),
                            d.steps, d.layers)
     averaged = {"layers": d.layers, **{k: v.mean(-1).tolist() for k, v in fixed.items()}}
-    head = write_report(tmp_path, scores, control, None, {"settings": {}}, averaged)
+    latent = latent_probe_scores(d.unet_inputs, d.depth, layout, "bilinear")
+    assert latent["steps"] == d.steps and all(-1 <= v <= 1 for v in latent["partial"])
+    head = write_report(tmp_path, scores, control, None, {"settings": {}}, averaged, latent)
     beyond = head["depth_beyond_layout"]
     assert -1 <= beyond["partial_last_step"] <= 1 and "control_partial_last_step" in beyond
-    assert "Depth beyond the layout" in (tmp_path / "table.md").read_text()
-    assert json.loads((tmp_path / "metrics.json").read_text())["layout_controls"]["pearson"]
+    assert beyond["latent_probe"]["partial"] == latent["partial"]
+    table = (tmp_path / "table.md").read_text()
+    assert "Depth beyond the layout" in table and "latent probe partial" in table
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["layout_controls"]["pearson"] and saved["latent_probe"]["beats"]
 
 
 def test_the_report_says_what_a_layout_offset_scores_alone(data, tmp_path):

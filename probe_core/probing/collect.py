@@ -6,9 +6,9 @@
     >>> settings = settings_for(pipe, "tiny-scenes", 15, 4.0)   # what a probe set is tied to
 
 `collect` generates every image, labels the final one with the labeler (as the paper labels with
-MiDaS and TRACER), and keeps every step's self-attention activations (conditional half, float16)
-and x0 prediction. With `control_unet`, the same steps' UNet inputs are also fed through a
-control UNet (every weight tensor permuted) and its activations kept: the paper's control.
+MiDaS and TRACER), and keeps every step's self-attention activations (conditional half, float16),
+x0 prediction and the latent the UNet saw. With `control_unet`, the same steps' UNet inputs are
+also fed through a control UNet (every weight tensor permuted) and its activations kept: the paper's control.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class ProbeData:
     prompts: list[str]
     seeds: list[int]
     control_acts: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
+    unet_inputs: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (N, 4, h, w)
 
     @property
     def n(self) -> int:
@@ -54,6 +55,7 @@ class ProbeData:
             x0_images=None if self.x0_images is None else self.x0_images[idx],
             prompts=[self.prompts[i] for i in idx], seeds=[self.seeds[i] for i in idx],
             control_acts={k: v[idx] for k, v in self.control_acts.items()},
+            unet_inputs={k: v[idx] for k, v in self.unet_inputs.items()},
         )
 
     def split(self, n_train: int) -> tuple["ProbeData", "ProbeData"]:
@@ -87,6 +89,7 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_s
     layers = resolve_layers(pipe.unet, layers)
     acts: dict = {}
     control: dict = {}
+    inputs: dict = {}
     depths, sals, x0s = [], [], []
     latent_hw = None
     for prompt, seed in tqdm(list(zip(prompts, seeds)), desc="collect", disable=not progress):
@@ -97,6 +100,7 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_s
                              capture_layers=layers, decode_x0=keep_x0, site=site))
         latent_hw = tuple(steps[0].latents.shape[-2:])
         for st in steps:
+            inputs.setdefault(st.index, []).append(st.unet_input[0].float().cpu())
             for layer, a in st.activations.items():
                 acts.setdefault((st.index, layer), []).append(a.half().cpu())
             if control_unet is not None:
@@ -119,6 +123,7 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_s
         x0_images=np.stack(x0s) if keep_x0 else None,
         prompts=list(prompts), seeds=[int(s) for s in seeds],
         control_acts={k: torch.stack(v) for k, v in control.items()},
+        unet_inputs={k: torch.stack(v) for k, v in inputs.items()},
     )
 
 

@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..metrics import dice, pearson, rmse
 from .collect import ProbeData, collect, permuted_unet
 from .hooks import token_grid
+from .latent_control import cross_fitted_depth
 from .layout import partial_correlation, token_readout
 from .probes import ProbeSet, ProbeSettings, to_map
 from .report import write_report
@@ -76,6 +78,24 @@ def layout_scores_per_image(layout: dict, data: ProbeData, readout: str,
                 out["offset_pearson"][li, i] = pearson(offset, d)
                 out["offset_partial"][li, i] = partial_correlation(offset, d, layout["depth"])
                 out["offset_beats"][li, i] = out["offset_pearson"][li, i] > out["pearson"][i]
+    return out
+
+
+def latent_probe_scores(unet_inputs: dict, depth: np.ndarray, layout: dict,
+                        readout: str) -> dict:
+    """The input-latent control (latent_control.cross_fitted_depth), per step and averaged over
+    images: "steps", and "pearson", "rmse", "partial", "beats" -> [step] lists."""
+    maps = cross_fitted_depth(unet_inputs, depth, layout["depth"], readout)
+    steps = sorted(maps)
+    out = {"steps": steps, **{k: [] for k in ("pearson", "rmse", "partial", "beats")}}
+    for step in steps:
+        fixed = np.array([pearson(layout["depth"], d) for d in depth])
+        r = np.array([pearson(m, d) for m, d in zip(maps[step], depth)])
+        out["pearson"].append(float(r.mean()))
+        out["rmse"].append(float(np.mean([rmse(m, d) for m, d in zip(maps[step], depth)])))
+        out["partial"].append(float(np.mean([partial_correlation(m, d, layout["depth"])
+                                             for m, d in zip(maps[step], depth)])))
+        out["beats"].append(float((r > fixed).mean()))
     return out
 
 
@@ -144,6 +164,8 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     s = probes.settings
     control_unet = permuted_unet(pipe.unet) if control is not None else None
     per: dict = {"probes": [], "control": [], "x0": [], "layout": []}
+    inputs: dict = {}  # step -> [(n, 4, h, w)] the UNet's input latents, chunk by chunk
+    depths = []
     data = None
     for start in range(0, len(seeds), chunk_size):
         end = start + chunk_size
@@ -157,6 +179,9 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
         per["x0"].append(labeler_on_x0_per_image(labeler, data, layout))
         if layout:
             per["layout"].append(layout_scores_per_image(layout, data, s.readout, probes))
+            for step, x in data.unet_inputs.items():
+                inputs.setdefault(step, []).append(x)
+            depths.append(data.depth)
 
     def joined(parts):
         return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
@@ -169,6 +194,9 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     fixed = ({"layers": list(data.layers), **{k: v.mean(-1).tolist()
                                               for k, v in joined(per["layout"]).items()}}
              if per["layout"] else None)
+    latent = (latent_probe_scores({k: torch.cat(v) for k, v in inputs.items()},
+                                  np.concatenate(depths), layout, s.readout)
+              if layout and len(seeds) >= 2 else None)
     meta = {"settings": s.__dict__, "n_test": len(seeds), "seeds": [min(seeds), max(seeds)],
             "probe_training": probes.extra}
-    return write_report(out_dir, scores, ctrl, x0, meta, fixed)
+    return write_report(out_dir, scores, ctrl, x0, meta, fixed, latent)

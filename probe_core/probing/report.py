@@ -112,11 +112,13 @@ def plot_scores(scores: dict, control: dict | None, x0: dict | None, path: Path)
     plt.close(fig)
 
 
-def layout_summary(scores: dict, control: dict | None, x0: dict | None, fixed: dict) -> dict:
+def layout_summary(scores: dict, control: dict | None, x0: dict | None, fixed: dict,
+                   latent: dict | None = None) -> dict:
     """Depth beyond the scene layout, for the best depth layer: the fixed layout map's own
     scores, the probe's partial correlation with the labels once the fixed map is regressed
     out, the share of images where the probe beats the fixed map, the same for the permuted
-    control and the labeler on x0, and the ceiling of the layer's token grid."""
+    control, the input-latent probe and the labeler on x0, and the ceiling of the layer's token
+    grid."""
     b = best_layer(scores, "pearson")
     partial = np.array(scores["partial"])[:, b]
     ceiling = fixed["ceiling_partial"][b]
@@ -135,6 +137,9 @@ def layout_summary(scores: dict, control: dict | None, x0: dict | None, fixed: d
     if control is not None:
         out["control_partial_last_step"] = float(np.array(control["partial"])[-1, b])
         out["control_beats_fixed_map_last_step"] = float(np.array(control["beats"])[-1, b])
+    if latent is not None:
+        out["latent_probe"] = {"partial": latent["partial"], "pearson": latent["pearson"],
+                               "beats_fixed_map": latent["beats"]}
     if x0 is not None:
         out["labeler_on_x0_partial"] = x0["partial"]
     return out
@@ -150,22 +155,33 @@ def offset_note(summary: dict) -> str:
             f"{100 * alone['beats_fixed_map']:.0f}% of images: what a probe with this offset starts from.")
 
 
-def layout_table(scores: dict, control: dict | None, x0: dict | None, fixed: dict) -> str:
+def latent_note(latent: dict | None) -> str:
+    """A sentence on the input-latent control, if it was run."""
+    if not latent:
+        return ""
+    return (" Latent probe = a linear probe of the UNet's input latent (each latent pixel's 3x3 "
+            "neighbourhood, 4 channels, plus the same layout offset), cross-fitted on these "
+            "images in two folds: what the noisy latent itself shows, with no UNet.")
+
+
+def layout_table(scores: dict, control: dict | None, x0: dict | None, fixed: dict,
+                 latent: dict | None = None) -> str:
     """Per step, best depth layer: Pearson next to the fixed map's, and what lies beyond it."""
-    s = layout_summary(scores, control, x0, fixed)
+    s = layout_summary(scores, control, x0, fixed, latent)
     b = scores["layers"].index(s["layer"])
     lines = ["", f"Depth beyond the layout (`{s['layer']}`): the fixed layout map (the mean "
              f"depth label of the probe-training images, the same for every image) scores "
              f"Pearson {fixed['pearson']:.3f}, RMSE {fixed['rmse']:.3f}. Partial = correlation "
              "with the labels once the fixed map is regressed out; ceiling = the labels "
              f"averaged to this layer's token grid and read out the same way (partial "
-             f"{s['ceiling_partial']:.3f})." + offset_note(s), "",
+             f"{s['ceiling_partial']:.3f})." + offset_note(s) + latent_note(latent), "",
              "| step | Pearson | RMSE | partial | beats fixed map | control partial "
-             "| labeler(x0) partial |", "|---|---|---|---|---|---|---|"]
+             "| latent probe partial | labeler(x0) partial |", "|---|---|---|---|---|---|---|---|"]
     for k, step in enumerate(scores["steps"]):
         cells = [str(step), f"{scores['pearson'][k][b]:.3f}", f"{scores['rmse'][k][b]:.3f}",
                  f"{scores['partial'][k][b]:.3f}", f"{100 * scores['beats'][k][b]:.0f}%",
                  f"{control['partial'][k][b]:.3f}" if control else "-",
+                 f"{latent['partial'][k]:.3f}" if latent else "-",
                  f"{x0['partial'][k]:.3f}" if x0 else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -173,16 +189,17 @@ def layout_table(scores: dict, control: dict | None, x0: dict | None, fixed: dic
 
 def write_report(out_dir: str | Path, scores: dict, control: dict | None = None,
                  x0: dict | None = None, meta: dict | None = None,
-                 fixed: dict | None = None) -> dict:
+                 fixed: dict | None = None, latent: dict | None = None) -> dict:
     """metrics.json, table.md and probe_scores.png; `fixed`: the image-blind layout controls
-    (evaluate.layout_scores_per_image, averaged), when the probe set has a layout baseline."""
+    (evaluate.layout_scores_per_image, averaged), when the probe set has a layout baseline;
+    `latent`: the input-latent control (evaluate.latent_probe_scores)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     head = summary(scores, control, x0)
     if fixed is not None:
-        head["depth_beyond_layout"] = layout_summary(scores, control, x0, fixed)
+        head["depth_beyond_layout"] = layout_summary(scores, control, x0, fixed, latent)
     everything = {"meta": meta or {}, "summary": head, "probes": scores, "control": control,
-                  "labeler_on_x0": x0, "layout_controls": fixed}
+                  "labeler_on_x0": x0, "layout_controls": fixed, "latent_probe": latent}
     (out_dir / "metrics.json").write_text(json.dumps(everything, indent=2) + "\n")
     settings = (meta or {}).get("settings", {})
     offset = settings.get("depth_offset", "none")
@@ -194,6 +211,6 @@ def write_report(out_dir: str | Path, scores: dict, control: dict | None = None,
               if settings else "")
     (out_dir / "table.md").write_text(
         probed + markdown_table(scores, control, x0)
-        + (layout_table(scores, control, x0, fixed) if fixed is not None else ""))
+        + (layout_table(scores, control, x0, fixed, latent) if fixed is not None else ""))
     plot_scores(scores, control, x0, out_dir / "probe_scores.png")
     return head
