@@ -144,7 +144,8 @@ def _prompts(args, seeds):
 def _train_labeler(args) -> int:
     from .world.labeler import build_scene_labeler
 
-    labeler = build_scene_labeler(_load(args.model).vae, args.n_images, args.steps, args.n_eval)
+    labeler = build_scene_labeler(_load(args.model).vae, args.n_images, args.steps, args.n_eval,
+                                  args.varied_share)
     labeler.save(args.out)
     print(json.dumps(labeler.info["held_out"], indent=2))
     return 0
@@ -305,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--steps", type=int, default=3000)
     lab.add_argument("--n-eval", dest="n_eval", type=int, default=len(settings.SEEDS.labeler_eval),
                      help="held-out renders (the first N of SEEDS.labeler_eval) to score it on")
+    lab.add_argument("--varied-share", dest="varied_share", type=float, default=0.5,
+                     help="share of the training renders drawn as varied scenes (other cameras "
+                          "and light, floor-coloured and grey objects, touching objects)")
     lab.set_defaults(func=_train_labeler)
 
     for name, func, helptext in (

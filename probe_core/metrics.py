@@ -30,6 +30,14 @@ def pearson(pred: np.ndarray, target: np.ndarray) -> float:
     return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
+def partial_correlation(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+    """Correlation of maps x and y over pixels once z is regressed out of both: what x says
+    about y beyond z. 0 where it is undefined (a constant map)."""
+    rxy, rxz, ryz = pearson(x, y), pearson(x, z), pearson(y, z)
+    denom = np.sqrt(max(1 - rxz ** 2, 0.0) * max(1 - ryz ** 2, 0.0))
+    return float((rxy - rxz * ryz) / denom) if denom > 1e-9 else 0.0
+
+
 def zscore(x: np.ndarray) -> np.ndarray:
     """Per-image z-normalisation (the paper's depth targets); constant maps become zeros."""
     x = np.asarray(x, float)

@@ -81,3 +81,31 @@ def test_loss_is_huber_on_depth_plus_bce_on_the_mask():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     # against its own output as the target the loss is lower: it measures disagreement
     assert labeler_loss(net, x, out[:, 0], (out[:, 1] > 0).float()) < loss
+
+
+def test_the_labelers_depth_is_also_scored_beyond_the_layout(renders):
+    images, depths, masks = renders
+    truth = inverse_depth_target(depths)
+
+    def perfect(ims):
+        return truth[:len(ims)], masks[:len(ims)].astype(np.float32)
+
+    def layout_only(ims):
+        return np.broadcast_to(truth.mean(0), truth.shape).copy(), masks.astype(np.float32)
+
+    assert evaluate_labeler(perfect, images, depths, masks)["depth_partial"] == pytest.approx(1)
+    blind = evaluate_labeler(layout_only, images, depths, masks)
+    assert abs(blind["depth_partial"]) < 0.05 and blind["depth_pearson"] > 0.5
+
+
+def test_a_labeler_is_built_on_standard_and_varied_renders_and_scored_on_both(tiny_pipe):
+    from probe_core.world.labeler import build_scene_labeler
+
+    lab = build_scene_labeler(tiny_pipe.vae, n_images=6, steps=2, n_eval=3, varied_share=0.5,
+                              progress=False)
+    held = lab.info["held_out"]
+    assert lab.info["n_images"] == 6 and lab.info["varied_share"] == 0.5
+    assert set(held) == {"renders", "vae_round_trip", "varied_vae_round_trip", "seeds"}
+    assert held["varied_vae_round_trip"]["n"] == 3 and "depth_partial" in held["renders"]
+    with pytest.raises(ValueError, match="varied_share"):
+        build_scene_labeler(tiny_pipe.vae, n_images=2, steps=1, varied_share=1.5)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from probe_core.probing.latent_control import cross_fitted_depth, latent_features
-from probe_core.probing.layout import partial_correlation
+from probe_core.metrics import partial_correlation
 
 
 def test_features_are_each_pixels_neighbourhood_and_a_constant():

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from probe_core.probing.layout import (layout_baseline, load_layout, partial_correlation,
+from probe_core.metrics import partial_correlation
+from probe_core.probing.layout import (layout_baseline, load_layout,
                                        save_layout, token_readout)
 
 

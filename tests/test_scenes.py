@@ -82,3 +82,26 @@ def test_sampler_covers_the_attribute_space():
     assert {o.shape for o in objs} == set(SHAPES)
     assert {o.colour for o in objs} == set(OBJECT_COLOURS)
     assert {len(sp.objects) for sp in specs} == {1, 2, 3}
+
+
+def test_varied_scenes_are_harder_and_leave_the_standard_scene_alone():
+    from probe_core.world.scenes import FLOOR_COLOURS, vary_scene
+
+    spec = sample_scene(5)
+    assert (spec.ambient, spec.light_strength) == (0.35, 0.75)
+    assert all(o.rgb is None for o in spec.objects)
+    varied = vary_scene(spec)
+    assert varied == vary_scene(sample_scene(5)) and sample_scene(5) == spec
+    specs = [vary_scene(sample_scene(s)) for s in range(80)]
+    heights = [v.camera_height for v in specs]
+    assert min(heights) < 0.9 and max(heights) > 2.2
+    assert min(v.ambient for v in specs) < 0.25
+    floor_like = [o for v in specs for o in v.objects if o.rgb is not None and np.abs(
+        np.array(o.rgb) - np.array(FLOOR_COLOURS[v.floor_colour])).max() < 0.2]
+    assert len(floor_like) > 20
+    touching = [v for v in specs if len(v.objects) >= 2 and np.isclose(
+        abs(v.objects[1].x - v.objects[0].x), v.objects[0].radius + v.objects[1].radius + 0.02)]
+    assert touching
+    # an object given the floor's albedo is drawn with it
+    r = render_scene(varied)
+    assert r.image.shape == (64, 64, 3) and r.mask.any() == render_scene(spec).mask.any()

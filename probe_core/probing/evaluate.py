@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..metrics import dice, pearson, rmse
+from ..metrics import dice, partial_correlation, pearson, rmse
 from .collect import ProbeData, collect, permuted_unet
 from .hooks import token_grid
 from .latent_control import cross_fitted_depth
-from .layout import partial_correlation, token_readout
+from .layout import token_readout
 from .probes import ProbeSet, ProbeSettings, to_map
 from .report import write_report
 from .shards import train_sharded

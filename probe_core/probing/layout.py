@@ -3,7 +3,7 @@ beyond it.
 
     >>> layout = layout_baseline(depths, masks)        # mean label maps of the training images
     >>> save_layout(layout, "weights/probes/tiny-scenes"); load_layout(...)
-    >>> partial_correlation(probe_depth, label, layout["depth"])   # beyond the layout
+    >>> metrics.partial_correlation(probe_depth, label, layout["depth"])   # beyond the layout
     >>> ceiling = token_readout(label, (8, 8), "bilinear")         # the grid's best possible map
 
 A scene's depth is mostly its layout: floor near at the bottom, sky far at the top. One fixed
@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..metrics import pearson
 from .probes import area_means, upsample_tokens
 
 LAYOUT_FILE = "layout.safetensors"
@@ -50,14 +49,6 @@ def load_layout(folder: str | Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     return {k: v.numpy() for k, v in load_file(str(path)).items()}
-
-
-def partial_correlation(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
-    """Correlation of maps x and y over pixels once z is regressed out of both: what x says
-    about y beyond z. 0 where it is undefined (a constant map)."""
-    rxy, rxz, ryz = pearson(x, y), pearson(x, z), pearson(y, z)
-    denom = np.sqrt(max(1 - rxz ** 2, 0.0) * max(1 - ryz ** 2, 0.0))
-    return float((rxy - rxz * ryz) / denom) if denom > 1e-9 else 0.0
 
 
 def token_readout(label: np.ndarray, grid_hw: tuple[int, int], readout: str) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..metrics import dice, pearson, rmse, zscore
+from ..metrics import dice, partial_correlation, pearson, rmse, zscore
 from ..settings import SEEDS, shown_path
 from .images import random_blur, to_tensor
 
@@ -169,35 +169,58 @@ def train_labeler(images: np.ndarray, depths: np.ndarray, masks: np.ndarray, ste
 def evaluate_labeler(labeler: SceneLabeler, images: np.ndarray, depths: np.ndarray,
                      masks: np.ndarray) -> dict:
     """Mean Dice (mask at p > 0.5), depth Pearson and RMSE (z-normalised inverse depth) over
-    (N, H, W, 3) uint8 images with their exact (N, H, W) z-depths and masks."""
+    (N, H, W, 3) uint8 images with their exact (N, H, W) z-depths and masks, and the depth's
+    partial correlation beyond the layout (the set's mean depth target, one map for every
+    image, regressed out): how well it sees each scene's own depth, not the floor-and-sky."""
     pred_d, pred_s = labeler(images)
     true_d = inverse_depth_target(depths)
+    layout = true_d.mean(0)
     return {
         "n": len(images),
         "dice": float(np.mean([dice(p > 0.5, m) for p, m in zip(pred_s, masks)])),
         "depth_pearson": float(np.mean([pearson(p, t) for p, t in zip(pred_d, true_d)])),
         "depth_rmse": float(np.mean([rmse(p, t) for p, t in zip(pred_d, true_d)])),
+        "depth_partial": float(np.mean([partial_correlation(p, t, layout)
+                                        for p, t in zip(pred_d, true_d)])),
+    }
+
+
+def held_out_scores(labeler: SceneLabeler, vae, n_eval: int = len(SEEDS.labeler_eval)) -> dict:
+    """The labeler on the first n_eval held-out seeds of SEEDS.labeler_eval: standard renders raw
+    and through `vae` (encode, decode), and the same seeds' varied renders (scenes.vary_scene:
+    other cameras and light, floor-coloured and grey objects, touching objects) through `vae`."""
+    from .scenes import render_many
+
+    seeds = range(SEEDS.labeler_eval.start, SEEDS.labeler_eval.start + n_eval)
+    images, depths, masks, _ = render_many(seeds)
+    v_images, v_depths, v_masks, _ = render_many(seeds, varied=True)
+    return {
+        "renders": evaluate_labeler(labeler, images, depths, masks),
+        "vae_round_trip": evaluate_labeler(labeler, vae_round_trip(vae, images), depths, masks),
+        "varied_vae_round_trip": evaluate_labeler(labeler, vae_round_trip(vae, v_images),
+                                                  v_depths, v_masks),
+        "seeds": [seeds[0], seeds[-1]],
     }
 
 
 def build_scene_labeler(vae, n_images: int = 8000, steps: int = 3000,
-                        n_eval: int = len(SEEDS.labeler_eval),
+                        n_eval: int = len(SEEDS.labeler_eval), varied_share: float = 0.0,
                         progress: bool = True) -> SceneLabeler:
-    """Render n_images scenes (seeds from SEEDS.labeler_train), round-trip them through `vae`,
-    train, and record held-out scores (the first n_eval renders of SEEDS.labeler_eval, raw and
-    round-tripped)."""
+    """Render n_images scenes (seeds from SEEDS.labeler_train; the last `varied_share` of them
+    as their varied scenes), round-trip them through `vae`, train, and record held-out scores
+    (held_out_scores)."""
     from .scenes import render_many
 
-    seeds = range(SEEDS.labeler_train, SEEDS.labeler_train + n_images)
-    images, depths, masks, _ = render_many(seeds)
+    if not 0 <= varied_share <= 1:
+        raise ValueError(f"varied_share must be in [0, 1], got {varied_share}")
+    n_varied = int(round(n_images * varied_share))
+    start = SEEDS.labeler_train
+    split = start + n_images - n_varied
+    parts = [render_many(seeds, varied=varied) for seeds, varied in
+             ((range(start, split), False), (range(split, start + n_images), True)) if len(seeds)]
+    images, depths, masks = (np.concatenate([p[k] for p in parts]) for k in range(3))
     labeler = train_labeler(vae_round_trip(vae, images), depths, masks, steps=steps,
                             progress=progress)
-    eval_seeds = range(SEEDS.labeler_eval.start, SEEDS.labeler_eval.start + n_eval)
-    ev_images, ev_depths, ev_masks, _ = render_many(eval_seeds)
-    labeler.info["held_out"] = {
-        "renders": evaluate_labeler(labeler, ev_images, ev_depths, ev_masks),
-        "vae_round_trip": evaluate_labeler(labeler, vae_round_trip(vae, ev_images), ev_depths,
-                                           ev_masks),
-        "seeds": [eval_seeds[0], eval_seeds[-1]],
-    }
+    labeler.info["varied_share"] = varied_share
+    labeler.info["held_out"] = held_out_scores(labeler, vae, n_eval)
     return labeler

@@ -11,7 +11,7 @@ with the sky set to `FAR`. The salient mask is every object pixel (all objects a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -51,6 +51,7 @@ class SceneObject:
     z: float  # floor position (forward)
     yaw: float = 0.0  # box rotation about the vertical axis, radians
     height: float = 0.0  # cylinder height (2 * radius * factor); unused otherwise
+    rgb: tuple[float, float, float] | None = None  # albedo instead of its colour's (varied scenes)
 
 
 @dataclass
@@ -67,6 +68,8 @@ class SceneSpec:
     light_azimuth: float
     light_elevation: float
     sky_tint: tuple[float, float, float] = (0.55, 0.75, 0.95)
+    ambient: float = 0.35  # light on every surface, shadowed or not
+    light_strength: float = 0.75  # the sun's light on a surface facing it
 
 
 @dataclass
@@ -121,6 +124,36 @@ def sample_scene(seed: int, n_objects: int | None = None) -> SceneSpec:
         sky_tint=tuple(float(c) for c in np.clip(
             np.array([0.55, 0.75, 0.95]) + rng.uniform(-0.08, 0.08, 3), 0, 1)),
     )
+
+
+def vary_scene(spec: SceneSpec) -> SceneSpec:
+    """The same scene made harder to label, from its own random stream (the seed's standard
+    scene is unchanged): any camera height, pitch and field of view, low or dim light, objects
+    of the floor's colour or grey, and an object moved to touch another. Captions still name
+    the standard colours; these scenes are for labelers, which do not read captions."""
+    rng = np.random.default_rng([spec.seed, 1])
+    cam_h = float(rng.uniform(0.5, 3.0))
+    pitch = float(np.arctan2(cam_h, rng.uniform(2.5, 6.0)) + rng.uniform(-0.12, 0.12))
+    floor = np.array(FLOOR_COLOURS[spec.floor_colour])
+    objects = []
+    for obj in spec.objects:
+        pick = rng.random()
+        if pick < 0.45:  # the floor's colour, a little lighter or darker
+            rgb = np.clip(floor * rng.uniform(0.8, 1.25) + rng.uniform(-0.05, 0.05, 3), 0, 1)
+        elif pick < 0.65:  # grey or white
+            rgb = np.full(3, rng.uniform(0.4, 0.95))
+        else:
+            rgb = None
+        objects.append(replace(obj, rgb=None if rgb is None else tuple(float(c) for c in rgb)))
+    if len(objects) >= 2 and rng.random() < 0.4:  # the second object beside the first, touching
+        a, b = objects[0], objects[1]
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        objects[1] = replace(b, x=a.x + side * (a.radius + b.radius + 0.02), z=a.z)
+    return replace(spec, objects=objects, camera_height=cam_h, camera_pitch=pitch,
+                   fov=float(np.deg2rad(rng.uniform(35, 65))),
+                   light_elevation=float(np.deg2rad(rng.uniform(10, 85))),
+                   ambient=float(rng.uniform(0.15, 0.6)),
+                   light_strength=float(rng.uniform(0.4, 1.1)))
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -254,7 +287,7 @@ def render_scene(spec: SceneSpec, size: int = 64, supersample: int = 2) -> Rende
     # albedo
     albedo = np.zeros_like(d)
     for k, obj in enumerate(spec.objects):
-        albedo[ids == k] = OBJECT_COLOURS[obj.colour]
+        albedo[ids == k] = obj.rgb if obj.rgb is not None else OBJECT_COLOURS[obj.colour]
     albedo[floor] = _floor_albedo(spec, p[floor, 0], p[floor, 2])
 
     # light + shadows
@@ -268,7 +301,7 @@ def render_scene(spec: SceneSpec, size: int = 64, supersample: int = 2) -> Rende
     for obj in spec.objects:
         t, _ = _INTERSECT[obj.shape](so, sd, obj)
         shadow[idx[np.isfinite(t)]] = True
-    shade = 0.35 + 0.75 * lam * (~shadow)
+    shade = spec.ambient + spec.light_strength * lam * (~shadow)
     rgb = albedo * shade[:, None]
 
     # sky gradient where nothing was hit
@@ -342,12 +375,13 @@ def scene_captions(seeds) -> list[str]:
     return [render_scene(sample_scene(int(s)), size=16).caption for s in seeds]
 
 
-def render_many(seeds, size: int = 64):
-    """Render a range of seeds into stacked arrays.
+def render_many(seeds, size: int = 64, varied: bool = False):
+    """Render a range of seeds into stacked arrays (`varied`: each seed's vary_scene).
 
     Returns images (N, H, W, 3) uint8, depths (N, H, W) float32, masks (N, H, W) bool,
     and the list of captions."""
-    scenes = [render_scene(sample_scene(int(s)), size=size) for s in seeds]
+    specs = [sample_scene(int(s)) for s in seeds]
+    scenes = [render_scene(vary_scene(sp) if varied else sp, size=size) for sp in specs]
     return (
         np.stack([sc.image for sc in scenes]),
         np.stack([sc.depth for sc in scenes]),
