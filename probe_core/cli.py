@@ -235,7 +235,8 @@ def _intervene_eval(args) -> int:
             args.method, self_attention_layers(pipe.unet)), depth_delta=args.depth_delta,
         directions=args.directions or tuple(DIRECTIONS),
         region_margin=None if args.whole_latent else (
-            args.region_margin if args.region_margin is not None else d.region_margin))
+            args.region_margin if args.region_margin is not None else d.region_margin),
+        push_room=args.push_room)
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
@@ -378,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", help="report folder under --out (default: the method's name)")
     e.add_argument("--directions", type=parse_directions,
                    help="comma-separated move directions (default: all 8)")
+    e.add_argument("--push-room", dest="push_room", type=int, default=0,
+                   help="guided: a depth push may also change this many pixels above the "
+                        "object (farther) or below it (nearer), where a pushed object goes")
     e.add_argument("--region-margin", dest="region_margin", type=int,
                    help="guided: confine the latent's update to the edited region grown by "
                         "this many latent pixels (default: the method's, 0 for guided)")

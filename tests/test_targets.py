@@ -61,3 +61,15 @@ def test_depth_editors():
 
 def test_centroid_of_empty_mask_is_nan():
     assert all(np.isnan(centroid(np.zeros((4, 4), bool))))
+
+
+def test_a_push_may_redraw_the_object_where_perspective_takes_it():
+    from probe_core.edits.targets import perspective_room
+
+    mask = np.zeros((16, 16), bool)
+    mask[8:10, 4:6] = True
+    farther, nearer = perspective_room(mask, -1.0, 3), perspective_room(mask, 1.0, 3)
+    assert np.array_equal(np.nonzero(farther.any(1))[0], np.arange(5, 10))  # up to the horizon
+    assert np.array_equal(np.nonzero(nearer.any(1))[0], np.arange(8, 13))  # down toward us
+    assert farther[:, 4:6].any(0).all() and not farther[:, :4].any() and not farther[:, 6:].any()
+    assert np.array_equal(perspective_room(mask, -1.0, 0), mask)

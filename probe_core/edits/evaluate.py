@@ -32,7 +32,7 @@ from ..viz import MASK_COLOUR, upscale
 from .colour_segmenter import components, parse_caption, segment_colour
 from .methods import Edit, intervene, run_generation
 from .scores import area_ratio, object_depth_change, outside_change
-from .targets import Target, centroid, move_mask, push_depth
+from .targets import Target, centroid, move_mask, perspective_room, push_depth
 
 # (dx right, dy down) unit directions, named as seen on the image
 DIRECTIONS = {"right": (1, 0), "down-right": (1, 1), "down": (0, 1), "down-left": (-1, 1),
@@ -170,11 +170,12 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                    num_inference_steps: int, guidance_scale: float,
                    layers: list[str] | None = None, depth_delta: float = 2.0,
                    directions: tuple[str, ...] = tuple(DIRECTIONS),
-                   progress: bool = True, region_margin: int | None = None
-                   ) -> tuple[dict, list]:
+                   progress: bool = True, region_margin: int | None = None,
+                   push_room: int = 0) -> tuple[dict, list]:
     """Returns (summary with per-image rows, examples for the grid). With `region_margin`
     (guided), each edit's latent update is confined to its region (the object where it is and
-    where it is asked to be) grown by that many latent pixels."""
+    where it is asked to be) grown by that many latent pixels; a depth push's region (and its
+    control's) also takes `push_room` pixels above the object (farther) or below it (nearer)."""
     from tqdm.auto import tqdm
 
     unknown = [d for d in directions if d not in DIRECTIONS]
@@ -184,6 +185,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
     cfg = {"strength": strength, "steps": steps, "iterations": iterations, "layers": layers}
     if region_margin is not None:
         cfg["region_margin"] = region_margin
+    if push_room:
+        cfg["push_room"] = push_room
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     rng = np.random.default_rng(0)
     rows, examples, skipped = [], [], 0
@@ -226,10 +229,11 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
             for name, delta in (("nearer", depth_delta), ("farther", -depth_delta)):
                 asked = push_depth(scene.depth, scene.object, delta)
                 control = random_depth_target(scene.depth, scene.object, delta, rng)
+                where = perspective_room(scene.object, delta, push_room)
                 row[f"push_{name}"] = push_scores(scene, edited("depth", asked.map,
-                                                                region=asked.region), delta)
+                                                                region=where), delta)
                 row[f"push_{name}_random"] = push_scores(
-                    scene, edited("depth", control.map, region=control.region), delta)
+                    scene, edited("depth", control.map, region=where), delta)
         rows.append(row)
     return summarise(rows, skipped, method, cfg, depth_delta, directions), examples
 
@@ -304,7 +308,8 @@ def summarise(rows: list[dict], skipped: int, method: str, cfg: dict, depth_delt
            "settings": {"strength": cfg["strength"], "steps": list(cfg["steps"]),
                         "iterations": cfg["iterations"], "layers": cfg.get("layers"),
                         "depth_delta": depth_delta, "directions": list(directions),
-                        "region_margin": cfg.get("region_margin")},
+                        "region_margin": cfg.get("region_margin"),
+                        "push_room": cfg.get("push_room", 0)},
            "move": move_summary(rows, directions), "depth": push_summary(rows),
            "by_objects": {}}
     for n in sorted({r["n_objects"] for r in rows}):

@@ -91,6 +91,18 @@ def push_depth(depth: np.ndarray, mask: np.ndarray, delta: float) -> Target:
     return Target(out, mask.copy(), f"{'nearer' if delta > 0 else 'farther'} by {abs(delta):g}")
 
 
+def perspective_room(region: np.ndarray, delta: float, rows: int) -> np.ndarray:
+    """Where a depth push may redraw its object: `region` and up to `rows` pixels beyond it in
+    the direction an object on a ground plane goes when pushed, up toward the horizon when
+    farther (delta < 0), down when nearer."""
+    region = _check_mask(region)
+    room = region.copy()
+    step = -1 if delta < 0 else 1
+    for k in range(1, max(int(rows), 0) + 1):
+        room |= _shift(region, 0, step * k, False)
+    return room
+
+
 def shift_depth(depth: np.ndarray, dx: int, dy: int) -> Target:
     """The whole depth map translated, borders repeated."""
     depth = np.asarray(depth, np.float32)
