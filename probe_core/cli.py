@@ -236,7 +236,7 @@ def _intervene_eval(args) -> int:
         directions=args.directions or tuple(DIRECTIONS),
         region_margin=None if args.whole_latent else (
             args.region_margin if args.region_margin is not None else d.region_margin),
-        push_room=args.push_room)
+        push_room=args.push_room if args.push_room is not None else d.push_room)
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
@@ -379,9 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", help="report folder under --out (default: the method's name)")
     e.add_argument("--directions", type=parse_directions,
                    help="comma-separated move directions (default: all 8)")
-    e.add_argument("--push-room", dest="push_room", type=int, default=0,
+    e.add_argument("--push-room", dest="push_room", type=int,
                    help="guided: a depth push may also change this many pixels above the "
-                        "object (farther) or below it (nearer), where a pushed object goes")
+                        "object (farther) or below it (nearer), where a pushed object goes "
+                        "(default: the method's)")
     e.add_argument("--region-margin", dest="region_margin", type=int,
                    help="guided: confine the latent's update to the edited region grown by "
                         "this many latent pixels (default: the method's, 0 for guided)")

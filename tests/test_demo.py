@@ -448,6 +448,28 @@ def test_guided_edits_from_the_app_move_only_the_edited_region():
     assert paper.region is None  # the paper's edit writes activations, not the latent
 
 
+def test_a_push_from_the_app_takes_the_methods_perspective_room(monkeypatch):
+    from dataclasses import replace
+
+    from probe_core.edits import methods
+    from probe_core.serve.steering import build_target, check_steer, make_edit
+
+    mask = np.zeros((32, 32), bool)
+    mask[10:16, 4:10] = True
+    request = check_steer(0, 0, 1.0, -1.0, None, 0, 2, "guided", 16, 3)
+    default = methods.METHOD_DEFAULTS["guided"].push_room
+    plain = build_target(mask, np.zeros((32, 32), np.float32), request)[0].target.region
+    if not default:
+        assert np.array_equal(plain, mask)
+    monkeypatch.setitem(methods.METHOD_DEFAULTS, "guided",
+                        replace(methods.METHOD_DEFAULTS["guided"], push_room=4))
+    parts = build_target(mask, np.zeros((32, 32), np.float32), request)
+    above = np.zeros_like(mask)
+    above[6:16, 4:10] = True  # farther: up to 4 px toward the horizon
+    assert np.array_equal(parts[0].target.region, above)
+    assert make_edit(request, parts, [], mask).region[6:10, 4:10].all()
+
+
 def test_the_score_heat_map_shows_depth_beyond_the_layout_when_it_can():
     import json
 

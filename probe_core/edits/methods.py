@@ -46,6 +46,8 @@ class MethodDefaults:
     iterations: int  # activation: Adam iterations (max); guided: gradient steps per step
     layers: tuple[str, ...] | None = None  # None: every layer the probe set covers
     region_margin: int | None = None  # guided: the latent moves only in the edited region
+    push_room: int = 0  # guided: pixels above (farther) or below (nearer) a pushed object its
+    # region also takes (targets.perspective_room)
 
 
 # Per-method defaults for the embedded model's 15-step schedule (tuned by `intervene-eval`).

@@ -19,8 +19,8 @@ import numpy as np
 from ..metrics import pearson
 from ..edits.methods import METHOD_DEFAULTS, METHODS, Edit, default_layers
 from ..edits.scores import outside_change, score_depth, score_move
-from ..edits.targets import (Target, centroid, flip_mask, move_mask, paint_mask, push_depth,
-                             scale_mask, shift_depth, swap_depth)
+from ..edits.targets import (Target, centroid, flip_mask, move_mask, paint_mask, perspective_room,
+                             push_depth, scale_mask, shift_depth, swap_depth)
 from .inputs import MAX_SIDE, bounded, echo
 
 MAX_SCALE = (0.25, 4.0)
@@ -180,6 +180,10 @@ def build_target(mask: np.ndarray, depth: np.ndarray, request: SteerRequest) -> 
                 t = make(target)
                 target, region = t.map, region | t.region
                 words.append(t.description)
+        room = METHOD_DEFAULTS[request.method].push_room
+        if request.depth_push and room:  # where perspective takes the pushed object
+            region |= perspective_room(parts[0].target.map if parts else mask,
+                                       request.depth_push, room)
         parts.append(Part("depth", Target(target, region, "depth " + ", ".join(words))))
     if not parts:
         raise ValueError("set a move, a scale, a depth push or a drawn target first")
