@@ -7,8 +7,9 @@
 
 `collect` generates every image, labels the final one with the labeler (as the paper labels with
 MiDaS and TRACER), and keeps every step's self-attention activations (conditional half, float16),
-x0 prediction and the latent the UNet saw. With `control_unet`, the same steps' UNet inputs are
-also fed through a control UNet (every weight tensor permuted) and its activations kept: the paper's control.
+x0 prediction and the latent the UNet saw. With `control_unet`, the same steps' UNet
+inputs are also fed through a control UNet (every weight tensor permuted) and its activations
+kept: the paper's control.
 """
 
 from __future__ import annotations

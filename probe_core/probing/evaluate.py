@@ -88,8 +88,8 @@ def latent_probe_scores(unet_inputs: dict, depth: np.ndarray, layout: dict,
     maps = cross_fitted_depth(unet_inputs, depth, layout["depth"], readout)
     steps = sorted(maps)
     out = {"steps": steps, **{k: [] for k in ("pearson", "rmse", "partial", "beats")}}
+    fixed = np.array([pearson(layout["depth"], d) for d in depth])
     for step in steps:
-        fixed = np.array([pearson(layout["depth"], d) for d in depth])
         r = np.array([pearson(m, d) for m, d in zip(maps[step], depth)])
         out["pearson"].append(float(r.mean()))
         out["rmse"].append(float(np.mean([rmse(m, d) for m, d in zip(maps[step], depth)])))
