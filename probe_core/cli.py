@@ -40,15 +40,12 @@ def parse_range(text: str) -> range:
 
 def parse_directions(text: str) -> tuple[str, ...]:
     """'left,up-right' -> ('left', 'up-right'), each one of the edit evaluation's directions."""
-    from .edits.evaluate import DIRECTIONS
+    from .edits.evaluate import check_directions
 
-    names = tuple(d.strip() for d in text.split(",") if d.strip())
-    unknown = [d for d in names if d not in DIRECTIONS]
-    if unknown or not names:
-        shown = ", ".join(unknown) if unknown else repr(text)
-        raise argparse.ArgumentTypeError(f"unknown direction(s) {shown}; directions are "
-                                         f"{', '.join(DIRECTIONS)}")
-    return names
+    try:
+        return check_directions(d.strip() for d in text.split(",") if d.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _train_model(args) -> int:

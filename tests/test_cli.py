@@ -23,7 +23,7 @@ def test_move_directions_are_checked_before_anything_runs(capfd):
     with pytest.raises(SystemExit):
         main(["intervene-eval", "--seeds", "0-1", "--directions", "left,sideways"])
     err = capfd.readouterr().err
-    assert "unknown direction(s) sideways" in err and "Traceback" not in err
+    assert "unknown move direction(s) sideways" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

@@ -41,6 +41,18 @@ MIN_MOVE = 4  # pixels: a direction with less room than this is skipped for that
 SUCCESS_SHARE = 0.5  # a move succeeds when the centroid travels half the asked distance along it
 
 
+def check_directions(names) -> tuple[str, ...]:
+    """The move directions asked for, as a tuple; ValueError naming the valid ones when any is
+    unknown or none is given."""
+    names = tuple(names)
+    unknown = [d for d in names if d not in DIRECTIONS]
+    if unknown or not names:
+        shown = ", ".join(unknown) if unknown else "none given"
+        raise ValueError(f"unknown move direction(s) {shown}; directions are "
+                         f"{', '.join(DIRECTIONS)}")
+    return names
+
+
 def random_depth_target(depth: np.ndarray, mask: np.ndarray, delta: float, rng,
                         cell: int = 8) -> Target:
     """A random field inside `mask` (constant on cell x cell patches) with the same L2 size as
@@ -178,10 +190,7 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
     control's) also takes `push_room` pixels above the object (farther) or below it (nearer)."""
     from tqdm.auto import tqdm
 
-    unknown = [d for d in directions if d not in DIRECTIONS]
-    if unknown or not directions:
-        raise ValueError(f"unknown move direction(s) {unknown}; directions are "
-                         f"{', '.join(DIRECTIONS)}")
+    directions = check_directions(directions)
     cfg = {"strength": strength, "steps": steps, "iterations": iterations, "layers": layers}
     if region_margin is not None:
         cfg["region_margin"] = region_margin

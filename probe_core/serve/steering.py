@@ -169,12 +169,11 @@ def build_target(mask: np.ndarray, depth: np.ndarray, request: SteerRequest) -> 
         target = np.asarray(depth, np.float32)
         region = np.zeros(mask.shape, bool)
         words = []
+        pushed = parts[0].target.map if parts else mask  # the object where the mask part puts it
         steps = [(drawn == "swap", lambda d: swap_depth(d)),
                  (request.shift_x or request.shift_y,
                   lambda d: shift_depth(d, request.shift_x, request.shift_y)),
-                 (request.depth_push,
-                  lambda d: push_depth(d, parts[0].target.map if parts else mask,
-                                       request.depth_push))]
+                 (request.depth_push, lambda d: push_depth(d, pushed, request.depth_push))]
         for asked, make in steps:
             if asked:
                 t = make(target)
@@ -182,8 +181,7 @@ def build_target(mask: np.ndarray, depth: np.ndarray, request: SteerRequest) -> 
                 words.append(t.description)
         room = METHOD_DEFAULTS[request.method].push_room
         if request.depth_push and room:  # where perspective takes the pushed object
-            region |= perspective_room(parts[0].target.map if parts else mask,
-                                       request.depth_push, room)
+            region |= perspective_room(pushed, request.depth_push, room)
         parts.append(Part("depth", Target(target, region, "depth " + ", ".join(words))))
     if not parts:
         raise ValueError("set a move, a scale, a depth push or a drawn target first")
