@@ -233,7 +233,9 @@ def _intervene_eval(args) -> int:
         directions=args.directions or tuple(DIRECTIONS),
         region_margin=None if args.whole_latent else (
             args.region_margin if args.region_margin is not None else d.region_margin),
-        push_room=args.push_room if args.push_room is not None else d.push_room)
+        push_room=args.push_room if args.push_room is not None else d.push_room,
+        saliency_shrink=(args.saliency_shrink if args.saliency_shrink is not None
+                         else d.saliency_shrink))
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
@@ -380,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="guided: a depth push may also change this many pixels above the "
                         "object (farther) or below it (nearer), where a pushed object goes "
                         "(default: the method's)")
+    e.add_argument("--saliency-shrink", dest="saliency_shrink", type=int,
+                   help="pixels of outline peeled off a moved object's target before steering "
+                        "toward it (default: the method's, 1 for guided)")
     e.add_argument("--region-margin", dest="region_margin", type=int,
                    help="guided: confine the latent's update to the edited region grown by "
                         "this many latent pixels (default: the method's, 0 for guided)")

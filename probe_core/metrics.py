@@ -1,6 +1,7 @@
 """Scores for probe maps against labels. Pure numpy, one image at a time.
 
-    >>> dice(pred_mask, true_mask), rmse(pred_depth, true_depth), pearson(pred_depth, true_depth)
+    >>> dice(pred_mask, true_mask), iou(pred_mask, true_mask)
+    >>> rmse(pred_depth, true_depth), pearson(pred_depth, true_depth)
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ def dice(pred: np.ndarray, target: np.ndarray) -> float:
     if total == 0:
         return 1.0
     return float(2 * np.logical_and(pred, target).sum() / total)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks; 1.0 when both are empty."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def rmse(pred: np.ndarray, target: np.ndarray) -> float:

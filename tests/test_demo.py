@@ -443,9 +443,13 @@ def test_guided_edits_from_the_app_move_only_the_edited_region():
     moved = np.zeros_like(mask)
     moved[10:16, 12:18] = True
     assert np.array_equal(edit.region, mask | moved) and edit.region_margin == 0
+    inner = np.zeros_like(mask)
+    inner[11:15, 13:17] = True  # guided steers toward the moved mask less its outline
+    assert np.array_equal(edit.target, inner) and np.array_equal(parts[0].target.map, moved)
     paper = make_edit(check_steer(8, 0, 1.0, 0.0, None, 0, 2, "activation", 16, 3), parts, [],
                       mask)
     assert paper.region is None  # the paper's edit writes activations, not the latent
+    assert np.array_equal(paper.target, moved)  # and takes its target as it is
 
 
 def test_a_push_from_the_app_takes_the_methods_perspective_room(monkeypatch):

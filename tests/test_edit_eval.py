@@ -88,6 +88,23 @@ def test_a_move_is_scored_by_both_scorers_along_its_direction():
     assert not E.move_scores(scene, merged, target, "right", 8)["kept"]
 
 
+def test_a_move_that_ends_against_another_object_keeps_both_objects_by_the_tracker():
+    def image(x0):
+        im = scene_image(x0)
+        im[17:21, 22:26] = (30, 60, 230)  # the blue sphere, just right of where the box goes
+        return im
+
+    scene = E.Scene(BrightLabeler(), CAPTION, image(4))
+    assert scene.pieces == 2 and scene.same_object  # the red pixels are the labelled box
+    target = move_mask(scene.object, 10, 0)
+    row = E.move_scores(scene, image(14), target, "right", 10)
+    assert not row["kept"] and row["objects_kept"]  # one blob by the count, two tracked
+    assert row["labeler_along"] == pytest.approx(10) and row["colour_along"] == pytest.approx(10)
+    copy = image(14)
+    copy[10:18, 4:12] = (220, 30, 25)  # a second red box left where the first was
+    assert not E.move_scores(scene, copy, target, "right", 10)["objects_kept"]
+
+
 def test_a_push_that_only_moves_the_object_is_not_called_farther():
     before, after = scene_image(4), scene_image(12)
     scene = E.Scene(BrightLabeler(), CAPTION, before)
@@ -98,6 +115,7 @@ def test_a_push_that_only_moves_the_object_is_not_called_farther():
 def test_the_summary_reports_each_direction_with_its_opposite_and_crowding():
     def row(n, shifts):
         moves = {d: {"direction": d, "distance": 8, "kept": True, "outside_change": 0.01,
+                     "objects_kept": n == 1, "faults": [] if n == 1 else ["edited split"],
                      "area_ratio": 1.0, "labeler_shift": s, "colour_shift": s,
                      "labeler_along": s[0] * E.unit(d)[0] + s[1] * E.unit(d)[1],
                      "colour_along": s[0] * E.unit(d)[0] + s[1] * E.unit(d)[1]}
@@ -115,9 +133,38 @@ def test_the_summary_reports_each_direction_with_its_opposite_and_crowding():
     assert set(s["by_objects"]) == {"1", "3"}
     assert s["by_objects"]["1"]["move"]["right"]["share_of_asked"] == 1.0
     assert "right" in E.table(s) and "scenes with 3 object(s)" in E.table(s)
+    assert s["move"]["all"]["objects_kept"] == 0.5 and s["move"]["all"]["faults"] == {
+        "edited split": 2}
+    assert "moves: edited split 2" in E.table(s)
 
 
 def test_an_unknown_direction_is_refused_before_any_generation():
     with pytest.raises(ValueError, match="unknown move direction"):
         E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 1.0, range(2),
                          1, 2, 4.0, directions=("left", "sideways"))
+
+
+def test_a_move_steers_toward_the_object_moved_and_the_others_kept(monkeypatch):
+    """The evaluation's move target is the asked scene: the object at its new place, less its
+    outline (saliency_shrink), and the other objects where they were."""
+    before = scene_image(4, blue_at=20)
+    seen = []
+
+    class Run:
+        image = before
+
+    def fake_intervene(pipe, probes, prompt, seed, edit, original=None, **kw):
+        seen.append(edit)
+        return Run()
+
+    monkeypatch.setattr(E, "run_generation", lambda *a, **k: [type("S", (), {"latents": 0})()])
+    monkeypatch.setattr(E, "decode_latents", lambda pipe, latents: before)
+    monkeypatch.setattr(E, "intervene", fake_intervene)
+    E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 0.2, range(2), 1,
+                     4, 1.0, directions=("right",), progress=False, saliency_shrink=1)
+    move = seen[0]
+    scene = E.Scene(BrightLabeler(), CAPTION, before)
+    moved = move_mask(scene.object, 8, 0).map
+    inner = np.zeros_like(moved)
+    inner[11:17, 13:19] = True  # the moved box less its outline
+    assert move.task == "saliency" and np.array_equal(move.target, inner | scene.others)

@@ -73,3 +73,15 @@ def test_a_push_may_redraw_the_object_where_perspective_takes_it():
     assert np.array_equal(np.nonzero(nearer.any(1))[0], np.arange(8, 13))  # down toward us
     assert farther[:, 4:6].any(0).all() and not farther[:, :4].any() and not farther[:, 6:].any()
     assert np.array_equal(perspective_room(mask, -1.0, 0), mask)
+
+
+def test_shrinking_peels_the_outline_and_never_erases_the_object():
+    from probe_core.edits.targets import shrink_mask
+
+    mask = square(4, 4, 6)
+    assert np.array_equal(shrink_mask(mask, 1), square(5, 5, 4))
+    assert np.array_equal(shrink_mask(mask, 0), mask)
+    speck = square(4, 4, 2)
+    assert np.array_equal(shrink_mask(speck, 1), speck)  # a speck stays a speck
+    edge = square(0, 0, 4)
+    assert np.array_equal(shrink_mask(edge, 1), square(1, 1, 2))  # the frame is outside

@@ -13,9 +13,14 @@ connected piece of the labelled object mask (in a crowded scene the others shoul
   area change is reported.
 Each edited image is scored by the labeler and, where the caption's colour tells the object
 apart, by a colour segmenter that does not use the labeler (`colour_segmenter`); both scorers'
-shifts and their agreement are reported. Every table is also split by the number of objects in
-the scene, with how often an edit kept the scene's pieces (the object still one piece, the
-others kept) by the connected components of the labelled mask before and after.
+shifts and their agreement are reported, over every image the colour segmenter can read and over
+those where both follow the same object (the colour's pixels are mostly the labelled edited
+object before the edit, not another object or a merged group). After an edit, each object is
+followed by `tracker` (every labelled pixel goes to the nearest object where it is expected), so
+the edited object's pixels are its own even where it now touches another. Every table is also
+split by the number of objects in the scene, with how often an edit kept the scene's objects:
+by the strict count of connected pieces of labelled mask (two objects that touch read as one)
+and by the tracker (every object in one piece, the others still where they were).
 """
 
 from __future__ import annotations
@@ -26,19 +31,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..metrics import iou
 from ..probing.denoise import decode_latents
 from ..probing.probes import ProbeSet
 from ..viz import MASK_COLOUR, upscale
 from .colour_segmenter import components, parse_caption, segment_colour
 from .methods import Edit, intervene, run_generation
 from .scores import area_ratio, object_depth_change, outside_change
-from .targets import Target, centroid, move_mask, perspective_room, push_depth
+from .targets import (Target, centroid, move_mask, perspective_room, push_depth,
+                      shrink_mask)
+from .tracker import expected_objects, faults, track
 
 # (dx right, dy down) unit directions, named as seen on the image
 DIRECTIONS = {"right": (1, 0), "down-right": (1, 1), "down": (0, 1), "down-left": (-1, 1),
               "left": (-1, 0), "up-left": (-1, -1), "up": (0, -1), "up-right": (1, -1)}
 MIN_MOVE = 4  # pixels: a direction with less room than this is skipped for that image
 SUCCESS_SHARE = 0.5  # a move succeeds when the centroid travels half the asked distance along it
+SAME_OBJECT_IOU = 0.5  # colour mask vs labelled object, before: the scorers see one object
 
 
 def check_directions(names) -> tuple[str, ...]:
@@ -125,17 +134,27 @@ class Scene:
         self.segment = lambda img: (segment_colour(img, self.colour, objects, floor)  # noqa: E731
                                     if self.colour else None)
         self.colour_mask = self.segment(image)
+        # both scorers follow the same object only when the colour's pixels are mostly the
+        # labelled edited object (not another object, nor a piece of a merged group)
+        self.same_object = (self.colour_mask is not None
+                            and iou(self.colour_mask, self.object) >= SAME_OBJECT_IOU)
 
-    def after(self, image: np.ndarray) -> dict:
+    def after(self, image: np.ndarray, edited: np.ndarray | None = None) -> dict:
         """Labels of an edited image: the object where it is now (labelled object pixels that
-        were not another object's), depth, pieces, the colour segmenter's mask."""
+        were not another object's), depth, pieces, the colour segmenter's mask, and whether
+        every object was kept, followed by `tracker` (the edited object from where the edit
+        asked for it, `edited`, default where it was; the others from where they were)."""
         depth, sal = self.labeler(image[None])
         mask = sal[0] > 0.5
+        expected = expected_objects(self.object if edited is None else edited, self.others)
+        tracked = track(mask, expected)
         return {"depth": depth[0], "mask": mask, "object": mask & ~self.others,
+                "faults": faults(tracked, expected),
                 "pieces": components(mask), "colour_mask": self.segment(image)}
 
     def kept(self, after: dict) -> bool:
-        """The scene kept its pieces: as many as before, and the object in one piece."""
+        """The scene kept its pieces by the strict count: as many connected pieces of labelled
+        mask as before, and the object in one piece (two objects that touch count as one)."""
         return after["pieces"] == self.pieces and components(after["object"]) == 1
 
 
@@ -150,10 +169,13 @@ def move_scores(scene: Scene, edited: np.ndarray, target: Target, direction: str
                distance: int) -> dict:
     """A move's scores by the labeler and by the colour segmenter (None where it cannot
     segment): centroid shift (px, x right, y down), along the asked direction, area ratio,
-    pixel change outside the edited region, pieces kept."""
-    after = scene.after(edited)
+    pixel change outside the edited region, pieces kept (strict count) and objects kept
+    (tracked), and whether both scorers follow the same object."""
+    after = scene.after(edited, target.map)
     ux, uy = unit(direction)
     row = {"direction": direction, "distance": distance, "kept": scene.kept(after),
+           "objects_kept": not after["faults"], "faults": after["faults"],
+           "same_object": scene.same_object,
            "outside_change": outside_change(scene.image, edited,
                                             target.region | scene.object | after["object"]),
            "area_ratio": area_ratio(scene.object, after["object"])}
@@ -172,7 +194,8 @@ def push_scores(scene: Scene, edited: np.ndarray, delta: float) -> dict:
     return {"delta": delta, "depth_before": d0, "depth_after": d1, "depth_change": d1 - d0,
             "as_asked": bool(np.sign(d1 - d0) == np.sign(delta)),
             "area_ratio": area_ratio(scene.object, after["object"]),
-            "kept": scene.kept(after),
+            "kept": scene.kept(after), "objects_kept": not after["faults"],
+            "faults": after["faults"],
             "outside_change": outside_change(scene.image, edited,
                                              scene.object | after["object"])}
 
@@ -183,11 +206,14 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                    layers: list[str] | None = None, depth_delta: float = 2.0,
                    directions: tuple[str, ...] = tuple(DIRECTIONS),
                    progress: bool = True, region_margin: int | None = None,
-                   push_room: int = 0) -> tuple[dict, list]:
-    """Returns (summary with per-image rows, examples for the grid). With `region_margin`
-    (guided), each edit's latent update is confined to its region (the object where it is and
-    where it is asked to be) grown by that many latent pixels; a depth push's region (and its
-    control's) also takes `push_room` pixels above the object (farther) or below it (nearer)."""
+                   push_room: int = 0, saliency_shrink: int = 0) -> tuple[dict, list]:
+    """Returns (summary with per-image rows, examples for the grid). A move steers toward the
+    scene it asks for: the edited object at its new place (less `saliency_shrink` pixels of
+    outline, `targets.shrink_mask`) and the other objects where they were. With
+    `region_margin` (guided), each edit's latent update is confined to its region (the object
+    where it is and where it is asked to be) grown by that many latent pixels; a depth push's
+    region (and its control's) also takes `push_room` pixels above the object (farther) or
+    below it (nearer)."""
     from tqdm.auto import tqdm
 
     directions = check_directions(directions)
@@ -196,6 +222,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
         cfg["region_margin"] = region_margin
     if push_room:
         cfg["push_room"] = push_room
+    if saliency_shrink:
+        cfg["saliency_shrink"] = saliency_shrink
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     rng = np.random.default_rng(0)
     rows, examples, skipped = [], [], 0
@@ -213,6 +241,10 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
             edit = _edit(method, task, target, cfg, shift, region)
             return intervene(pipe, probes, prompt, seed, edit, original=original, **kw).image
 
+        def asked_scene(moved: np.ndarray) -> np.ndarray:
+            """(H, W) bool: the edited object where a move puts it, the others where they were."""
+            return shrink_mask(moved, saliency_shrink) | scene.others
+
         row = {"prompt": prompt, "seed": int(seed), "n_objects": scene.n_objects,
                "pieces_before": scene.pieces, "area_before": int(scene.object.sum()),
                "colour": scene.colour, "colour_segmented": scene.colour_mask is not None,
@@ -223,15 +255,16 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                 continue
             dx, dy = move_vector(direction, distance)
             target = move_mask(scene.object, dx, dy)
-            image = edited("saliency", target.map, (dx, dy), target.region | scene.object)
+            image = edited("saliency", asked_scene(target.map), (dx, dy),
+                           target.region | scene.object)
             row["moves"][direction] = move_scores(scene, image, target, direction, distance)
             if direction == directions[0]:
-                examples.append((prompt, before, target.map, image))
+                examples.append((prompt, before, target.map | scene.others, image))
         angle = rng.uniform(0, 2 * math.pi)
         dx, dy = (int(round(limit / 2 * math.cos(angle))), int(round(limit / 2 * math.sin(angle))))
         target = move_mask(scene.object, dx, dy)
-        after = scene.after(edited("saliency", target.map, (dx, dy),
-                                   target.region | scene.object))
+        after = scene.after(edited("saliency", asked_scene(target.map), (dx, dy),
+                                   target.region | scene.object), target.map)
         row["random_move"] = {"dx": dx, "dy": dy,
                               "labeler_shift": _shift(scene.object, after["object"])}
         if method != "latent_shift":
@@ -257,6 +290,15 @@ def _median(xs) -> float:
     return float(np.median(xs)) if xs else float("nan")
 
 
+def fault_counts(edits: list[dict]) -> dict[str, int]:
+    """How many edits broke the scene in each way (`tracker.faults`; an edit may count twice)."""
+    counts: dict[str, int] = {}
+    for e in edits:
+        for f in e.get("faults", []):
+            counts[f] = counts.get(f, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def move_summary(rows: list[dict], directions: tuple[str, ...]) -> dict:
     """Per direction and overall: share of the asked distance moved (labeler), success rate,
     the opposite direction's travel along this one, the colour segmenter's view and its
@@ -269,6 +311,7 @@ def move_summary(rows: list[dict], directions: tuple[str, ...]) -> dict:
         share = [m["labeler_along"] / m["distance"] if m["labeler_along"] is not None else 0.0
                  for m in moves]
         both = [m for m in moves if m["colour_along"] is not None and m["labeler_along"] is not None]
+        same = [m for m in both if m.get("same_object")]
         entry = {
             "n": len(moves),
             "share_of_asked": _mean(share),
@@ -277,9 +320,15 @@ def move_summary(rows: list[dict], directions: tuple[str, ...]) -> dict:
             "colour_share_of_asked": _mean([m["colour_along"] / m["distance"] for m in both]),
             "labeler_vs_colour_px": _mean([math.dist(m["labeler_shift"], m["colour_shift"])
                                            for m in both]),
+            "colour_same_n": len(same),
+            "labeler_vs_colour_same_px": _mean([math.dist(m["labeler_shift"], m["colour_shift"])
+                                                for m in same]),
             "area_ratio_median": _median([m["area_ratio"] for m in moves]),
             "outside_change": _mean([m["outside_change"] for m in moves]),
             "kept": _mean([float(m["kept"]) for m in moves]),
+            "objects_kept": _mean([float(m["objects_kept"]) for m in moves
+                                   if "objects_kept" in m]),
+            "faults": fault_counts(moves),
         }
         if d != "all":
             opposite = list(DIRECTIONS)[(list(DIRECTIONS).index(d) + 4) % 8]
@@ -307,7 +356,10 @@ def push_summary(rows: list[dict]) -> dict:
                          "mean_change": _mean([p["depth_change"] for p in asked]),
                          "area_ratio_median": _median([p["area_ratio"] for p in asked]),
                          "outside_change": _mean([p["outside_change"] for p in asked]),
-                         "kept": _mean([float(p["kept"]) for p in asked])}
+                         "kept": _mean([float(p["kept"]) for p in asked]),
+                         "objects_kept": _mean([float(p["objects_kept"]) for p in asked
+                                                if "objects_kept" in p]),
+                         "faults": fault_counts(asked)}
     return out
 
 
@@ -318,7 +370,8 @@ def summarise(rows: list[dict], skipped: int, method: str, cfg: dict, depth_delt
                         "iterations": cfg["iterations"], "layers": cfg.get("layers"),
                         "depth_delta": depth_delta, "directions": list(directions),
                         "region_margin": cfg.get("region_margin"),
-                        "push_room": cfg.get("push_room", 0)},
+                        "push_room": cfg.get("push_room", 0),
+                        "saliency_shrink": cfg.get("saliency_shrink", 0)},
            "move": move_summary(rows, directions), "depth": push_summary(rows),
            "by_objects": {}}
     for n in sorted({r["n_objects"] for r in rows}):
@@ -344,10 +397,21 @@ def table(summary: dict) -> str:
              f"{summary['skipped_no_object']} skipped without a visible object)", "",
              f"settings: `{json.dumps(summary['settings'])}`", ""]
     lines += _move_table(summary["move"]) + [""] + _push_table(summary["depth"])
+    lines += ["", _fault_line(summary)]
     for n, group in summary.get("by_objects", {}).items():
         lines += ["", f"#### scenes with {n} object(s) ({group['n']} images)", ""]
         lines += _move_table(group["move"], short=True) + [""] + _push_table(group["depth"])
+        lines += ["", _fault_line(group)]
     return "\n".join(lines) + "\n"
+
+
+def _fault_line(summary: dict) -> str:
+    """Why edits did not keep the scene's objects (tracked), moves and each push."""
+    parts = [("moves", summary["move"].get("all", {}).get("faults", {}))]
+    parts += [(f"push {k}", e.get("faults", {})) for k, e in summary["depth"].items()]
+    said = [f"{name}: " + (", ".join(f"{f} {n}" for f, n in counts.items()) or "none")
+            for name, counts in parts]
+    return "Objects not kept, why (tracked): " + "; ".join(said) + "."
 
 
 def _move_table(move: dict, short: bool = False) -> list[str]:
@@ -355,8 +419,9 @@ def _move_table(move: dict, short: bool = False) -> list[str]:
         return []
     lines = ["| move | n | share of asked distance (labeler) | moved >= half | opposite move, "
              "along | random move, along (px) | colour segmenter: n, share | labeler vs colour "
-             "(px) | object area after / before (median) | outside change | pieces kept |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "(px): all; n, same object | object area after / before (median) | outside change | "
+             "pieces kept (count) | objects kept (tracked) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d, e in move.items():
         if short and d != "all":
             continue
@@ -365,9 +430,10 @@ def _move_table(move: dict, short: bool = False) -> list[str]:
             f"{_pct(e.get('opposite_share_along', float('nan')))} | "
             f"{_num(e.get('random_shift_along_px', float('nan')), '{:+.2f}')} | "
             f"{e['colour_n']}, {_pct(e['colour_share_of_asked'])} | "
-            f"{_num(e['labeler_vs_colour_px'], '{:.2f}')} | "
+            f"{_num(e['labeler_vs_colour_px'], '{:.2f}')}; {e.get('colour_same_n', 0)}, "
+            f"{_num(e.get('labeler_vs_colour_same_px', float('nan')), '{:.2f}')} | "
             f"{_num(e['area_ratio_median'], 'x{:.2f}')} | {_num(e['outside_change'])} | "
-            f"{_pct(e['kept'])} |")
+            f"{_pct(e['kept'])} | {_pct(e.get('objects_kept', float('nan')))} |")
     return lines
 
 
@@ -376,12 +442,14 @@ def _push_table(depth: dict) -> list[str]:
         return []
     lines = ["| depth push | n | as asked (new mask vs old) | random-field control, as asked | "
              "mean change (z) | object area after / before (median) | outside change | "
-             "pieces kept |", "|---|---|---|---|---|---|---|---|"]
+             "pieces kept (count) | objects kept (tracked) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, e in depth.items():
         lines.append(f"| {name} | {e['n']} | {_pct(e['as_asked'])} | "
                      f"{_pct(e['random_as_asked'])} | {_num(e['mean_change'], '{:+.3f}')} | "
                      f"{_num(e['area_ratio_median'], 'x{:.2f}')} | "
-                     f"{_num(e['outside_change'])} | {_pct(e['kept'])} |")
+                     f"{_num(e['outside_change'])} | {_pct(e['kept'])} | "
+                     f"{_pct(e.get('objects_kept', float('nan')))} |")
     return lines
 
 
@@ -399,7 +467,8 @@ def example_grid(examples: list, path: Path, n: int = 8, scale: int = 3) -> None
     grid = np.concatenate(tiles, 0)
     Image.fromarray(upscale(grid, scale)).save(path)
     path.with_suffix(".txt").write_text(
-        "Each row: original | target mask (magenta) over the original | edited image.\n"
+        "Each row: original | target mask (magenta: the edited object moved, the others where "
+        "they were) over the original | edited image.\n"
         + "\n".join(f"{k + 1}. {p}" for k, (p, *_rest) in enumerate(examples[:n])) + "\n")
 
 

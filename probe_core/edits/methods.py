@@ -48,6 +48,8 @@ class MethodDefaults:
     region_margin: int | None = None  # guided: the latent moves only in the edited region
     push_room: int = 0  # guided: pixels above (farther) or below (nearer) a pushed object its
     # region also takes (targets.perspective_room)
+    saliency_shrink: int = 0  # pixels peeled off a moved object's target mask before steering
+    # toward it (targets.shrink_mask): the guided edit draws objects about a pixel larger
 
 
 # Per-method defaults for the embedded model's 15-step schedule (tuned by `intervene-eval`).
@@ -57,9 +59,12 @@ METHOD_DEFAULTS = {
     # region_margin 0, tuned on SEEDS.edit_validation (4 directions): against the whole latent
     # moving, outside change 0.059 vs 0.098, area x1.14 vs x1.24, pieces kept 64% vs 54%,
     # moves 87% vs 85% of the asked distance
+    # saliency_shrink 1, tuned on SEEDS.edit_validation (4 directions, the other objects kept
+    # in the target): area x1.14 -> x1.00, outside change 0.050 -> 0.047, moves 89% -> 87%
     "guided": MethodDefaults(0.2, range(0, 4), 2,
                              ("up_blocks.1.attentions.0.transformer_blocks.0.attn1",
-                              "up_blocks.1.attentions.1.transformer_blocks.0.attn1"), 0),
+                              "up_blocks.1.attentions.1.transformer_blocks.0.attn1"), 0,
+                             saliency_shrink=1),
     "activation": MethodDefaults(0.05, range(0, 3), 32),
     "latent_shift": MethodDefaults(1.0, range(6, 7), 1),
 }

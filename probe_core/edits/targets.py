@@ -3,6 +3,7 @@
     >>> t = move_mask(mask, dx=16, dy=0)            # the object moved 16 px right
     >>> t.map, t.region                              # (H, W) target, (H, W) bool changed pixels
     >>> t = push_depth(depth, mask, delta=1.0)       # the object one z-unit nearer
+    >>> shrink_mask(t.map, 1)                        # a mask less its outermost pixel ring
 
 Saliency targets are boolean masks; depth targets are maps in the probe's units (z-normalised
 inverse depth: larger is nearer). Pure numpy; every editor returns a `Target`.
@@ -89,6 +90,19 @@ def push_depth(depth: np.ndarray, mask: np.ndarray, delta: float) -> Target:
     out = np.asarray(depth, np.float32).copy()
     out[mask] += delta
     return Target(out, mask.copy(), f"{'nearer' if delta > 0 else 'farther'} by {abs(delta):g}")
+
+
+def shrink_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """The mask with `pixels` of its outline peeled off (8-neighbour erosion); the mask itself
+    when that would leave nothing (a speck stays a speck)."""
+    mask = _check_mask(mask)
+    out = mask
+    for _ in range(max(int(pixels), 0)):
+        padded = np.pad(out, 1, constant_values=False)
+        H, W = out.shape
+        out = np.logical_and.reduce([padded[1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+                                     for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    return out if out.any() else mask.copy()
 
 
 def perspective_room(region: np.ndarray, delta: float, rows: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from ..metrics import pearson
 from ..edits.methods import METHOD_DEFAULTS, METHODS, Edit, default_layers
 from ..edits.scores import outside_change, score_depth, score_move
 from ..edits.targets import (Target, centroid, flip_mask, move_mask, paint_mask, perspective_room,
-                             push_depth, scale_mask, shift_depth, swap_depth)
+                             push_depth, scale_mask, shift_depth, shrink_mask, swap_depth)
 from .inputs import MAX_SIDE, bounded, echo
 
 MAX_SCALE = (0.25, 4.0)
@@ -205,15 +205,17 @@ def make_edit(request: SteerRequest, parts: list[Part], layers: list[str],
     """The Edit the request asks for (every part in one run), with its method's default layers
     (when the model has them), iterations and region: where the object is (`mask`) and every
     part's target, when the method confines its update to a region."""
-    first, *more = parts
     d = METHOD_DEFAULTS[request.method]
     region = np.logical_or.reduce([mask] + [p.target.region for p in parts]
                                   + [p.target.map for p in parts if p.task == "saliency"])
-    return Edit(first.task, first.target.map, request.method, request.strength,
+    # an object mask is steered toward less its outline (the method's saliency_shrink)
+    steered = [(p.task, shrink_mask(p.target.map, d.saliency_shrink) if p.task == "saliency"
+                else p.target.map) for p in parts]
+    (task, target), *more = steered
+    return Edit(task, target, request.method, request.strength,
                 range(request.first_step, request.last_step + 1),
                 layers=default_layers(request.method, layers), iterations=d.iterations,
-                shift=(request.move_x, request.move_y),
-                also=tuple((p.task, p.target.map) for p in more),
+                shift=(request.move_x, request.move_y), also=tuple(more),
                 region=region if d.region_margin is not None else None,
                 region_margin=d.region_margin)
 
@@ -295,6 +297,7 @@ class EditOutcome:
                 "move_y": r["move_y"], "scale": r["scale"], "depth_push": r["depth_push"],
                 "drawn": r["drawn"], "depth_shift": [r["shift_x"], r["shift_y"]],
                 "region_margin": METHOD_DEFAULTS[r["method"]].region_margin,
+                "saliency_shrink": METHOD_DEFAULTS[r["method"]].saliency_shrink,
                 "steps": [r["first_step"], r["last_step"]]}
 
 
