@@ -40,7 +40,7 @@ from .methods import Edit, intervene, run_generation
 from .scores import area_ratio, object_depth_change, outside_change
 from .targets import (Target, centroid, move_mask, perspective_room, push_depth,
                       shrink_mask)
-from .tracker import expected_objects, faults, track
+from .tracker import expected_objects, faults, pieces, track
 
 # (dx right, dy down) unit directions, named as seen on the image
 DIRECTIONS = {"right": (1, 0), "down-right": (1, 1), "down": (0, 1), "down-left": (-1, 1),
@@ -77,14 +77,10 @@ def random_depth_target(depth: np.ndarray, mask: np.ndarray, delta: float, rng,
 
 def main_object(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the largest 8-connected piece of `mask`, the rest of the mask)."""
-    import cv2
-
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
+    found = pieces(mask, min_pixels=1)
+    if not found:
         return np.zeros_like(mask, bool), np.zeros_like(mask, bool)
-    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    obj = labels == biggest
-    return obj, mask & ~obj
+    return found[0], mask & ~found[0]
 
 
 def unit(direction: str) -> tuple[float, float]:
@@ -294,7 +290,7 @@ def fault_counts(edits: list[dict]) -> dict[str, int]:
     """How many edits broke the scene in each way (`tracker.faults`; an edit may count twice)."""
     counts: dict[str, int] = {}
     for e in edits:
-        for f in e.get("faults", []):
+        for f in e["faults"]:
             counts[f] = counts.get(f, 0) + 1
     return dict(sorted(counts.items()))
 
@@ -326,8 +322,7 @@ def move_summary(rows: list[dict], directions: tuple[str, ...]) -> dict:
             "area_ratio_median": _median([m["area_ratio"] for m in moves]),
             "outside_change": _mean([m["outside_change"] for m in moves]),
             "kept": _mean([float(m["kept"]) for m in moves]),
-            "objects_kept": _mean([float(m["objects_kept"]) for m in moves
-                                   if "objects_kept" in m]),
+            "objects_kept": _mean([float(m["objects_kept"]) for m in moves]),
             "faults": fault_counts(moves),
         }
         if d != "all":
@@ -357,8 +352,7 @@ def push_summary(rows: list[dict]) -> dict:
                          "area_ratio_median": _median([p["area_ratio"] for p in asked]),
                          "outside_change": _mean([p["outside_change"] for p in asked]),
                          "kept": _mean([float(p["kept"]) for p in asked]),
-                         "objects_kept": _mean([float(p["objects_kept"]) for p in asked
-                                                if "objects_kept" in p]),
+                         "objects_kept": _mean([float(p["objects_kept"]) for p in asked]),
                          "faults": fault_counts(asked)}
     return out
 
@@ -408,7 +402,7 @@ def table(summary: dict) -> str:
 def _fault_line(summary: dict) -> str:
     """Why edits did not keep the scene's objects (tracked), moves and each push."""
     parts = [("moves", summary["move"].get("all", {}).get("faults", {}))]
-    parts += [(f"push {k}", e.get("faults", {})) for k, e in summary["depth"].items()]
+    parts += [(f"push {k}", e["faults"]) for k, e in summary["depth"].items()]
     said = [f"{name}: " + (", ".join(f"{f} {n}" for f, n in counts.items()) or "none")
             for name, counts in parts]
     return "Objects not kept, why (tracked): " + "; ".join(said) + "."
@@ -430,10 +424,10 @@ def _move_table(move: dict, short: bool = False) -> list[str]:
             f"{_pct(e.get('opposite_share_along', float('nan')))} | "
             f"{_num(e.get('random_shift_along_px', float('nan')), '{:+.2f}')} | "
             f"{e['colour_n']}, {_pct(e['colour_share_of_asked'])} | "
-            f"{_num(e['labeler_vs_colour_px'], '{:.2f}')}; {e.get('colour_same_n', 0)}, "
-            f"{_num(e.get('labeler_vs_colour_same_px', float('nan')), '{:.2f}')} | "
+            f"{_num(e['labeler_vs_colour_px'], '{:.2f}')}; {e['colour_same_n']}, "
+            f"{_num(e['labeler_vs_colour_same_px'], '{:.2f}')} | "
             f"{_num(e['area_ratio_median'], 'x{:.2f}')} | {_num(e['outside_change'])} | "
-            f"{_pct(e['kept'])} | {_pct(e.get('objects_kept', float('nan')))} |")
+            f"{_pct(e['kept'])} | {_pct(e['objects_kept'])} |")
     return lines
 
 
@@ -449,7 +443,7 @@ def _push_table(depth: dict) -> list[str]:
                      f"{_pct(e['random_as_asked'])} | {_num(e['mean_change'], '{:+.3f}')} | "
                      f"{_num(e['area_ratio_median'], 'x{:.2f}')} | "
                      f"{_num(e['outside_change'])} | {_pct(e['kept'])} | "
-                     f"{_pct(e.get('objects_kept', float('nan')))} |")
+                     f"{_pct(e['objects_kept'])} |")
     return lines
 
 

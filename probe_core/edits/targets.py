@@ -3,10 +3,11 @@
     >>> t = move_mask(mask, dx=16, dy=0)            # the object moved 16 px right
     >>> t.map, t.region                              # (H, W) target, (H, W) bool changed pixels
     >>> t = push_depth(depth, mask, delta=1.0)       # the object one z-unit nearer
-    >>> shrink_mask(t.map, 1)                        # a mask less its outermost pixel ring
+    >>> shrink_mask(mask, 1)                         # the mask less its outermost pixel ring
 
 Saliency targets are boolean masks; depth targets are maps in the probe's units (z-normalised
-inverse depth: larger is nearer). Pure numpy; every editor returns a `Target`.
+inverse depth: larger is nearer). Pure numpy; every editor returns a `Target` (the mask helpers
+`shrink_mask` and `perspective_room` return bool masks).
 """
 
 from __future__ import annotations
