@@ -88,8 +88,10 @@ def main() -> int:
     # a full generation with the default edit vs without, same settings, no display work
     pipe, n, g = demo.pipe, demo.probes.settings.num_inference_steps, demo.probes.settings.guidance_scale
     mask = run.labels[1] > 0.5
+    carry = dict(moved_from=mask, carry_step=min(d.steps)) if d.carry_moves else {}
     edit = Edit("saliency", move_mask(mask, 16, 0).map, DEFAULT_METHOD, d.strength, d.steps,
-                layers=default_layers(DEFAULT_METHOD, demo.layers), iterations=d.iterations)
+                layers=default_layers(DEFAULT_METHOD, demo.layers), iterations=d.iterations,
+                shift=(16, 0), **carry)
     plain = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, Edit(
         "saliency", mask, DEFAULT_METHOD, 0.0, d.steps), n, g))
     edited = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, edit, n, g))

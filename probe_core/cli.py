@@ -235,7 +235,11 @@ def _intervene_eval(args) -> int:
             args.region_margin if args.region_margin is not None else d.region_margin),
         push_room=args.push_room if args.push_room is not None else d.push_room,
         saliency_shrink=(args.saliency_shrink if args.saliency_shrink is not None
-                         else d.saliency_shrink))
+                         else d.saliency_shrink),
+        carry_step=((min(edit_steps) if d.carry_moves else None) if args.carry_step is None
+                    else None if args.carry_step < 0 else args.carry_step),
+        pushes=not args.moves_only,
+        push_steps=args.push_steps or (None if args.edit_steps else d.push_steps))
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
@@ -390,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "this many latent pixels (default: the method's, 0 for guided)")
     e.add_argument("--whole-latent", dest="whole_latent", action="store_true",
                    help="guided: let the whole latent move (no region)")
+    e.add_argument("--carry-step", dest="carry_step", type=int,
+                   help="guided: entering this edit step, a move carries the object's latent "
+                        "pixels to its new place before steering (default: the first edit step "
+                        "where the method carries moves; -1: never)")
+    e.add_argument("--push-steps", dest="push_steps", type=parse_range,
+                   help="edit steps of the depth pushes, e.g. 0-3 (default: the method's; "
+                        "with --edit-steps alone, the same steps)")
+    e.add_argument("--moves-only", dest="moves_only", action="store_true",
+                   help="run the moves and their controls, no depth pushes")
     e.set_defaults(func=_intervene_eval)
 
     lb = sub.add_parser("layout-baseline",

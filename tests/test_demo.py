@@ -432,9 +432,14 @@ def test_the_depth_view_ignores_the_opacity_and_carries_its_values(demo, run):
     assert np.allclose(np.array(values, float).reshape(depth.shape), depth, atol=0.006)
 
 
-def test_guided_edits_from_the_app_move_only_the_edited_region():
+def test_guided_edits_from_the_app_move_only_the_edited_region(monkeypatch):
+    from dataclasses import replace
+
+    from probe_core.edits import methods
     from probe_core.serve.steering import build_target, check_steer, make_edit
 
+    monkeypatch.setitem(methods.METHOD_DEFAULTS, "guided", replace(
+        methods.METHOD_DEFAULTS["guided"], saliency_shrink=1, carry_moves=True))
     mask = np.zeros((32, 32), bool)
     mask[10:16, 4:10] = True
     request = check_steer(8, 0, 1.0, 0.0, None, 0, 2, "guided", 16, 3)
@@ -446,10 +451,19 @@ def test_guided_edits_from_the_app_move_only_the_edited_region():
     inner = np.zeros_like(mask)
     inner[11:15, 13:17] = True  # guided steers toward the moved mask less its outline
     assert np.array_equal(edit.target, inner) and np.array_equal(parts[0].target.map, moved)
+    # the move carries the object's latent pixels entering the first edited step
+    assert np.array_equal(edit.moved_from, mask) and edit.carry_step == 0
+    assert edit.shift == (8, 0)
+    later = make_edit(check_steer(8, 0, 1.0, 0.0, None, 2, 4, "guided", 16, 5), parts, [], mask)
+    assert later.carry_step == 2
+    grow = check_steer(0, 0, 1.5, 0.0, None, 0, 2, "guided", 16, 3)  # no move: nothing carried
+    grown = make_edit(grow, build_target(mask, np.zeros((32, 32), np.float32), grow), [], mask)
+    assert grown.moved_from is None and grown.carry_step is None
     paper = make_edit(check_steer(8, 0, 1.0, 0.0, None, 0, 2, "activation", 16, 3), parts, [],
                       mask)
     assert paper.region is None  # the paper's edit writes activations, not the latent
     assert np.array_equal(paper.target, moved)  # and takes its target as it is
+    assert paper.carry_step is None
 
 
 def test_a_push_from_the_app_takes_the_methods_perspective_room(monkeypatch):

@@ -168,3 +168,39 @@ def test_a_move_steers_toward_the_object_moved_and_the_others_kept(monkeypatch):
     inner = np.zeros_like(moved)
     inner[11:17, 13:19] = True  # the moved box less its outline
     assert move.task == "saliency" and np.array_equal(move.target, inner | scene.others)
+
+
+def test_a_carried_move_carries_the_object_and_pushes_can_be_left_out(monkeypatch):
+    """With a carry step, every move (the random control's too) carries the edited object's
+    latent pixels by its shift entering that step; pushes never carry; `pushes=False` runs the
+    moves alone."""
+    before = scene_image(4, blue_at=20)
+    seen = []
+
+    class Run:
+        image = before
+
+    def fake_intervene(pipe, probes, prompt, seed, edit, original=None, **kw):
+        seen.append(edit)
+        return Run()
+
+    monkeypatch.setattr(E, "run_generation", lambda *a, **k: [type("S", (), {"latents": 0})()])
+    monkeypatch.setattr(E, "decode_latents", lambda pipe, latents: before)
+    monkeypatch.setattr(E, "intervene", fake_intervene)
+    scene = E.Scene(BrightLabeler(), CAPTION, before)
+    summary, _ = E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 0.2,
+                                  range(1, 3), 1, 4, 1.0, directions=("right",), progress=False,
+                                  carry_step=1)
+    moves = [e for e in seen if e.task == "saliency"]
+    pushes = [e for e in seen if e.task == "depth"]
+    assert len(moves) == 2 and len(pushes) == 4  # right + random; 2 pushes and 2 controls
+    assert all(e.carry_step == 1 and np.array_equal(e.moved_from, scene.object) for e in moves)
+    assert moves[0].shift == (8, 0)
+    assert all(e.carry_step is None and e.moved_from is None for e in pushes)
+    assert summary["settings"]["carry_step"] == 1
+    seen.clear()
+    summary, _ = E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 0.2,
+                                  range(2), 1, 4, 1.0, directions=("right",), progress=False,
+                                  pushes=False)
+    assert [e.task for e in seen] == ["saliency", "saliency"] and not summary["depth"]
+    assert all(e.carry_step is None for e in seen)

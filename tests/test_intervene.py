@@ -210,3 +210,34 @@ def test_a_guided_edit_with_a_region_moves_only_its_latent_pixels():
         step = 0.2 * latents.pow(2).mean().sqrt() / g.pow(2).mean().sqrt()
         assert torch.allclose(out[..., moved[0], moved[1]], latents[..., moved[0], moved[1]]
                               - step * g, atol=1e-5)
+
+
+def test_a_carried_move_permutes_the_latent_entering_its_step(setup):
+    """A guided move with a carry step moves the object's latent pixels by the shift (in
+    latent pixels) entering that step, and only then; with strength 0 that is all it does."""
+    from probe_core.edits.latent_carry import carry_latents, latent_source
+    from probe_core.edits.methods import GuidedEdit
+
+    pipe, probes, original, _ = setup
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 4:14] = True
+    edit = Edit("saliency", move_mask(mask, 8, 0).map, "guided", strength=0.0, steps=range(1, 3),
+                shift=(8, 0), moved_from=mask, carry_step=1)
+    layers = self_attention_layers(pipe.unet)
+    editor = GuidedEdit(edit, probes, pipe.unet, layers, {i: i for i in range(4)})
+    x = original[0].latents  # (1, 4, 8, 8): the latent entering step 1; 4 image px a latent px
+    expected = carry_latents(x, latent_source(mask, (8, 8)), 2, 0)
+    assert torch.equal(editor(x, 1, None, None, None), expected)
+    assert not torch.equal(expected, x)
+    assert torch.equal(editor(x, 2, None, None, None), x)  # strength 0: nothing else moves
+    run = intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)
+    assert torch.equal(run.steps[0].latents, original[0].latents)  # before the carry: cached
+    assert not torch.equal(run.steps[-1].latents, original[-1].latents)
+
+
+def test_a_carry_step_outside_the_edit_steps_is_refused(setup):
+    pipe, probes, original, target = setup
+    edit = Edit("saliency", target, "guided", steps=range(1, 3), shift=(8, 0),
+                moved_from=target, carry_step=0)
+    with pytest.raises(ValueError, match="carry step"):
+        intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)

@@ -109,10 +109,13 @@ def move_vector(direction: str, distance: int) -> tuple[int, int]:
     return int(round(distance * ux)), int(round(distance * uy))
 
 
-def _edit(method, task, target, cfg, shift=(0, 0), region=None) -> Edit:
-    return Edit(task, target, method, strength=cfg["strength"], steps=cfg["steps"],
+def _edit(method, task, target, cfg, shift=(0, 0), region=None, moved_from=None) -> Edit:
+    carry = cfg.get("carry_step") if moved_from is not None else None
+    steps = cfg.get("push_steps", cfg["steps"]) if task == "depth" else cfg["steps"]
+    return Edit(task, target, method, strength=cfg["strength"], steps=steps,
                 layers=cfg.get("layers"), iterations=cfg["iterations"], shift=shift,
-                region=region, region_margin=cfg.get("region_margin"))
+                region=region, region_margin=cfg.get("region_margin"),
+                moved_from=moved_from if carry is not None else None, carry_step=carry)
 
 
 class Scene:
@@ -202,14 +205,17 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                    layers: list[str] | None = None, depth_delta: float = 2.0,
                    directions: tuple[str, ...] = tuple(DIRECTIONS),
                    progress: bool = True, region_margin: int | None = None,
-                   push_room: int = 0, saliency_shrink: int = 0) -> tuple[dict, list]:
+                   push_room: int = 0, saliency_shrink: int = 0, carry_step: int | None = None,
+                   pushes: bool = True, push_steps: range | None = None) -> tuple[dict, list]:
     """Returns (summary with per-image rows, examples for the grid). A move steers toward the
     scene it asks for: the edited object at its new place (less `saliency_shrink` pixels of
     outline, `targets.shrink_mask`) and the other objects where they were. With
     `region_margin` (guided), each edit's latent update is confined to its region (the object
     where it is and where it is asked to be) grown by that many latent pixels; a depth push's
     region (and its control's) also takes `push_room` pixels above the object (farther) or
-    below it (nearer)."""
+    below it (nearer). With `carry_step` (guided), a move first carries the object's latent
+    pixels to its new place entering that step (`latent_carry`). `pushes=False` runs the moves
+    alone; `push_steps` are the pushes' edit steps (default: `steps`, the moves')."""
     from tqdm.auto import tqdm
 
     directions = check_directions(directions)
@@ -220,6 +226,10 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
         cfg["push_room"] = push_room
     if saliency_shrink:
         cfg["saliency_shrink"] = saliency_shrink
+    if carry_step is not None:
+        cfg["carry_step"] = carry_step
+    if push_steps is not None:
+        cfg["push_steps"] = push_steps
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     rng = np.random.default_rng(0)
     rows, examples, skipped = [], [], 0
@@ -233,8 +243,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
             continue
         limit = scene.mask.shape[1] // 4
 
-        def edited(task, target, shift=(0, 0), region=None):
-            edit = _edit(method, task, target, cfg, shift, region)
+        def edited(task, target, shift=(0, 0), region=None, moved_from=None):
+            edit = _edit(method, task, target, cfg, shift, region, moved_from)
             return intervene(pipe, probes, prompt, seed, edit, original=original, **kw).image
 
         def asked_scene(moved: np.ndarray) -> np.ndarray:
@@ -252,7 +262,7 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
             dx, dy = move_vector(direction, distance)
             target = move_mask(scene.object, dx, dy)
             image = edited("saliency", asked_scene(target.map), (dx, dy),
-                           target.region | scene.object)
+                           target.region | scene.object, scene.object)
             row["moves"][direction] = move_scores(scene, image, target, direction, distance)
             if direction == directions[0]:
                 examples.append((prompt, before, target.map | scene.others, image))
@@ -260,10 +270,10 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
         dx, dy = (int(round(limit / 2 * math.cos(angle))), int(round(limit / 2 * math.sin(angle))))
         target = move_mask(scene.object, dx, dy)
         after = scene.after(edited("saliency", asked_scene(target.map), (dx, dy),
-                                   target.region | scene.object), target.map)
+                                   target.region | scene.object, scene.object), target.map)
         row["random_move"] = {"dx": dx, "dy": dy,
                               "labeler_shift": _shift(scene.object, after["object"])}
-        if method != "latent_shift":
+        if method != "latent_shift" and pushes:
             for name, delta in (("nearer", depth_delta), ("farther", -depth_delta)):
                 asked = push_depth(scene.depth, scene.object, delta)
                 control = random_depth_target(scene.depth, scene.object, delta, rng)
@@ -365,7 +375,9 @@ def summarise(rows: list[dict], skipped: int, method: str, cfg: dict, depth_delt
                         "depth_delta": depth_delta, "directions": list(directions),
                         "region_margin": cfg.get("region_margin"),
                         "push_room": cfg.get("push_room", 0),
-                        "saliency_shrink": cfg.get("saliency_shrink", 0)},
+                        "saliency_shrink": cfg.get("saliency_shrink", 0),
+                        "carry_step": cfg.get("carry_step"),
+                        "push_steps": list(cfg.get("push_steps", cfg["steps"]))},
            "move": move_summary(rows, directions), "depth": push_summary(rows),
            "by_objects": {}}
     for n in sorted({r["n_objects"] for r in rows}):

@@ -212,12 +212,17 @@ def make_edit(request: SteerRequest, parts: list[Part], layers: list[str],
     steered = [(p.task, shrink_mask(p.target.map, d.saliency_shrink) if p.task == "saliency"
                 else p.target.map) for p in parts]
     (task, target), *more = steered
+    # a move of the object found (not a drawn one) first carries its latent pixels to its new
+    # place, where the method does
+    carry = (d.carry_moves and request.drawn == "none"
+             and (request.move_x, request.move_y) != (0, 0))
     return Edit(task, target, request.method, request.strength,
                 range(request.first_step, request.last_step + 1),
                 layers=default_layers(request.method, layers), iterations=d.iterations,
                 shift=(request.move_x, request.move_y), also=tuple(more),
                 region=region if d.region_margin is not None else None,
-                region_margin=d.region_margin)
+                region_margin=d.region_margin, moved_from=mask if carry else None,
+                carry_step=request.first_step if carry else None)
 
 
 @dataclass
