@@ -135,9 +135,9 @@ def main() -> int:
           f"{results['intervene_release_s']:.3f} s | <= 3 s |")
     print(f"| generation with the default edit (`{DEFAULT_METHOD}`) / without | "
           f"{edited:.3f} s / {plain:.3f} s = {edited / plain:.2f}x | <= 3x |")
-    print(f"| the same edit re-run from the cached step {min(d.steps)} | {cached:.3f} s | "
-          "faster than the full edited run |")
-    print(f"| an edit at steps 5-8: full re-run / from the cached step 5 | {late_full:.3f} s / "
+    print(f"| the same edit re-run from the cache (steps before {min(d.steps)}, 0-based) | "
+          f"{cached:.3f} s | faster than the full edited run |")
+    print(f"| an edit at steps 4-7 (0-based): full re-run / from the cache | {late_full:.3f} s / "
           f"{late_cached:.3f} s | faster from cache |")
     return 0
 
