@@ -176,6 +176,7 @@ def test_painted_target_from_a_brush_layer_at_display_size(demo, run):
     assert [p.task for p in run.edit.parts] == ["saliency", "depth"]
     assert "painted mask" in final.score and "shift depth by (4, 0) px" in final.score
     assert run.edit.settings()["drawn"] == "paint"
+    assert run.edit.settings()["carry_step"] is None  # a drawn target carries nothing
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -459,6 +460,10 @@ def test_guided_edits_from_the_app_move_only_the_edited_region(monkeypatch):
     grow = check_steer(0, 0, 1.5, 0.0, None, 0, 2, "guided", 16, 3)  # no move: nothing carried
     grown = make_edit(grow, build_target(mask, np.zeros((32, 32), np.float32), grow), [], mask)
     assert grown.moved_from is None and grown.carry_step is None
+    from probe_core.serve.steering import carries
+    assert carries(request) and not carries(grow)
+    flipped = check_steer(8, 0, 1.0, 0.0, None, 0, 2, "guided", 16, 3, drawn="flip")
+    assert not carries(flipped)  # a drawn target is not the object found: nothing carried
     paper = make_edit(check_steer(8, 0, 1.0, 0.0, None, 0, 2, "activation", 16, 3), parts, [],
                       mask)
     assert paper.region is None  # the paper's edit writes activations, not the latent

@@ -144,22 +144,31 @@ def test_an_unknown_direction_is_refused_before_any_generation():
                          1, 2, 4.0, directions=("left", "sideways"))
 
 
-def test_a_move_steers_toward_the_object_moved_and_the_others_kept(monkeypatch):
-    """The evaluation's move target is the asked scene: the object at its new place, less its
-    outline (saliency_shrink), and the other objects where they were."""
-    before = scene_image(4, blue_at=20)
+def record_edits(monkeypatch, image: np.ndarray) -> list:
+    """Stand-ins for the generation and the edit: every run shows `image`; returns the list
+    that collects each Edit asked for."""
     seen = []
 
     class Run:
-        image = before
+        pass
+
+    Run.image = image
 
     def fake_intervene(pipe, probes, prompt, seed, edit, original=None, **kw):
         seen.append(edit)
         return Run()
 
     monkeypatch.setattr(E, "run_generation", lambda *a, **k: [type("S", (), {"latents": 0})()])
-    monkeypatch.setattr(E, "decode_latents", lambda pipe, latents: before)
+    monkeypatch.setattr(E, "decode_latents", lambda pipe, latents: image)
     monkeypatch.setattr(E, "intervene", fake_intervene)
+    return seen
+
+
+def test_a_move_steers_toward_the_object_moved_and_the_others_kept(monkeypatch):
+    """The evaluation's move target is the asked scene: the object at its new place, less its
+    outline (saliency_shrink), and the other objects where they were."""
+    before = scene_image(4, blue_at=20)
+    seen = record_edits(monkeypatch, before)
     E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 0.2, range(2), 1,
                      4, 1.0, directions=("right",), progress=False, saliency_shrink=1)
     move = seen[0]
@@ -175,18 +184,7 @@ def test_a_carried_move_carries_the_object_and_pushes_can_be_left_out(monkeypatc
     latent pixels by its shift entering that step; pushes never carry; `pushes=False` runs the
     moves alone."""
     before = scene_image(4, blue_at=20)
-    seen = []
-
-    class Run:
-        image = before
-
-    def fake_intervene(pipe, probes, prompt, seed, edit, original=None, **kw):
-        seen.append(edit)
-        return Run()
-
-    monkeypatch.setattr(E, "run_generation", lambda *a, **k: [type("S", (), {"latents": 0})()])
-    monkeypatch.setattr(E, "decode_latents", lambda pipe, latents: before)
-    monkeypatch.setattr(E, "intervene", fake_intervene)
+    seen = record_edits(monkeypatch, before)
     scene = E.Scene(BrightLabeler(), CAPTION, before)
     summary, _ = E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 0.2,
                                   range(1, 3), 1, 4, 1.0, directions=("right",), progress=False,

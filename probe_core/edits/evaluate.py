@@ -7,6 +7,8 @@ connected piece of the labelled object mask (in a crowded scene the others shoul
   room is skipped). The opposite of a direction is the direction 180 degrees away, so every
   direction's opposite control comes from the same run; a random-direction move is the random
   control, scored along each asked direction.
+- With `carry_step` (guided), a move first carries the object's latent pixels by its shift
+  entering that step (`latent_carry`); its controls are carried the same way.
 - Depth pushes nearer and farther by `depth_delta` for every image, each with a random target
   field of the same size inside the object (its control). A push is scored fairly: the object's
   labelled depth where it is after the edit (its new mask) against where it was; the object's

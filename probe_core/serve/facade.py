@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .. import settings
-from ..edits.methods import DEFAULT_METHOD, EditRun, intervene_stream
+from ..edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS, EditRun, intervene_stream
 from ..metrics import dice, pearson
 from ..probing.cross_attention import word_maps, word_tokens
 from ..probing.denoise import decode_latents
@@ -387,17 +387,24 @@ class ProbeDemo:
 
     # ------------------------------------------------------------------ interventions
     def intervene(self, run: Run | None, move_x=0, move_y=0, scale=1.0, depth_push=0.0,
-                  strength=None, first_step=0, last_step=3, method=None, drawn="none",
+                  strength=None, first_step=None, last_step=None, method=None, drawn="none",
                   painted=None, shift_x=0, shift_y=0) -> Iterator[EditProgress | EditView]:
         """Edit the scene of a finished run and re-run from the first edited step: yields an
         EditProgress per re-run step, then the EditView. Besides the sliders (move, scale,
         depth push), `drawn` names a drawn target: "paint" (the object where `painted`, an
         (H, W) mask or (H, W, 4) brush layer at any size, is set), "flip" (the object mirrored)
         or "swap" (near and far exchanged); `shift_x, shift_y` shift the whole depth map (px).
-        Everything asked is one edit; its card scores every part."""
+        Everything asked is one edit; its card scores every part. The edited steps (0-based)
+        default to the method's, within the run."""
         check_finished(run, "steer it")
         if self.probes is None:
             raise ValueError("this model has no probe set, so it cannot be steered")
+        chosen = method or self.default_method
+        default = METHOD_DEFAULTS.get(chosen) if isinstance(chosen, str) else None
+        if default is not None:
+            top = run.num_inference_steps - 1
+            first_step = min(min(default.steps), top) if first_step is None else first_step
+            last_step = min(max(default.steps), top) if last_step is None else last_step
         request = check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step,
                               method or self.default_method, self.max_move,
                               run.num_inference_steps, drawn, painted, shift_x, shift_y,

@@ -200,6 +200,13 @@ def object_of(run, last_maps) -> tuple[np.ndarray, np.ndarray]:
     return s > 0.5, d
 
 
+def carries(request: SteerRequest) -> bool:
+    """Whether the edit first carries the object's latent pixels to where the move puts them:
+    a move of the object found (not a drawn target), with a method that carries moves."""
+    return (METHOD_DEFAULTS[request.method].carry_moves and request.drawn == "none"
+            and (request.move_x, request.move_y) != (0, 0))
+
+
 def make_edit(request: SteerRequest, parts: list[Part], layers: list[str],
               mask: np.ndarray) -> Edit:
     """The Edit the request asks for (every part in one run), with its method's default layers
@@ -212,10 +219,7 @@ def make_edit(request: SteerRequest, parts: list[Part], layers: list[str],
     steered = [(p.task, shrink_mask(p.target.map, d.saliency_shrink) if p.task == "saliency"
                 else p.target.map) for p in parts]
     (task, target), *more = steered
-    # a move of the object found (not a drawn one) first carries its latent pixels to its new
-    # place, where the method does
-    carry = (d.carry_moves and request.drawn == "none"
-             and (request.move_x, request.move_y) != (0, 0))
+    carry = carries(request)
     return Edit(task, target, request.method, request.strength,
                 range(request.first_step, request.last_step + 1),
                 layers=default_layers(request.method, layers), iterations=d.iterations,
@@ -296,13 +300,14 @@ class EditOutcome:
 
     def settings(self) -> dict:
         """What was asked, as recorded in an export: method, strength, moves, drawn target,
-        steps."""
+        steps, and the step a move's latent was carried at (None: not carried)."""
         r = asdict(self.request)
         return {"method": r["method"], "strength": r["strength"], "move_x": r["move_x"],
                 "move_y": r["move_y"], "scale": r["scale"], "depth_push": r["depth_push"],
                 "drawn": r["drawn"], "depth_shift": [r["shift_x"], r["shift_y"]],
                 "region_margin": METHOD_DEFAULTS[r["method"]].region_margin,
                 "saliency_shrink": METHOD_DEFAULTS[r["method"]].saliency_shrink,
+                "carry_step": r["first_step"] if carries(self.request) else None,
                 "steps": [r["first_step"], r["last_step"]]}
 
 
