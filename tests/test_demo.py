@@ -462,6 +462,11 @@ def test_guided_edits_from_the_app_move_only_the_edited_region(monkeypatch):
     assert grown.moved_from is None and grown.carry_step is None
     from probe_core.serve.steering import carries
     assert carries(request) and not carries(grow)
+    # a scaled move: the latent steps may reshape the object where the carry puts it
+    smaller = check_steer(8, 0, 0.5, 0.0, None, 0, 2, "guided", 16, 3)
+    small = make_edit(smaller, build_target(mask, np.zeros((32, 32), np.float32), smaller), [],
+                      mask)
+    assert small.carry_step == 0 and small.region[moved].all()
     flipped = check_steer(8, 0, 1.0, 0.0, None, 0, 2, "guided", 16, 3, drawn="flip")
     assert not carries(flipped)  # a drawn target is not the object found: nothing carried
     paper = make_edit(check_steer(8, 0, 1.0, 0.0, None, 0, 2, "activation", 16, 3), parts, [],
@@ -504,3 +509,15 @@ def test_the_score_heat_map_shows_depth_beyond_the_layout_when_it_can():
     old = {k: v for k, v in shipped["probes"].items() if k not in ("partial", "beats")}
     assert depth_metric(old) == ("pearson", "depth Pearson")
     assert heatmap(old, old["layers"]).shape == heatmap(shipped["probes"], old["layers"]).shape
+
+
+def test_edit_steps_default_to_the_methods_within_the_run(demo, run):
+    from probe_core.edits.methods import METHOD_DEFAULTS
+
+    d = METHOD_DEFAULTS[demo.default_method]
+    top = run.num_inference_steps - 1
+    *_, final = demo.intervene(run, move_x=4)
+    assert run.edit.request.first_step == min(min(d.steps), top)
+    assert run.edit.request.last_step == min(max(d.steps), top)
+    *_, final = demo.intervene(run, move_x=4, last_step=0)  # a last step alone: first follows
+    assert (run.edit.request.first_step, run.edit.request.last_step) == (0, 0)

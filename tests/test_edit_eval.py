@@ -202,3 +202,12 @@ def test_a_carried_move_carries_the_object_and_pushes_can_be_left_out(monkeypatc
                                   pushes=False)
     assert [e.task for e in seen] == ["saliency", "saliency"] and not summary["depth"]
     assert all(e.carry_step is None for e in seen)
+
+
+@pytest.mark.parametrize("method, steps, carry", [("guided", range(2, 4), 1),
+                                                  ("activation", range(1, 3), 1)])
+def test_a_carry_step_the_edit_cannot_take_is_refused_before_any_generation(method, steps,
+                                                                              carry):
+    with pytest.raises(ValueError, match="carry step"):
+        E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], method, 0.2, steps, 1, 4,
+                         1.0, carry_step=carry)

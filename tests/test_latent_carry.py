@@ -49,3 +49,37 @@ def test_latent_source_marks_every_patch_the_mask_touches():
     mask[5, 9] = True  # image pixel (5, 9) lies in latent pixel (1, 2) of a 16x16 grid
     s = latent_source(mask, (16, 16))
     assert s.sum() == 1 and s[1, 2]
+
+
+def test_image_shifts_round_to_the_nearest_latent_pixel_ties_to_even():
+    from probe_core.edits.methods import latent_shift
+
+    assert [latent_shift(p, 0.25) for p in (3, 5, 7, -7, 1, 0)] == [1, 1, 2, -2, 0, 0]
+    assert [latent_shift(p, 0.25) for p in (2, 6, 10, -6)] == [0, 2, 2, -2]  # ties
+
+
+def test_a_multistep_schedulers_history_is_carried_with_the_latent():
+    """LMS keeps derivatives, DPM-Solver model outputs, of earlier steps at every latent pixel:
+    the carry moves them with the latent; anything else in the scheduler is left alone."""
+    from probe_core.edits.methods import Edit, GuidedEdit
+
+    mask = np.zeros((32, 32), bool)
+    mask[8:16, 4:12] = True
+    edit = Edit("saliency", mask, "guided", shift=(8, 0), moved_from=mask, carry_step=0,
+                steps=range(0, 1))
+    editor = GuidedEdit.__new__(GuidedEdit)
+    editor.edit = edit
+    x = torch.randn(1, 4, 8, 8)
+    older, other = torch.randn(1, 4, 8, 8), torch.randn(3)
+
+    class Scheduler:
+        derivatives = [older, other]
+        model_outputs = [None, older.clone()]
+
+    s = Scheduler()
+    out = editor.carry(x, s)
+    source = latent_source(mask, (8, 8))
+    assert torch.equal(out, carry_latents(x, source, 2, 0))
+    assert torch.equal(s.derivatives[0], carry_latents(older, source, 2, 0))
+    assert s.derivatives[1] is other and s.model_outputs[0] is None
+    assert torch.equal(s.model_outputs[1], carry_latents(older, source, 2, 0))

@@ -221,6 +221,9 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
     from tqdm.auto import tqdm
 
     directions = check_directions(directions)
+    if carry_step is not None and (method != "guided" or carry_step not in steps):
+        raise ValueError(f"a carry step needs the guided method and one of its edit steps "
+                         f"{list(steps)}, got {carry_step} with {method}")
     cfg = {"strength": strength, "steps": steps, "iterations": iterations, "layers": layers}
     if region_margin is not None:
         cfg["region_margin"] = region_margin

@@ -11,7 +11,8 @@ the result is still an exact draw of the starting noise: only where it sits chan
 Along the shift's direction every run of source pixels moves forward by the shift, and the
 pixels the run leaves behind take the values of the pixels it now covers (each run's first
 pixel pairs with the first pixel past its end, and so on). Source pixels whose new place would
-leave the frame stay where they are.
+leave the frame are not carried: they count as background, so a run carried onto them covers
+them and they take a value from its start.
 """
 
 from __future__ import annotations

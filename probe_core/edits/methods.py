@@ -37,6 +37,15 @@ from .latent_carry import carry_latents, latent_source
 from .probe_adam import optimise_toward_probe
 
 METHODS = ("activation", "guided", "latent_shift")
+# a multistep scheduler's per-pixel history of earlier steps: (1, 4, h, w) tensors in a list
+SCHEDULER_HISTORY = ("derivatives", "model_outputs")
+
+
+def latent_shift(pixels: float, scale: float) -> int:
+    """An image-pixel shift on a grid `scale` times as fine, rounded to the nearest grid pixel
+    (a tie, half way between two, to the even one, as Python rounds: 10 px on a 4x coarser
+    grid is 2 latent pixels, 6 px is 2)."""
+    return int(round(pixels * scale))
 
 
 @dataclass(frozen=True)
@@ -275,7 +284,7 @@ class GuidedEdit:
 
     def __call__(self, latents, step, t, prompt_embeds, scheduler):
         if step == self.edit.carry_step:
-            latents = self.carry(latents)
+            latents = self.carry(latents, scheduler)
         if step not in self.edit.steps or self.edit.strength == 0 or not self.layers:
             return latents
         cond = prompt_embeds[-1:]  # the conditional embedding: the probes read that half
@@ -307,16 +316,25 @@ class GuidedEdit:
         self.losses.setdefault(step, []).append((first, final))
         return x.to(latents.dtype)
 
-    def carry(self, latents: torch.Tensor) -> torch.Tensor:
+    def carry(self, latents: torch.Tensor, scheduler=None) -> torch.Tensor:
         """The latents with the moved object's pixels carried by the edit's shift (rounded to
-        latent pixels); unchanged without a moved object or a shift."""
+        latent pixels, `latent_shift`); unchanged without a moved object or a shift.
+        A multistep scheduler's kept history (LMS derivatives, DPM-Solver model outputs) is
+        carried the same way, so no earlier step pulls the object back where it was."""
         e = self.edit
         if e.moved_from is None or e.shift == (0, 0):
             return latents
         H, W = np.asarray(e.moved_from).shape
         h, w = latents.shape[-2:]
-        dx, dy = int(round(e.shift[0] * w / W)), int(round(e.shift[1] * h / H))
-        return carry_latents(latents, latent_source(e.moved_from, (h, w)), dx, dy)
+        dx, dy = latent_shift(e.shift[0], w / W), latent_shift(e.shift[1], h / H)
+        source = latent_source(e.moved_from, (h, w))
+        for name in SCHEDULER_HISTORY:
+            kept = getattr(scheduler, name, None)
+            if isinstance(kept, list):
+                kept[:] = [carry_latents(k, source, dx, dy)
+                           if torch.is_tensor(k) and k.shape == latents.shape else k
+                           for k in kept]
+        return carry_latents(latents, source, dx, dy)
 
     def latent_region(self, latents: torch.Tensor) -> torch.Tensor:
         """The edit's region on the latent grid: (1, 1, h, w) float, 1 on every latent pixel

@@ -403,8 +403,11 @@ class ProbeDemo:
         default = METHOD_DEFAULTS.get(chosen) if isinstance(chosen, str) else None
         if default is not None:
             top = run.num_inference_steps - 1
-            first_step = min(min(default.steps), top) if first_step is None else first_step
             last_step = min(max(default.steps), top) if last_step is None else last_step
+            if first_step is None:
+                first_step = min(min(default.steps), top)
+                if isinstance(last_step, (int, float)) and last_step == last_step:
+                    first_step = max(0, min(first_step, int(last_step)))
         request = check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step,
                               method or self.default_method, self.max_move,
                               run.num_inference_steps, drawn, painted, shift_x, shift_y,

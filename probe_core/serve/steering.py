@@ -202,7 +202,8 @@ def object_of(run, last_maps) -> tuple[np.ndarray, np.ndarray]:
 
 def carries(request: SteerRequest) -> bool:
     """Whether the edit first carries the object's latent pixels to where the move puts them:
-    a move of the object found (not a drawn target), with a method that carries moves."""
+    a move of the object found (no drawn target: painted, flipped or swapped), with a method
+    that carries moves."""
     return (METHOD_DEFAULTS[request.method].carry_moves and request.drawn == "none"
             and (request.move_x, request.move_y) != (0, 0))
 
@@ -220,6 +221,8 @@ def make_edit(request: SteerRequest, parts: list[Part], layers: list[str],
                 else p.target.map) for p in parts]
     (task, target), *more = steered
     carry = carries(request)
+    if carry:  # the carried object may need reshaping where it lands (a scaled move)
+        region = region | move_mask(mask, request.move_x, request.move_y).map
     return Edit(task, target, request.method, request.strength,
                 range(request.first_step, request.last_step + 1),
                 layers=default_layers(request.method, layers), iterations=d.iterations,
