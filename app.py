@@ -217,7 +217,11 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                                          label="Shift depth map y (px)")
                     plan = gr.Markdown(plan_text(0, 0, 1.0, 0.0), elem_id="edit-plan")
                     method = Dropdown(["guided", "activation"], value=home.default_method,
-                                      label="Edit method")
+                                      label="Edit method",
+                                      info=("guided: a move first carries the object's latent "
+                                            "to its new place, then the probes' gradient "
+                                            "steers the latent; activation: the paper's edit "
+                                            "of the probed activations"))
                     strength = Slider(0, 1, value=method_defaults.strength, step=0.01,
                                       label="Strength")
                     with gr.Row():
