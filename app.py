@@ -554,10 +554,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             """The chosen edit method's own strength and step range (within the run's)."""
             d = METHOD_DEFAULTS.get(method) if isinstance(method, str) else None
             d = d or method_defaults
-            n = run.num_inference_steps if run is not None else max(d.steps) + 1
-            lo = min(min(d.steps) + 1, n)
-            return {strength: gr.update(value=d.strength), first: gr.update(value=lo),
-                    last: gr.update(value=min(max(d.steps) + 1, n))}
+            lo, hi = d.steps_within(run.num_inference_steps if run is not None else None)
+            return {strength: gr.update(value=d.strength), first: gr.update(value=lo + 1),
+                    last: gr.update(value=hi + 1)}
 
         def on_load_model(name, current):
             """Switch this session's model; on failure stay on the current one and say why."""

@@ -241,3 +241,11 @@ def test_a_carry_step_outside_the_edit_steps_is_refused(setup):
                 moved_from=target, carry_step=0)
     with pytest.raises(ValueError, match="carry step"):
         intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)
+
+
+def test_a_methods_steps_are_moved_inside_a_shorter_run():
+    from probe_core.edits.methods import MethodDefaults
+
+    d = MethodDefaults(0.2, range(5, 9), 2)
+    assert d.steps_within() == (5, 8) and d.steps_within(15) == (5, 8)
+    assert d.steps_within(7) == (5, 6) and d.steps_within(4) == (3, 3)

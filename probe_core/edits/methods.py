@@ -65,6 +65,14 @@ class MethodDefaults:
     push_steps: range | None = None  # the steps `intervene-eval` edits for a depth push when
     # they differ from `steps` (the app edits `steps`, which its sliders show)
 
+    def steps_within(self, num_inference_steps: int | None = None) -> tuple[int, int]:
+        """(first, last) of `steps`, 0-based, each moved inside a run of that many steps."""
+        first, last = min(self.steps), max(self.steps)
+        if num_inference_steps is None:
+            return first, last
+        top = num_inference_steps - 1
+        return min(first, top), min(last, top)
+
 
 # Per-method defaults for the embedded model's 15-step schedule (tuned by `intervene-eval`).
 METHOD_DEFAULTS = {
@@ -340,9 +348,8 @@ class GuidedEdit:
         """The edit's region on the latent grid: (1, 1, h, w) float, 1 on every latent pixel
         whose patch touches the region, grown by `region_margin` pixels."""
         if self.where is None or self.where.device != latents.device:
-            h, w = latents.shape[-2:]
-            r = torch.as_tensor(np.asarray(self.edit.region, np.float32))[None, None]
-            r = F.adaptive_max_pool2d(r, (h, w))
+            r = torch.as_tensor(latent_source(self.edit.region, tuple(latents.shape[-2:])),
+                                dtype=torch.float32)[None, None]
             margin = self.edit.region_margin
             if margin > 0:
                 r = F.max_pool2d(r, 2 * margin + 1, stride=1, padding=margin)

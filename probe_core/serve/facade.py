@@ -402,10 +402,10 @@ class ProbeDemo:
         chosen = method or self.default_method
         default = METHOD_DEFAULTS.get(chosen) if isinstance(chosen, str) else None
         if default is not None:
-            top = run.num_inference_steps - 1
-            last_step = min(max(default.steps), top) if last_step is None else last_step
+            first, last = default.steps_within(run.num_inference_steps)
+            last_step = last if last_step is None else last_step
             if first_step is None:
-                first_step = min(min(default.steps), top)
+                first_step = first
                 if isinstance(last_step, (int, float)) and last_step == last_step:
                     first_step = max(0, min(first_step, int(last_step)))
         request = check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step,
