@@ -220,7 +220,8 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                                       label="Edit method",
                                       info=("guided: a move first carries the object's latent "
                                             "to its new place, then the probes' gradient "
-                                            "steers the latent; activation: the paper's edit "
+                                            "steers the latent (a farther push keeps the "
+                                            "objects' outlines); activation: the paper's edit "
                                             "of the probed activations"))
                     strength = Slider(0, 1, value=method_defaults.strength, step=0.01,
                                       label="Strength")
@@ -633,15 +634,16 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
                                        **model_jobs)]
         sliders = (("move_x", move_x), ("move_y", move_y), ("scale", scale),
                    ("depth_push", depth_push), ("shift_x", shift_x), ("shift_y", shift_y))
-        plan_inputs = [move_x, move_y, scale, depth_push, drawn, shift_x, shift_y]
+        plan_inputs = [move_x, move_y, scale, depth_push, drawn, shift_x, shift_y, method]
         for name, slider in sliders:
             edit_events.append(slider.release(
                 gpu_intervene, edit_inputs, edit_outputs, api_name=f"intervene_on_{name}",
                 api_visibility="undocumented", validator=before_intervene, **model_jobs))
             slider.change(plan_text, plan_inputs, plan, api_visibility="private",
                           show_progress="hidden")
-        drawn.change(plan_text, plan_inputs, plan, api_visibility="private",
-                     show_progress="hidden")
+        for control in (drawn, method):
+            control.change(plan_text, plan_inputs, plan, api_visibility="private",
+                           show_progress="hidden")
         stop_btn.click(on_stop, run_state, [status, step, film, emergence_img], api_name="stop",
                        cancels=[gen_event, *edit_events])
         method.input(on_method, [method, run_state], [strength, first, last],

@@ -48,6 +48,15 @@ def parse_directions(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def parse_pushes(text: str) -> tuple[str, ...]:
+    """'farther' / 'nearer,farther' / 'none' -> the depth pushes named, as a tuple."""
+    names = tuple(w.strip() for w in text.split(",") if w.strip() and w.strip() != "none")
+    unknown = [w for w in names if w not in ("nearer", "farther")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"expected nearer, farther or none, got {text!r}")
+    return names
+
+
 def _train_model(args) -> int:
     from .world.tiny_train import TrainConfig, train
 
@@ -238,8 +247,9 @@ def _intervene_eval(args) -> int:
                          else d.saliency_shrink),
         carry_step=((min(edit_steps) if d.carry_moves else None) if args.carry_step is None
                     else None if args.carry_step < 0 else args.carry_step),
-        pushes=not args.moves_only,
-        push_steps=args.push_steps or (None if args.edit_steps else d.push_steps))
+        pushes=not args.moves_only, moves=not args.pushes_only,
+        push_steps=args.push_steps or (None if args.edit_steps else d.push_steps),
+        push_outline=d.push_outline if args.push_outline is None else args.push_outline)
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md, examples.png")
@@ -401,8 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--push-steps", dest="push_steps", type=parse_range,
                    help="edit steps of the depth pushes, e.g. 0-3 (default: the method's; "
                         "with --edit-steps alone, the same steps)")
-    e.add_argument("--moves-only", dest="moves_only", action="store_true",
-                   help="run the moves and their controls, no depth pushes")
+    only = e.add_mutually_exclusive_group()
+    only.add_argument("--moves-only", dest="moves_only", action="store_true",
+                      help="run the moves and their controls, no depth pushes")
+    only.add_argument("--pushes-only", dest="pushes_only", action="store_true",
+                      help="run the depth pushes and their controls, no moves")
+    e.add_argument("--push-outline", dest="push_outline", type=parse_pushes,
+                   help="guided: these pushes (nearer, farther, both comma-separated, or none) "
+                        "also steer the saliency probes toward the objects where they are, so "
+                        "they change depth, not outlines (default: the method's)")
     e.set_defaults(func=_intervene_eval)
 
     lb = sub.add_parser("layout-baseline",

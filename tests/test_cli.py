@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from probe_core.cli import main, parse_directions, parse_range
+from probe_core.cli import main, parse_directions, parse_pushes, parse_range
 from probe_core.world.tiny_ldm import save_pipeline
 
 
@@ -24,6 +24,17 @@ def test_move_directions_are_checked_before_anything_runs(capfd):
         main(["intervene-eval", "--seeds", "0-1", "--directions", "left,sideways"])
     err = capfd.readouterr().err
     assert "unknown move direction(s) sideways" in err and "Traceback" not in err
+
+
+def test_push_names_and_a_run_with_nothing_to_do_are_refused_before_anything_runs(capfd):
+    assert parse_pushes("farther") == ("farther",) and parse_pushes("none") == ()
+    assert parse_pushes("nearer, farther") == ("nearer", "farther")
+    with pytest.raises(argparse.ArgumentTypeError, match="nearer, farther or none"):
+        parse_pushes("further")
+    with pytest.raises(SystemExit):
+        main(["intervene-eval", "--seeds", "0-1", "--moves-only", "--pushes-only"])
+    err = capfd.readouterr().err
+    assert "not allowed with argument --moves-only" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

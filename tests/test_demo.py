@@ -498,6 +498,40 @@ def test_a_push_from_the_app_takes_the_methods_perspective_room(monkeypatch):
     assert make_edit(request, parts, [], mask).region[6:10, 4:10].all()
 
 
+def test_a_farther_push_from_the_app_keeps_the_objects_outlines(monkeypatch):
+    """With a method that keeps outlines on farther pushes, a farther push alone is one edit of
+    two parts: the depth push, then the objects' mask where it is (steered, not moved); a nearer
+    push, a push with a move and the paper's method steer depth alone."""
+    from dataclasses import replace
+
+    from probe_core.edits import methods
+    from probe_core.serve.steering import build_target, check_steer, make_edit, plan_text
+
+    monkeypatch.setitem(methods.METHOD_DEFAULTS, "guided", replace(
+        methods.METHOD_DEFAULTS["guided"], push_outline=("farther",)))
+    mask = np.zeros((32, 32), bool)
+    mask[10:16, 4:10] = True
+    depth = np.zeros((32, 32), np.float32)
+
+    def parts_of(move_x, push, method="guided"):
+        return build_target(mask, depth, check_steer(move_x, 0, 1.0, push, None, 0, 2, method,
+                                                     16, 3))
+
+    farther = parts_of(0, -1.0)
+    assert [p.task for p in farther] == ["depth", "saliency"]
+    assert np.array_equal(farther[1].target.map, mask) and not farther[1].target.region.any()
+    edit = make_edit(check_steer(0, 0, 1.0, -1.0, None, 0, 2, "guided", 16, 3), farther, [],
+                     mask)
+    assert edit.task == "depth" and edit.also[0][0] == "saliency"
+    assert np.array_equal(edit.region, mask)  # the outline part widens no region
+    assert [p.task for p in parts_of(0, 1.0)] == ["depth"]
+    assert [p.task for p in parts_of(8, -1.0)] == ["saliency", "depth"]
+    assert [p.task for p in parts_of(0, -1.0, "activation")] == ["depth"]
+    assert "keep the objects' outlines" in plan_text(0, 0, 1.0, -1.0, method="guided")
+    assert "outlines" not in plan_text(0, 0, 1.0, 1.0, method="guided")
+    assert "outlines" not in plan_text(0, 0, 1.0, -1.0, method="activation")
+
+
 def test_the_score_heat_map_shows_depth_beyond_the_layout_when_it_can():
     import json
 

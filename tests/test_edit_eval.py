@@ -211,3 +211,23 @@ def test_a_carry_step_the_edit_cannot_take_is_refused_before_any_generation(meth
     with pytest.raises(ValueError, match="carry step"):
         E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], method, 0.2, steps, 1, 4,
                          1.0, carry_step=carry)
+
+
+def test_pushes_alone_and_a_farther_push_that_keeps_the_outlines(monkeypatch):
+    """`moves=False` runs the pushes alone; a push named in `push_outline` (and its random-field
+    control) also steers the saliency probes toward the objects where they are, the other push
+    steers depth alone."""
+    before = scene_image(4, blue_at=20)
+    seen = record_edits(monkeypatch, before)
+    scene = E.Scene(BrightLabeler(), CAPTION, before)
+    summary, examples = E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided",
+                                         0.2, range(2), 1, 4, 1.0, progress=False,
+                                         moves=False, push_outline=("farther",))
+    assert [e.task for e in seen] == ["depth"] * 4 and not summary["move"] and not examples
+    nearer, nearer_control, farther, farther_control = seen
+    assert nearer.also == () and nearer_control.also == ()
+    for edit in (farther, farther_control):
+        (task, outline), = edit.also
+        assert task == "saliency" and np.array_equal(outline, scene.mask)
+    assert summary["settings"]["push_outline"] == ["farther"]
+    assert set(summary["depth"]) == {"nearer", "farther"}

@@ -111,12 +111,13 @@ def move_vector(direction: str, distance: int) -> tuple[int, int]:
     return int(round(distance * ux)), int(round(distance * uy))
 
 
-def _edit(method, task, target, cfg, shift=(0, 0), region=None, moved_from=None) -> Edit:
+def _edit(method, task, target, cfg, shift=(0, 0), region=None, moved_from=None,
+          also=()) -> Edit:
     carry = cfg.get("carry_step") if moved_from is not None else None
     steps = cfg.get("push_steps", cfg["steps"]) if task == "depth" else cfg["steps"]
     return Edit(task, target, method, strength=cfg["strength"], steps=steps,
                 layers=cfg.get("layers"), iterations=cfg["iterations"], shift=shift,
-                region=region, region_margin=cfg.get("region_margin"),
+                also=tuple(also), region=region, region_margin=cfg.get("region_margin"),
                 moved_from=moved_from if carry is not None else None, carry_step=carry)
 
 
@@ -208,7 +209,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                    directions: tuple[str, ...] = tuple(DIRECTIONS),
                    progress: bool = True, region_margin: int | None = None,
                    push_room: int = 0, saliency_shrink: int = 0, carry_step: int | None = None,
-                   pushes: bool = True, push_steps: range | None = None) -> tuple[dict, list]:
+                   pushes: bool = True, push_steps: range | None = None,
+                   moves: bool = True, push_outline: tuple[str, ...] = ()) -> tuple[dict, list]:
     """Returns (summary with per-image rows, examples for the grid). A move steers toward the
     scene it asks for: the edited object at its new place (less `saliency_shrink` pixels of
     outline, `targets.shrink_mask`) and the other objects where they were. With
@@ -217,7 +219,10 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
     region (and its control's) also takes `push_room` pixels above the object (farther) or
     below it (nearer). With `carry_step` (guided), a move first carries the object's latent
     pixels to its new place entering that step (`latent_carry`). `pushes=False` runs the moves
-    alone; `push_steps` are the pushes' edit steps (default: `steps`, the moves')."""
+    alone, `moves=False` the pushes alone; `push_steps` are the pushes' edit steps (default:
+    `steps`, the moves'). The pushes named in `push_outline` ("nearer", "farther"), and their
+    controls, also steer the saliency probes toward the scene's objects where they are: the
+    push may change the object's depth, not its outline."""
     from tqdm.auto import tqdm
 
     directions = check_directions(directions)
@@ -235,6 +240,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
         cfg["carry_step"] = carry_step
     if push_steps is not None:
         cfg["push_steps"] = push_steps
+    if push_outline:
+        cfg["push_outline"] = tuple(push_outline)
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
     rng = np.random.default_rng(0)
     rows, examples, skipped = [], [], 0
@@ -248,8 +255,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
             continue
         limit = scene.mask.shape[1] // 4
 
-        def edited(task, target, shift=(0, 0), region=None, moved_from=None):
-            edit = _edit(method, task, target, cfg, shift, region, moved_from)
+        def edited(task, target, shift=(0, 0), region=None, moved_from=None, also=()):
+            edit = _edit(method, task, target, cfg, shift, region, moved_from, also)
             return intervene(pipe, probes, prompt, seed, edit, original=original, **kw).image
 
         def asked_scene(moved: np.ndarray) -> np.ndarray:
@@ -260,7 +267,7 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                "pieces_before": scene.pieces, "area_before": int(scene.object.sum()),
                "colour": scene.colour, "colour_segmented": scene.colour_mask is not None,
                "moves": {}}
-        for direction in directions:
+        for direction in directions if moves else ():
             distance = room(scene.object, direction, limit)
             if distance < MIN_MOVE:
                 continue
@@ -271,22 +278,25 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
             row["moves"][direction] = move_scores(scene, image, target, direction, distance)
             if direction == directions[0]:
                 examples.append((prompt, before, target.map | scene.others, image))
-        angle = rng.uniform(0, 2 * math.pi)
+        angle = rng.uniform(0, 2 * math.pi)  # drawn either way: the pushes' controls follow
         dx, dy = (int(round(limit / 2 * math.cos(angle))), int(round(limit / 2 * math.sin(angle))))
-        target = move_mask(scene.object, dx, dy)
-        after = scene.after(edited("saliency", asked_scene(target.map), (dx, dy),
-                                   target.region | scene.object, scene.object), target.map)
-        row["random_move"] = {"dx": dx, "dy": dy,
-                              "labeler_shift": _shift(scene.object, after["object"])}
+        if moves:
+            target = move_mask(scene.object, dx, dy)
+            after = scene.after(edited("saliency", asked_scene(target.map), (dx, dy),
+                                       target.region | scene.object, scene.object), target.map)
+            row["random_move"] = {"dx": dx, "dy": dy,
+                                  "labeler_shift": _shift(scene.object, after["object"])}
+        keep = (("saliency", scene.mask),)  # the objects where they are
         if method != "latent_shift" and pushes:
             for name, delta in (("nearer", depth_delta), ("farther", -depth_delta)):
                 asked = push_depth(scene.depth, scene.object, delta)
                 control = random_depth_target(scene.depth, scene.object, delta, rng)
                 where = perspective_room(scene.object, delta, push_room)
-                row[f"push_{name}"] = push_scores(scene, edited("depth", asked.map,
-                                                                region=where), delta)
+                also = keep if name in push_outline else ()
+                row[f"push_{name}"] = push_scores(
+                    scene, edited("depth", asked.map, region=where, also=also), delta)
                 row[f"push_{name}_random"] = push_scores(
-                    scene, edited("depth", control.map, region=where), delta)
+                    scene, edited("depth", control.map, region=where, also=also), delta)
         rows.append(row)
     return summarise(rows, skipped, method, cfg, depth_delta, directions), examples
 
@@ -382,7 +392,8 @@ def summarise(rows: list[dict], skipped: int, method: str, cfg: dict, depth_delt
                         "push_room": cfg.get("push_room", 0),
                         "saliency_shrink": cfg.get("saliency_shrink", 0),
                         "carry_step": cfg.get("carry_step"),
-                        "push_steps": list(cfg.get("push_steps", cfg["steps"]))},
+                        "push_steps": list(cfg.get("push_steps", cfg["steps"])),
+                        "push_outline": list(cfg.get("push_outline", ()))},
            "move": move_summary(rows, directions), "depth": push_summary(rows),
            "by_objects": {}}
     for n in sorted({r["n_objects"] for r in rows}):

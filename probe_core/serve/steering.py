@@ -111,7 +111,8 @@ def _numbers(*values) -> tuple[float, ...] | None:
     return out if all(np.isfinite(out)) else None
 
 
-def plan_text(move_x, move_y, scale, depth_push, drawn="none", shift_x=0, shift_y=0) -> str:
+def plan_text(move_x, move_y, scale, depth_push, drawn="none", shift_x=0, shift_y=0,
+              method=None) -> str:
     """What an edit with these values will do, in words: every part of it."""
     values = _numbers(move_x, move_y, scale, depth_push, shift_x, shift_y)
     if values is None:
@@ -126,6 +127,8 @@ def plan_text(move_x, move_y, scale, depth_push, drawn="none", shift_x=0, shift_
                    f"push depth {push:+g} z-units ({'nearer' if push > 0 else 'farther'}, "
                    "inside the object)" if push else ""]
     lines = []
+    if not any(mask_parts) and keeps_outline(method, push):
+        mask_parts = ["keep the objects' outlines"]
     if any(mask_parts):
         lines.append("**" + ", ".join(p for p in mask_parts if p) + "** (object mask)")
     if any(depth_parts):
@@ -143,6 +146,13 @@ class Part:
     task: str  # "saliency" or "depth"
     target: Target
     cut: float = 0.0
+
+
+def keeps_outline(method, depth_push: float) -> bool:
+    """Whether `method` steers a depth push this way (nearer > 0, farther < 0) toward the
+    objects' outlines where they are as well, when nothing else asks for a mask."""
+    d = METHOD_DEFAULTS.get(method) if isinstance(method, str) else None
+    return bool(d and depth_push and ("nearer" if depth_push > 0 else "farther") in d.push_outline)
 
 
 def build_target(mask: np.ndarray, depth: np.ndarray, request: SteerRequest) -> list[Part]:
@@ -183,6 +193,10 @@ def build_target(mask: np.ndarray, depth: np.ndarray, request: SteerRequest) -> 
         if request.depth_push and room:  # where perspective takes the pushed object
             region |= perspective_room(pushed, request.depth_push, room)
         parts.append(Part("depth", Target(target, region, "depth " + ", ".join(words))))
+        if len(parts) == 1 and keeps_outline(request.method, request.depth_push):
+            # the push changes the object's depth, not its outline (nor the others')
+            parts.append(Part("saliency", Target(mask.copy(), np.zeros_like(mask),
+                                                 "keep the objects' outlines")))
     if not parts:
         raise ValueError("set a move, a scale, a depth push or a drawn target first")
     return parts
