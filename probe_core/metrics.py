@@ -46,6 +46,23 @@ def partial_correlation(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
     return float((rxy - rxz * ryz) / denom) if denom > 1e-9 else 0.0
 
 
+def partial_correlation_given(x: np.ndarray, y: np.ndarray, zs) -> float:
+    """Correlation of maps x and y over pixels once every map in `zs` (and a constant) is
+    regressed out of both by least squares: what x says about y beyond all of them. With one
+    map it equals partial_correlation; 0 where it is undefined (nothing left of x or y)."""
+    x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+    Z = np.column_stack([np.ones_like(x)] + [np.asarray(z, float).ravel() for z in zs])
+
+    def left(v):
+        coef, *_ = np.linalg.lstsq(Z, v, rcond=None)
+        return v - Z @ coef
+
+    rx, ry = left(x), left(y)
+    sx, sy = rx @ rx, ry @ ry
+    tiny = 1e-12 * max(x @ x, 1e-300), 1e-12 * max(y @ y, 1e-300)
+    return float(rx @ ry / np.sqrt(sx * sy)) if sx > tiny[0] and sy > tiny[1] else 0.0
+
+
 def zscore(x: np.ndarray) -> np.ndarray:
     """Per-image z-normalisation (the paper's depth targets); constant maps become zeros."""
     x = np.asarray(x, float)

@@ -146,8 +146,28 @@ def test_the_layout_controls_in_evaluation_and_report(data, tmp_path):
     assert beyond["latent_probe"]["partial"] == latent["partial"]
     table = (tmp_path / "table.md").read_text()
     assert "Depth beyond the layout" in table and "latent probe partial" in table
+    assert "beyond latent" not in table  # not asked for: no column
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["layout_controls"]["pearson"] and saved["latent_probe"]["beats"]
+    # beyond the input latent too: each probe map against the labels, less the layout and the
+    # latent probe's map of the same image
+    from probe_core.probing.evaluate import beyond_input_latent, depth_maps
+    from probe_core.probing.latent_control import cross_fitted_depth
+
+    maps = depth_maps(probes, d)
+    assert maps.shape == (len(d.steps), len(d.layers), d.n) + d.depth.shape[1:]
+    latent_maps = cross_fitted_depth(d.unet_inputs, d.depth, layout["depth"], "bilinear")
+    per_image = beyond_input_latent(maps, d.depth, layout, latent_maps, d.steps)
+    assert per_image.shape == (len(d.steps), len(d.layers), d.n)
+    assert np.all(np.abs(per_image) <= 1)
+    # a "probe" that reads exactly the latent probe's map reads nothing beyond it
+    copies = np.stack([np.stack([latent_maps[s]] * len(d.layers)) for s in d.steps])
+    assert np.abs(beyond_input_latent(copies, d.depth, layout, latent_maps, d.steps)).max() < 1e-3
+    scores["partial_beyond_latent"] = per_image.mean(-1).tolist()
+    control["partial_beyond_latent"] = per_image.mean(-1).tolist()
+    head = write_report(tmp_path, scores, control, None, {"settings": {}}, averaged, latent)
+    assert -1 <= head["depth_beyond_layout"]["control_partial_beyond_latent_last_step"] <= 1
+    assert "| beyond latent | control beyond latent |" in (tmp_path / "table.md").read_text()
 
 
 def test_the_report_says_what_a_layout_offset_scores_alone(data, tmp_path):

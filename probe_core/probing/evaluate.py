@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..metrics import dice, partial_correlation, pearson, rmse
+from ..metrics import dice, partial_correlation, partial_correlation_given, pearson, rmse
 from .collect import ProbeData, collect, permuted_unet
 from .hooks import token_grid
 from .latent_control import cross_fitted_depth
@@ -85,7 +85,12 @@ def latent_probe_scores(unet_inputs: dict, depth: np.ndarray, layout: dict,
                         readout: str) -> dict:
     """The input-latent control (latent_control.cross_fitted_depth), per step and averaged over
     images: "steps", and "pearson", "rmse", "partial", "beats" -> [step] lists."""
-    maps = cross_fitted_depth(unet_inputs, depth, layout["depth"], readout)
+    return latent_map_scores(cross_fitted_depth(unet_inputs, depth, layout["depth"], readout),
+                             depth, layout)
+
+
+def latent_map_scores(maps: dict, depth: np.ndarray, layout: dict) -> dict:
+    """latent_probe_scores of the input-latent probe's maps (step -> (N, H, W))."""
     steps = sorted(maps)
     out = {"steps": steps, **{k: [] for k in ("pearson", "rmse", "partial", "beats")}}
     fixed = np.array([pearson(layout["depth"], d) for d in depth])
@@ -96,6 +101,34 @@ def latent_probe_scores(unet_inputs: dict, depth: np.ndarray, layout: dict,
         out["partial"].append(float(np.mean([partial_correlation(m, d, layout["depth"])
                                              for m, d in zip(maps[step], depth)])))
         out["beats"].append(float((r > fixed).mean()))
+    return out
+
+
+def depth_maps(probes: ProbeSet, data: ProbeData, control: bool = False) -> np.ndarray:
+    """(steps, layers, N, H, W) float16: every depth map the probes read from `data`."""
+    source = data.control_acts if control else data.acts
+    size = data.depth.shape[-1]
+    out = np.zeros((len(data.steps), len(data.layers), data.n, size, size), np.float16)
+    for si, step in enumerate(data.steps):
+        for li, layer in enumerate(data.layers):
+            a = source[(step, layer)]
+            for i in range(data.n):
+                out[si, li, i] = probes.depth_map(step, layer, a[i], data.latent_hw, size)
+    return out
+
+
+def beyond_input_latent(maps: np.ndarray, depth: np.ndarray, layout: dict,
+                        latent_maps: dict, steps) -> np.ndarray:
+    """(steps, layers, N): each depth map's correlation with the labels once both the fixed
+    layout map and that step's input-latent probe map of the same image are regressed out:
+    what the probe reads that the UNet's input does not already show. maps: (steps, layers,
+    N, H, W) (depth_maps); latent_maps: step -> (N, H, W) (cross_fitted_depth)."""
+    out = np.zeros(maps.shape[:3])
+    for si, step in enumerate(steps):
+        for li in range(maps.shape[1]):
+            for i in range(maps.shape[2]):
+                out[si, li, i] = partial_correlation_given(
+                    maps[si, li, i], depth[i], (layout["depth"], latent_maps[step][i]))
     return out
 
 
@@ -166,6 +199,7 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     per: dict = {"probes": [], "control": [], "x0": [], "layout": []}
     inputs: dict = {}  # step -> [(n, 4, h, w)] the UNet's input latents, chunk by chunk
     depths = []
+    maps: dict = {"probes": [], "control": []}  # [(steps, layers, n, H, W)] chunk by chunk
     data = None
     for start in range(0, len(seeds), chunk_size):
         end = start + chunk_size
@@ -182,6 +216,9 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
             for step, x in data.unet_inputs.items():
                 inputs.setdefault(step, []).append(x)
             depths.append(data.depth)
+            maps["probes"].append(depth_maps(probes, data))
+            if control is not None:
+                maps["control"].append(depth_maps(control, data, control=True))
 
     def joined(parts):
         return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
@@ -194,9 +231,17 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     fixed = ({"layers": list(data.layers), **{k: v.mean(-1).tolist()
                                               for k, v in joined(per["layout"]).items()}}
              if per["layout"] else None)
-    latent = (latent_probe_scores({k: torch.cat(v) for k, v in inputs.items()},
-                                  np.concatenate(depths), layout, s.readout)
-              if layout and len(seeds) >= 2 else None)
+    latent = None
+    if layout and len(seeds) >= 2:
+        depth = np.concatenate(depths)
+        latent_maps = cross_fitted_depth({k: torch.cat(v) for k, v in inputs.items()}, depth,
+                                         layout["depth"], s.readout)
+        latent = latent_map_scores(latent_maps, depth, layout)
+        for name, into in (("probes", scores), ("control", ctrl)):
+            if maps[name]:
+                beyond = beyond_input_latent(np.concatenate(maps[name], axis=2), depth, layout,
+                                             latent_maps, data.steps)
+                into["partial_beyond_latent"] = beyond.mean(-1).tolist()
     meta = {"settings": s.__dict__, "n_test": len(seeds), "seeds": [min(seeds), max(seeds)],
             "probe_training": probes.extra}
     return write_report(out_dir, scores, ctrl, x0, meta, fixed, latent)

@@ -137,6 +137,12 @@ def layout_summary(scores: dict, control: dict | None, x0: dict | None, fixed: d
     if control is not None:
         out["control_partial_last_step"] = float(np.array(control["partial"])[-1, b])
         out["control_beats_fixed_map_last_step"] = float(np.array(control["beats"])[-1, b])
+    for name, d in (("", scores), ("control_", control)):  # beyond the input latent as well
+        if d is not None and "partial_beyond_latent" in d:
+            beyond = np.array(d["partial_beyond_latent"])[:, b]
+            out[f"{name}partial_beyond_latent_last_step"] = float(beyond[-1])
+            out[f"{name}partial_beyond_latent_step3"] = (float(beyond[3]) if len(beyond) > 3
+                                                          else None)
     if latent is not None:
         out["latent_probe"] = {"partial": latent["partial"], "pearson": latent["pearson"],
                                "beats_fixed_map": latent["beats"]}
@@ -155,13 +161,16 @@ def offset_note(summary: dict) -> str:
             f"{100 * alone['beats_fixed_map']:.0f}% of images: what a probe with this offset starts from.")
 
 
-def latent_note(latent: dict | None) -> str:
+def latent_note(latent: dict | None, beyond: bool = False) -> str:
     """A sentence on the input-latent control, if it was run."""
     if not latent:
         return ""
     return (" Latent probe = a linear probe of the UNet's input latent (each latent pixel's 3x3 "
             "neighbourhood, 4 channels, plus the same layout offset), cross-fitted on these "
-            "images in two folds: what the noisy latent itself shows, with no UNet.")
+            "images in two folds: what the noisy latent itself shows, with no UNet."
+            + (" Beyond latent = the partial correlation once both the fixed map and that "
+               "image's latent-probe map are regressed out: what a probe reads that the UNet's "
+               "input does not already show." if beyond else ""))
 
 
 def layout_table(scores: dict, control: dict | None, x0: dict | None, fixed: dict,
@@ -169,20 +178,27 @@ def layout_table(scores: dict, control: dict | None, x0: dict | None, fixed: dic
     """Per step, best depth layer: Pearson next to the fixed map's, and what lies beyond it."""
     s = layout_summary(scores, control, x0, fixed, latent)
     b = scores["layers"].index(s["layer"])
+    beyond = "partial_beyond_latent" in scores
     lines = ["", f"Depth beyond the layout (`{s['layer']}`): the fixed layout map (the mean "
              f"depth label of the probe-training images, the same for every image) scores "
              f"Pearson {fixed['pearson']:.3f}, RMSE {fixed['rmse']:.3f}. Partial = correlation "
              "with the labels once the fixed map is regressed out; ceiling = the labels "
              f"averaged to this layer's token grid and read out the same way (partial "
-             f"{s['ceiling_partial']:.3f})." + offset_note(s) + latent_note(latent), "",
+             f"{s['ceiling_partial']:.3f})." + offset_note(s) + latent_note(latent, beyond), "",
              "| step | Pearson | RMSE | partial | beats fixed map | control partial "
-             "| latent probe partial | labeler(x0) partial |", "|---|---|---|---|---|---|---|---|"]
+             "| latent probe partial | labeler(x0) partial |"
+             + (" beyond latent | control beyond latent |" if beyond else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|---|" if beyond else "")]
     for k, step in enumerate(scores["steps"]):
         cells = [str(step), f"{scores['pearson'][k][b]:.3f}", f"{scores['rmse'][k][b]:.3f}",
                  f"{scores['partial'][k][b]:.3f}", f"{100 * scores['beats'][k][b]:.0f}%",
                  f"{control['partial'][k][b]:.3f}" if control else "-",
                  f"{latent['partial'][k]:.3f}" if latent else "-",
                  f"{x0['partial'][k]:.3f}" if x0 else "-"]
+        if beyond:
+            cells += [f"{scores['partial_beyond_latent'][k][b]:.3f}",
+                      f"{control['partial_beyond_latent'][k][b]:.3f}"
+                      if control and "partial_beyond_latent" in control else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
