@@ -220,6 +220,8 @@ def _intervene_eval(args) -> int:
     from .probing.hooks import self_attention_layers
     from .probing.probes import ProbeSet
 
+    if args.pushes_only and args.method == "latent_shift":
+        raise ValueError("latent_shift only moves: --pushes-only would leave nothing to run")
     if args.method != "latent_shift":
         _require_probe_set(args.probes)
     pipe, preset = _load_with_preset(args.model, args.device)
@@ -252,7 +254,7 @@ def _intervene_eval(args) -> int:
         push_outline=d.push_outline if args.push_outline is None else args.push_outline)
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
-    print(f"wrote {out}/metrics.json, table.md, examples.png")
+    print(f"wrote {out}/metrics.json, table.md" + (", examples.png" if examples else ""))
     return 0
 
 

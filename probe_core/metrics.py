@@ -49,18 +49,25 @@ def partial_correlation(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
 def partial_correlation_given(x: np.ndarray, y: np.ndarray, zs) -> float:
     """Correlation of maps x and y over pixels once every map in `zs` (and a constant) is
     regressed out of both by least squares: what x says about y beyond all of them. With one
-    map it equals partial_correlation; 0 where it is undefined (nothing left of x or y)."""
+    map it equals partial_correlation, with the same rule for the undefined case (0 when
+    almost nothing of x or y is left: the product of the shares of their variance left is
+    under 1e-18); nan when any value is not a number."""
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
     Z = np.column_stack([np.ones_like(x)] + [np.asarray(z, float).ravel() for z in zs])
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(np.isfinite(Z))):
+        return float("nan")
 
     def left(v):
         coef, *_ = np.linalg.lstsq(Z, v, rcond=None)
         return v - Z @ coef
 
     rx, ry = left(x), left(y)
+    vx, vy = ((v - v.mean()) @ (v - v.mean()) for v in (x, y))
+    if vx == 0 or vy == 0:
+        return 0.0
     sx, sy = rx @ rx, ry @ ry
-    tiny = 1e-12 * max(x @ x, 1e-300), 1e-12 * max(y @ y, 1e-300)
-    return float(rx @ ry / np.sqrt(sx * sy)) if sx > tiny[0] and sy > tiny[1] else 0.0
+    share = np.sqrt(max(sx / vx, 0.0) * max(sy / vy, 0.0))
+    return float(rx @ ry / np.sqrt(sx * sy)) if share > 1e-9 else 0.0
 
 
 def zscore(x: np.ndarray) -> np.ndarray:

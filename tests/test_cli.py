@@ -35,6 +35,11 @@ def test_push_names_and_a_run_with_nothing_to_do_are_refused_before_anything_run
         main(["intervene-eval", "--seeds", "0-1", "--moves-only", "--pushes-only"])
     err = capfd.readouterr().err
     assert "not allowed with argument --moves-only" in err and "Traceback" not in err
+    # latent_shift only moves: pushes alone would generate every image for an empty report
+    assert main(["intervene-eval", "--seeds", "0-1", "--method", "latent_shift",
+                 "--pushes-only"]) == 2
+    err = capfd.readouterr().err
+    assert "leave nothing to run" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

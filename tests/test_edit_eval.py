@@ -231,3 +231,16 @@ def test_pushes_alone_and_a_farther_push_that_keeps_the_outlines(monkeypatch):
         assert task == "saliency" and np.array_equal(outline, scene.mask)
     assert summary["settings"]["push_outline"] == ["farther"]
     assert set(summary["depth"]) == {"nearer", "farther"}
+
+
+
+def test_a_report_without_moves_has_no_example_grid(tmp_path):
+    """Pushes alone write no examples.png, and remove one an earlier run left there."""
+    stale = tmp_path / "examples.png"
+    stale.write_bytes(b"old")
+    stale.with_suffix(".txt").write_text("old")
+    summary = E.summarise([], 0, "guided", {"strength": 0.2, "steps": range(2), "iterations": 1},
+                          2.0)
+    E.write_edit_report(tmp_path, summary, [])
+    assert (tmp_path / "metrics.json").is_file() and not stale.exists()
+    assert not stale.with_suffix(".txt").exists()

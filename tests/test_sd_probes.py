@@ -80,21 +80,28 @@ def test_chunked_evaluation_equals_one_chunk(sd_assets, tmp_path):
     from probe_core.cli import prompts_for
     from probe_core.probing.collect import settings_for
     from probe_core.probing.evaluate import evaluate_probe_sets, train_probe_sets
+    from probe_core.probing.layout import load_layout
 
     pipe_dir, spec, _ = sd_assets
     pipe, _ = load_model(pipe_dir)
     labeler = load_labeler(spec)
     settings = settings_for(pipe, "pipe", 3, 7.5, layers=SD_V1_LAYERS[:2])
     seeds = [0, 1, 2]
-    probes, _ = train_probe_sets(pipe, settings, labeler, prompts_for(seeds), seeds,
-                                 str(tmp_path / "p"), progress=False, chunk_size=2)
+    probes, control = train_probe_sets(pipe, settings, labeler, prompts_for(seeds), seeds,
+                                       str(tmp_path / "p"), progress=False, chunk_size=2)
+    layout = load_layout(tmp_path / "p")
     for c in (1, 3):
-        evaluate_probe_sets(pipe, probes, None, labeler, prompts_for([7, 8, 9]), [7, 8, 9],
-                            str(tmp_path / f"r{c}"), progress=False, chunk_size=c)
+        evaluate_probe_sets(pipe, probes, control, labeler, prompts_for([7, 8, 9]), [7, 8, 9],
+                            str(tmp_path / f"r{c}"), progress=False, chunk_size=c,
+                            layout=layout)
     a, b = (json.loads((tmp_path / f"r{c}" / "metrics.json").read_text()) for c in (1, 3))
     assert a["meta"]["n_test"] == b["meta"]["n_test"] == 3
-    for key in ("dice", "rmse", "pearson"):
+    for key in ("dice", "rmse", "pearson", "partial", "partial_beyond_latent"):
         assert np.allclose(a["probes"][key], b["probes"][key], atol=1e-6)
+        assert np.allclose(a["control"][key], b["control"][key], atol=1e-6)
+    # the trained model's and the permuted control's maps are read apart
+    assert not np.allclose(a["probes"]["partial_beyond_latent"],
+                           a["control"]["partial_beyond_latent"])
     for key in ("dice", "pearson"):  # the labeler on x0 runs in batches: float noise only
         assert np.allclose(a["labeler_on_x0"][key], b["labeler_on_x0"][key], atol=1e-5)
 

@@ -151,23 +151,48 @@ def test_the_layout_controls_in_evaluation_and_report(data, tmp_path):
     assert saved["layout_controls"]["pearson"] and saved["latent_probe"]["beats"]
     # beyond the input latent too: each probe map against the labels, less the layout and the
     # latent probe's map of the same image
-    from probe_core.probing.evaluate import beyond_input_latent, depth_maps
+    from probe_core.probing.evaluate import beyond_input_latent, depth_tokens
     from probe_core.probing.latent_control import cross_fitted_depth
+    from probe_core.probing.probes import to_map, upsample_tokens
 
-    maps = depth_maps(probes, d)
-    assert maps.shape == (len(d.steps), len(d.layers), d.n) + d.depth.shape[1:]
+    control_probes = fit_probes(d, settings, control=True)
+    tokens = depth_tokens(probes, d)
+    layer = d.layers[0]
+    assert tokens[(d.steps[-1], layer)].shape == (d.n, d.acts[(d.steps[-1], layer)].shape[1])
+    # the token outputs are what depth_map upsamples
+    assert np.allclose(probes.depth_map(d.steps[-1], layer, d.acts[(d.steps[-1], layer)][0],
+                                        d.latent_hw, d.depth.shape[-1]),
+                       to_map(tokens[(d.steps[-1], layer)][0], d.latent_hw, d.depth.shape[-1],
+                              "bilinear"), atol=1e-5)
     latent_maps = cross_fitted_depth(d.unet_inputs, d.depth, layout["depth"], "bilinear")
-    per_image = beyond_input_latent(maps, d.depth, layout, latent_maps, d.steps)
+
+    def beyond(t):
+        return beyond_input_latent(t, d.depth, layout, latent_maps, d.steps, d.layers,
+                                   d.latent_hw, "bilinear")
+
+    per_image = beyond(tokens)
     assert per_image.shape == (len(d.steps), len(d.layers), d.n)
-    assert np.all(np.abs(per_image) <= 1)
-    # a "probe" that reads exactly the latent probe's map reads nothing beyond it
-    copies = np.stack([np.stack([latent_maps[s]] * len(d.layers)) for s in d.steps])
-    assert np.abs(beyond_input_latent(copies, d.depth, layout, latent_maps, d.steps)).max() < 1e-3
+    # a probe whose map is the regressed-out map itself reads nothing beyond it
+    H, W = d.depth.shape[1:]
+    own = {s: upsample_tokens(tokens[(s, layer)][..., None], d.latent_hw, (H, W),
+                              "bilinear").reshape(d.n, H, W).numpy() for s in d.steps}
+    assert np.abs(beyond_input_latent(tokens, d.depth, layout, own, d.steps, [layer],
+                                      d.latent_hw, "bilinear")).max() < 1e-6
+    assert np.abs(per_image).max() > 0.05  # where it is not, something is left
     scores["partial_beyond_latent"] = per_image.mean(-1).tolist()
-    control["partial_beyond_latent"] = per_image.mean(-1).tolist()
+    control["partial_beyond_latent"] = beyond(
+        depth_tokens(control_probes, d, control=True)).mean(-1).tolist()
     head = write_report(tmp_path, scores, control, None, {"settings": {}}, averaged, latent)
-    assert -1 <= head["depth_beyond_layout"]["control_partial_beyond_latent_last_step"] <= 1
-    assert "| beyond latent | control beyond latent |" in (tmp_path / "table.md").read_text()
+    summary = head["depth_beyond_layout"]
+    b = d.layers.index(summary["layer"])
+    assert summary["partial_beyond_latent_last_step"] == scores["partial_beyond_latent"][-1][b]
+    assert (summary["control_partial_beyond_latent_last_step"]
+            == control["partial_beyond_latent"][-1][b])
+    last_row = [line for line in (tmp_path / "table.md").read_text().splitlines()
+                if line.startswith(f"| {d.steps[-1]} |")][-1]
+    cells = [c.strip() for c in last_row.strip("|").split("|")]
+    assert cells[-2:] == [f"{scores['partial_beyond_latent'][-1][b]:.3f}",
+                          f"{control['partial_beyond_latent'][-1][b]:.3f}"]
 
 
 def test_the_report_says_what_a_layout_offset_scores_alone(data, tmp_path):

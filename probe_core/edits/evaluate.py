@@ -484,7 +484,9 @@ def example_grid(examples: list, path: Path, n: int = 8, scale: int = 3) -> None
         overlay = before.copy()
         overlay[target] = (0.4 * overlay[target] + 0.6 * MASK_COLOUR).astype(np.uint8)
         tiles.append(np.concatenate([before, overlay, after], 1))
-    if not tiles:
+    if not tiles:  # no moves: no grid, and none left from an earlier run under this name
+        path.unlink(missing_ok=True)
+        path.with_suffix(".txt").unlink(missing_ok=True)
         return
     grid = np.concatenate(tiles, 0)
     Image.fromarray(upscale(grid, scale)).save(path)

@@ -16,7 +16,7 @@ from .collect import ProbeData, collect, permuted_unet
 from .hooks import token_grid
 from .latent_control import cross_fitted_depth
 from .layout import token_readout
-from .probes import ProbeSet, ProbeSettings, to_map
+from .probes import ProbeSet, ProbeSettings, to_map, upsample_tokens
 from .report import write_report
 from .shards import train_sharded
 
@@ -104,31 +104,32 @@ def latent_map_scores(maps: dict, depth: np.ndarray, layout: dict) -> dict:
     return out
 
 
-def depth_maps(probes: ProbeSet, data: ProbeData, control: bool = False) -> np.ndarray:
-    """(steps, layers, N, H, W) float16: every depth map the probes read from `data`."""
+def depth_tokens(probes: ProbeSet, data: ProbeData, control: bool = False) -> dict:
+    """(step, layer) -> (N, HW) float32: every depth output the probes read from `data`, on
+    the layer's token grid (small enough to keep for a whole evaluation; upsampled when
+    scored)."""
     source = data.control_acts if control else data.acts
-    size = data.depth.shape[-1]
-    out = np.zeros((len(data.steps), len(data.layers), data.n, size, size), np.float16)
-    for si, step in enumerate(data.steps):
-        for li, layer in enumerate(data.layers):
-            a = source[(step, layer)]
-            for i in range(data.n):
-                out[si, li, i] = probes.depth_map(step, layer, a[i], data.latent_hw, size)
-    return out
+    return {(step, layer): torch.stack([probes.depth_tokens(step, layer, a)
+                                        for a in source[(step, layer)]]).float().cpu()
+            for step in data.steps for layer in data.layers}
 
 
-def beyond_input_latent(maps: np.ndarray, depth: np.ndarray, layout: dict,
-                        latent_maps: dict, steps) -> np.ndarray:
+def beyond_input_latent(tokens: dict, depth: np.ndarray, layout: dict, latent_maps: dict,
+                        steps, layers, latent_hw: tuple[int, int], readout: str) -> np.ndarray:
     """(steps, layers, N): each depth map's correlation with the labels once both the fixed
     layout map and that step's input-latent probe map of the same image are regressed out:
-    what the probe reads that the UNet's input does not already show. maps: (steps, layers,
-    N, H, W) (depth_maps); latent_maps: step -> (N, H, W) (cross_fitted_depth)."""
-    out = np.zeros(maps.shape[:3])
+    what the probe reads that the UNet's input does not already show. tokens: (step, layer)
+    -> (N, HW) (depth_tokens, upsampled here by `readout`); latent_maps: step -> (N, H, W)
+    (cross_fitted_depth)."""
+    n, H, W = depth.shape
+    out = np.zeros((len(steps), len(layers), n))
     for si, step in enumerate(steps):
-        for li in range(maps.shape[1]):
-            for i in range(maps.shape[2]):
+        for li, layer in enumerate(layers):
+            maps = upsample_tokens(tokens[(step, layer)][..., None], latent_hw, (H, W),
+                                   readout).reshape(n, H, W).numpy()
+            for i in range(n):
                 out[si, li, i] = partial_correlation_given(
-                    maps[si, li, i], depth[i], (layout["depth"], latent_maps[step][i]))
+                    maps[i], depth[i], (layout["depth"], latent_maps[step][i]))
     return out
 
 
@@ -199,7 +200,7 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     per: dict = {"probes": [], "control": [], "x0": [], "layout": []}
     inputs: dict = {}  # step -> [(n, 4, h, w)] the UNet's input latents, chunk by chunk
     depths = []
-    maps: dict = {"probes": [], "control": []}  # [(steps, layers, n, H, W)] chunk by chunk
+    tokens: dict = {"probes": [], "control": []}  # [(step, layer) -> (n, HW)] chunk by chunk
     data = None
     for start in range(0, len(seeds), chunk_size):
         end = start + chunk_size
@@ -216,9 +217,9 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
             for step, x in data.unet_inputs.items():
                 inputs.setdefault(step, []).append(x)
             depths.append(data.depth)
-            maps["probes"].append(depth_maps(probes, data))
+            tokens["probes"].append(depth_tokens(probes, data))
             if control is not None:
-                maps["control"].append(depth_maps(control, data, control=True))
+                tokens["control"].append(depth_tokens(control, data, control=True))
 
     def joined(parts):
         return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
@@ -238,9 +239,11 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
                                          layout["depth"], s.readout)
         latent = latent_map_scores(latent_maps, depth, layout)
         for name, into in (("probes", scores), ("control", ctrl)):
-            if maps[name]:
-                beyond = beyond_input_latent(np.concatenate(maps[name], axis=2), depth, layout,
-                                             latent_maps, data.steps)
+            if tokens[name]:
+                joined_tokens = {k: torch.cat([t[k] for t in tokens[name]])
+                                 for k in tokens[name][0]}
+                beyond = beyond_input_latent(joined_tokens, depth, layout, latent_maps,
+                                             data.steps, data.layers, data.latent_hw, s.readout)
                 into["partial_beyond_latent"] = beyond.mean(-1).tolist()
     meta = {"settings": s.__dict__, "n_test": len(seeds), "seeds": [min(seeds), max(seeds)],
             "probe_training": probes.extra}

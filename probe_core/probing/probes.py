@@ -317,13 +317,17 @@ class ProbeSet:
     def keys(self, task: str | None = None) -> list[tuple[str, int, str]]:
         return sorted(k for k in self.weights if task is None or k[0] == task)
 
-    def depth_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
-        """(HW, C) activations -> (out_size, out_size) z-normalised depth prediction."""
+    def depth_tokens(self, step, layer, activations) -> torch.Tensor:
+        """(HW, C) activations -> (HW,) float32 z-normalised depth on the layer's token grid
+        (the layout offset added, when the set has one), before any upsampling."""
         values = apply_probe(self.get("depth", step, layer), activations)[:, 0]
         offset = self.depth_offset(layer, values.shape[0], values.device)
-        if offset is not None:
-            values = values + offset
-        return to_map(values, latent_hw, out_size, self.settings.readout)
+        return values if offset is None else values + offset
+
+    def depth_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
+        """(HW, C) activations -> (out_size, out_size) z-normalised depth prediction."""
+        return to_map(self.depth_tokens(step, layer, activations), latent_hw, out_size,
+                      self.settings.readout)
 
     def saliency_map(self, step, layer, activations, latent_hw, out_size) -> np.ndarray:
         """(HW, C) activations -> (out_size, out_size) foreground probability (the logit
