@@ -555,3 +555,21 @@ def test_edit_steps_default_to_the_methods_within_the_run(demo, run):
     assert run.edit.request.last_step == min(max(d.steps), top)
     *_, final = demo.intervene(run, move_x=4, last_step=0)  # a last step alone: first follows
     assert (run.edit.request.first_step, run.edit.request.last_step) == (0, 0)
+
+
+def test_an_export_records_a_carry_only_when_the_latent_moved(demo, run):
+    """A move carries the object's latent by the shift rounded to latent pixels; one under half
+    a latent pixel carries nothing, and its record says so."""
+    from probe_core.edits.methods import latent_shift
+
+    image = run.image.shape[1]
+    latent = demo.pipe.unet.config.sample_size
+    tiny = next(px for px in range(1, image) if latent_shift(px, latent / image) == 0
+                and latent_shift(px + 1, latent / image) != 0)  # the largest move that rounds to 0
+    *_, final = demo.intervene(run, move_x=tiny, first_step=0, last_step=1, method="guided")
+    assert run.edit.settings()["carry_step"] is None
+    assert run.edit.settings()["carried_latent_px"] is None
+    big = 4 * image // latent  # 4 latent pixels
+    *_, final = demo.intervene(run, move_x=big, first_step=1, last_step=2, method="guided")
+    assert run.edit.settings()["carry_step"] == 1
+    assert run.edit.settings()["carried_latent_px"] == [4, 0]

@@ -178,6 +178,8 @@ class EditRun:
     steps: list[StepState]  # every step, the cached ones before the edit included
     probe_loss: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (before, after)
     probe_steps: dict[int, int] = field(default_factory=dict)  # edited step -> probe step used
+    carried: tuple[int, int] | None = None  # guided: the latent pixels (dx, dy) a moved object's
+    # latent was carried by; None when nothing was carried (no move, or one under half a pixel)
 
 
 # ----------------------------------------------------------------------------- probe losses
@@ -277,6 +279,7 @@ class GuidedEdit:
         self.losses: dict[int, list[tuple[float, float]]] = {}
         self.targets: list[tuple[str, TokenTargets]] | None = None
         self.where: torch.Tensor | None = None  # (1, 1, h, w) 0/1: where the latent may move
+        self.carried: tuple[int, int] | None = None  # (dx, dy) latent pixels, once carried
 
     def loss(self, latents, step, t, cond_embeds, scheduler):
         x = scheduler.scale_model_input(latents, t)
@@ -341,6 +344,9 @@ class GuidedEdit:
         H, W = np.asarray(e.moved_from).shape
         h, w = latents.shape[-2:]
         dx, dy = latent_shift(e.shift[0], w / W), latent_shift(e.shift[1], h / H)
+        if (dx, dy) == (0, 0):  # a move under half a latent pixel carries nothing
+            return latents
+        self.carried = (dx, dy)
         source = latent_source(e.moved_from, (h, w))
         for name in SCHEDULER_HISTORY:
             kept = getattr(scheduler, name, None)
@@ -461,7 +467,8 @@ def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit
     losses = {s: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
               for s, v in getattr(editor, "losses", {}).items()}
     yield EditRun(image=decode_latents(pipe, steps[-1].latents), steps=steps, probe_loss=losses,
-                  probe_steps={i: probe_steps[i] for i in edit.steps})
+                  probe_steps={i: probe_steps[i] for i in edit.steps},
+                  carried=getattr(editor, "carried", None))
 
 
 def intervene(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,

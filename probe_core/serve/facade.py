@@ -438,7 +438,7 @@ class ProbeDemo:
                      steps=result.steps, image=result.image,
                      tokens=run.tokens[:len(result.steps) - len(tokens)] + tokens)
         run.edit = EditOutcome(result.image, outcomes, seconds, request, result.probe_steps,
-                               edited)
+                               edited, result.carried)
         return_free_memory()
         yield self.edit_view(run)
 

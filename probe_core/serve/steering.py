@@ -305,6 +305,7 @@ class EditOutcome:
     request: SteerRequest
     probe_steps: dict = field(default_factory=dict)  # edited step -> probe step (0-based)
     run: object | None = None  # the edited generation as a runs.Run (probe outputs per step)
+    carried: tuple[int, int] | None = None  # latent pixels a move's latent was carried by
 
     task = property(lambda self: self.parts[0].task)
     target = property(lambda self: self.parts[0].target)
@@ -317,14 +318,16 @@ class EditOutcome:
 
     def settings(self) -> dict:
         """What was asked, as recorded in an export: method, strength, moves, drawn target,
-        steps, and the step a move's latent was carried at (None: not carried)."""
+        steps, and the step a move's latent was carried at and by how many latent pixels
+        (None: not carried, also for a move under half a latent pixel)."""
         r = asdict(self.request)
         return {"method": r["method"], "strength": r["strength"], "move_x": r["move_x"],
                 "move_y": r["move_y"], "scale": r["scale"], "depth_push": r["depth_push"],
                 "drawn": r["drawn"], "depth_shift": [r["shift_x"], r["shift_y"]],
                 "region_margin": METHOD_DEFAULTS[r["method"]].region_margin,
                 "saliency_shrink": METHOD_DEFAULTS[r["method"]].saliency_shrink,
-                "carry_step": r["first_step"] if carries(self.request) else None,
+                "carry_step": r["first_step"] if self.carried else None,
+                "carried_latent_px": list(self.carried) if self.carried else None,
                 "steps": [r["first_step"], r["last_step"]]}
 
 
