@@ -220,6 +220,10 @@ def _intervene_eval(args) -> int:
     from .probing.hooks import self_attention_layers
     from .probing.probes import ProbeSet
 
+    if args.scheduler is not None:
+        from .probing.schedulers import check_scheduler
+
+        args.scheduler = check_scheduler(args.scheduler)  # before loading anything
     if args.pushes_only and args.method == "latent_shift":
         raise ValueError("latent_shift only moves: --pushes-only would leave nothing to run")
     if args.method != "latent_shift":
@@ -251,7 +255,8 @@ def _intervene_eval(args) -> int:
                     else None if args.carry_step < 0 else args.carry_step),
         pushes=not args.moves_only, moves=not args.pushes_only,
         push_steps=args.push_steps or (None if args.edit_steps else d.push_steps),
-        push_outline=d.push_outline if args.push_outline is None else args.push_outline)
+        push_outline=d.push_outline if args.push_outline is None else args.push_outline,
+        scheduler=args.scheduler)
     out = write_edit_report(Path(args.out) / (args.name or args.method), summary, examples)
     print(table(summary))
     print(f"wrote {out}/metrics.json, table.md" + (", examples.png" if examples else ""))
@@ -413,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--push-steps", dest="push_steps", type=parse_range,
                    help="edit steps of the depth pushes, e.g. 0-3 (default: the method's; "
                         "with --edit-steps alone, the same steps)")
+    e.add_argument("--scheduler",
+                   help="sample every run with this sampler instead of the model's own: DDIM, "
+                        "LMS, Euler or 'DPM-Solver multistep' (the probes read each step by "
+                        "the probed step nearest in time)")
     only = e.add_mutually_exclusive_group()
     only.add_argument("--moves-only", dest="moves_only", action="store_true",
                       help="run the moves and their controls, no depth pushes")

@@ -244,3 +244,33 @@ def test_a_report_without_moves_has_no_example_grid(tmp_path):
     E.write_edit_report(tmp_path, summary, [])
     assert (tmp_path / "metrics.json").is_file() and not stale.exists()
     assert not stale.with_suffix(".txt").exists()
+
+
+def test_another_sampler_gives_every_run_its_own_scheduler(monkeypatch):
+    """With `scheduler`, the unedited run and every edit get a fresh scheduler of that kind
+    (a resumed edit must not share a scheduler's state with another run); the report names it,
+    and an unknown sampler is refused before any generation."""
+    before = scene_image(4, blue_at=20)
+    seen = record_edits(monkeypatch, before)
+    made, generated, edited = [], [], []
+    monkeypatch.setattr(E, "make_scheduler",
+                        lambda pipe, name: made.append(name) or object())
+    monkeypatch.setattr(E, "run_generation", lambda *a, **k: generated.append(k["scheduler"])
+                        or [type("S", (), {"latents": 0})()])
+    fake = E.intervene
+
+    def recording(*a, **k):
+        edited.append(k["scheduler"])
+        return fake(*a, **k)
+
+    monkeypatch.setattr(E, "intervene", recording)
+    summary, _ = E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 0.2,
+                                  range(2), 1, 4, 1.0, directions=("right",), progress=False,
+                                  scheduler="LMS")
+    runs = generated + edited
+    assert len(edited) == len(seen) == 6 and set(made) == {"LMS"}
+    assert len({id(s) for s in runs}) == len(runs) == len(made)  # one each, never shared
+    assert summary["settings"]["scheduler"] == "LMS"
+    with pytest.raises(ValueError, match="unknown scheduler"):
+        E.evaluate_edits(None, None, BrightLabeler(), [CAPTION], [0], "guided", 0.2, range(2),
+                         1, 4, 1.0, scheduler="Heun")

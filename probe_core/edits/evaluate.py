@@ -36,6 +36,7 @@ import numpy as np
 from ..metrics import iou
 from ..probing.denoise import decode_latents
 from ..probing.probes import ProbeSet
+from ..probing.schedulers import check_scheduler, make_scheduler
 from ..viz import MASK_COLOUR, upscale
 from .colour_segmenter import components, parse_caption, segment_colour
 from .methods import Edit, intervene, run_generation
@@ -210,7 +211,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
                    progress: bool = True, region_margin: int | None = None,
                    push_room: int = 0, saliency_shrink: int = 0, carry_step: int | None = None,
                    pushes: bool = True, push_steps: range | None = None,
-                   moves: bool = True, push_outline: tuple[str, ...] = ()) -> tuple[dict, list]:
+                   moves: bool = True, push_outline: tuple[str, ...] = (),
+                   scheduler: str | None = None) -> tuple[dict, list]:
     """Returns (summary with per-image rows, examples for the grid). A move steers toward the
     scene it asks for: the edited object at its new place (less `saliency_shrink` pixels of
     outline, `targets.shrink_mask`) and the other objects where they were. With
@@ -222,7 +224,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
     alone, `moves=False` the pushes alone; `push_steps` are the pushes' edit steps (default:
     `steps`, the moves'). The pushes named in `push_outline` ("nearer", "farther"), and their
     controls, also steer the saliency probes toward the scene's objects where they are: the
-    push may change the object's depth, not its outline."""
+    push may change the object's depth, not its outline. `scheduler` (a `schedulers.SCHEDULERS`
+    label) samples every run with that sampler instead of the model's own."""
     from tqdm.auto import tqdm
 
     directions = check_directions(directions)
@@ -243,11 +246,19 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
     if push_outline:
         cfg["push_outline"] = tuple(push_outline)
     kw = dict(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+    if scheduler is not None:
+        scheduler = check_scheduler(scheduler)
+        cfg["scheduler"] = scheduler
+
+    def sampler():
+        """A fresh scheduler for one run (None: the model's own)."""
+        return make_scheduler(pipe, scheduler) if scheduler is not None else None
+
     rng = np.random.default_rng(0)
     rows, examples, skipped = [], [], 0
     for prompt, seed in tqdm(list(zip(prompts, seeds)), desc=f"edits ({method})",
                              disable=not progress):
-        original = run_generation(pipe, prompt, seed, decode_x0=False, **kw)
+        original = run_generation(pipe, prompt, seed, decode_x0=False, scheduler=sampler(), **kw)
         before = decode_latents(pipe, original[-1].latents)
         scene = Scene(labeler, prompt, before)
         if scene.object.sum() < 4:
@@ -257,7 +268,8 @@ def evaluate_edits(pipe, probes: ProbeSet | None, labeler, prompts: list[str], s
 
         def edited(task, target, shift=(0, 0), region=None, moved_from=None, also=()):
             edit = _edit(method, task, target, cfg, shift, region, moved_from, also)
-            return intervene(pipe, probes, prompt, seed, edit, original=original, **kw).image
+            return intervene(pipe, probes, prompt, seed, edit, original=original,
+                             scheduler=sampler(), **kw).image
 
         def asked_scene(moved: np.ndarray) -> np.ndarray:
             """(H, W) bool: the edited object where a move puts it, the others where they were."""
@@ -393,7 +405,8 @@ def summarise(rows: list[dict], skipped: int, method: str, cfg: dict, depth_delt
                         "saliency_shrink": cfg.get("saliency_shrink", 0),
                         "carry_step": cfg.get("carry_step"),
                         "push_steps": list(cfg.get("push_steps", cfg["steps"])),
-                        "push_outline": list(cfg.get("push_outline", ()))},
+                        "push_outline": list(cfg.get("push_outline", ())),
+                        "scheduler": cfg.get("scheduler", "default")},
            "move": move_summary(rows, directions), "depth": push_summary(rows),
            "by_objects": {}}
     for n in sorted({r["n_objects"] for r in rows}):

@@ -474,8 +474,9 @@ def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit
 def intervene(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
               num_inference_steps: int, guidance_scale: float,
               original: list[StepState] | None = None, capture_layers=(),
-              decode_x0: bool = False) -> EditRun:
+              decode_x0: bool = False, scheduler=None) -> EditRun:
     """`intervene_stream` run to the end: the EditRun."""
     *_, run = intervene_stream(pipe, probes, prompt, seed, edit, num_inference_steps,
-                               guidance_scale, original, capture_layers, decode_x0)
+                               guidance_scale, original, capture_layers, decode_x0,
+                               scheduler=scheduler)
     return run
