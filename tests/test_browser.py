@@ -57,9 +57,19 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         page.locator("#filmstrip .thumbnail-item").nth(2).click()
         expect(page.get_by_text("step 3 of 15").first).to_be_visible(timeout=30_000)
         # the pixel inspector: click the image, read that pixel through the run
-        x0 = page.locator("#x0-image img").first.bounding_box()
-        page.mouse.click(x0["x"] + x0["width"] * 0.5, x0["y"] + x0["height"] * 0.6)
-        expect(page.locator("#pixel-inspector img").first).to_be_visible(timeout=30_000)
+        # (a click that lands while the image is still being swapped for the chosen step's is
+        # lost, as it would be for a person, who clicks again: so may the test, twice)
+        for attempt in range(3):
+            page.wait_for_function("() => { const i = document.querySelector('#x0-image img');"
+                                   " return i && i.complete && i.naturalWidth > 0; }")
+            x0 = page.locator("#x0-image img").first.bounding_box()
+            page.mouse.click(x0["x"] + x0["width"] * 0.5, x0["y"] + x0["height"] * 0.6)
+            try:
+                expect(page.locator("#pixel-inspector img").first).to_be_visible(timeout=20_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         expect(page.get_by_text("its probe readings at every step").first).to_be_visible()
         page.screenshot(path=str(shots / "app_pixel.png"), full_page=True)
         # where a word attends, and the saliency probe against it
