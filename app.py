@@ -21,7 +21,7 @@ from unittest import mock
 import gradio as gr
 from gradio import component_meta
 
-from probe_core.edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS
+from probe_core.edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS, defaults_of
 from probe_core.models import EMBEDDED, ModelUnavailableError
 from probe_core.probing.schedulers import DEFAULT as DEFAULT_SCHEDULER
 from probe_core.probing.schedulers import SCHEDULERS
@@ -553,8 +553,7 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
 
         def on_method(method, run):
             """The chosen edit method's own strength and step range (within the run's)."""
-            d = METHOD_DEFAULTS.get(method) if isinstance(method, str) else None
-            d = d or method_defaults
+            d = defaults_of(method) or method_defaults
             lo, hi = d.steps_within(run.num_inference_steps if run is not None else None)
             return {strength: gr.update(value=d.strength), first: gr.update(value=lo + 1),
                     last: gr.update(value=hi + 1)}

@@ -104,6 +104,12 @@ METHOD_DEFAULTS = {
 DEFAULT_METHOD = "guided"
 
 
+def defaults_of(method) -> MethodDefaults | None:
+    """The defaults of `method` as a visitor may send it: None for anything that is not a
+    method's name (not a string, or unknown)."""
+    return METHOD_DEFAULTS.get(method) if isinstance(method, str) else None
+
+
 def default_layers(method: str, available: list[str]) -> list[str] | None:
     """The method's default layer set if this model has all of it, else None (every layer)."""
     layers = METHOD_DEFAULTS[method].layers

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .. import settings
-from ..edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS, EditRun, intervene_stream
+from ..edits.methods import DEFAULT_METHOD, EditRun, defaults_of, intervene_stream
 from ..metrics import dice, pearson
 from ..probing.cross_attention import word_maps, word_tokens
 from ..probing.denoise import decode_latents
@@ -400,7 +400,7 @@ class ProbeDemo:
         if self.probes is None:
             raise ValueError("this model has no probe set, so it cannot be steered")
         chosen = method or self.default_method
-        default = METHOD_DEFAULTS.get(chosen) if isinstance(chosen, str) else None
+        default = defaults_of(chosen)
         if default is not None:
             first, last = default.steps_within(run.num_inference_steps)
             last_step = last if last_step is None else last_step
@@ -409,7 +409,7 @@ class ProbeDemo:
                 if isinstance(last_step, (int, float)) and last_step == last_step:
                     first_step = max(0, min(first_step, int(last_step)))
         request = check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step,
-                              method or self.default_method, self.max_move,
+                              chosen, self.max_move,
                               run.num_inference_steps, drawn, painted, shift_x, shift_y,
                               self.image_size)
         mask, depth = self._object(run)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..metrics import pearson
-from ..edits.methods import METHOD_DEFAULTS, METHODS, Edit, default_layers
+from ..edits.methods import METHOD_DEFAULTS, METHODS, Edit, default_layers, defaults_of
 from ..edits.scores import outside_change, score_depth, score_move
 from ..edits.targets import (Target, centroid, flip_mask, move_mask, paint_mask, perspective_room,
                              push_depth, scale_mask, shift_depth, shrink_mask, swap_depth)
@@ -151,7 +151,7 @@ class Part:
 def keeps_outline(method, depth_push: float) -> bool:
     """Whether `method` steers a depth push this way (nearer > 0, farther < 0) toward the
     objects' outlines where they are as well, when nothing else asks for a mask."""
-    d = METHOD_DEFAULTS.get(method) if isinstance(method, str) else None
+    d = defaults_of(method)
     return bool(d and depth_push and ("nearer" if depth_push > 0 else "farther") in d.push_outline)
 
 
