@@ -91,7 +91,7 @@ def speed(pipe, steps: int = 25, runs: int = 7) -> dict:
     """Median seconds per image, two ways that give the same image bit for bit (tested):
     the stock `StableDiffusionPipeline.__call__` and probe_core's own loop (`denoise` + decode,
     what the app runs), interleaved."""
-    from probe_core.probing.denoise import decode_latents, denoise
+    from probe_core.probing.denoise import DenoiseSettings, decode_latents, denoise
 
     prompt = "a large red sphere and a small blue box on a gray checkered floor"
 
@@ -99,9 +99,8 @@ def speed(pipe, steps: int = 25, runs: int = 7) -> dict:
         generate(pipe, prompt, seed=seed, num_inference_steps=steps)
 
     def ours(seed):
-        for state in denoise(pipe, prompt, num_inference_steps=steps,
-                             guidance_scale=DEFAULT_GUIDANCE,
-                             generator=torch.Generator().manual_seed(seed), decode_x0=False):
+        for state in denoise(pipe, prompt, DenoiseSettings(steps, DEFAULT_GUIDANCE, decode_x0=False),
+                             torch.Generator().manual_seed(seed)):
             pass
         decode_latents(pipe, state.latents)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from probe_core.probing.denoise import denoise
+from probe_core.probing.denoise import DenoiseSettings, denoise
 from probe_core.probing.hooks import self_attention_layers
 from probe_core.probing.probes import ProbeSet, ProbeSettings, random_probe_set
 from probe_core.serve.runs import StepTokens
@@ -53,9 +53,9 @@ def run(pipe, steps, mode, probes, size, read_times=None):
     layers = self_attention_layers(pipe.unet)
     reading = 0.0
     t = time.perf_counter()
-    for st in denoise(pipe, PROMPT, num_inference_steps=steps, guidance_scale=4.0,
-                      generator=torch.Generator().manual_seed(0), decode_x0=False,
-                      capture_layers=() if mode == "plain" else layers):
+    settings = DenoiseSettings(steps, 4.0, decode_x0=False,
+                               capture_layers=() if mode == "plain" else layers)
+    for st in denoise(pipe, PROMPT, settings, torch.Generator().manual_seed(0)):
         if mode == "readout":
             r = time.perf_counter()
             kept = StepTokens(probes.token_outputs(st.index, st.activations))

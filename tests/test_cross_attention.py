@@ -11,10 +11,8 @@ import torch
 from probe_core import settings
 from probe_core.probing.cross_attention import (capture_word_attention, cross_attention_layers,
                                                 word_maps, word_tokens)
-from probe_core.probing.denoise import denoise
-from tests.conftest import SD_V1_LAYERS
-
-PROMPT = "a large red sphere on a gray plain floor"
+from probe_core.probing.denoise import DenoiseSettings, denoise
+from tests.helpers import PROMPT, SD_V1_LAYERS
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +105,8 @@ def test_recorded_probabilities_equal_an_explicit_softmax(model, embedded_pipe, 
 @pytest.mark.parametrize("guidance", [1.0, 4.0])
 def test_denoise_with_word_attention_keeps_the_latents_and_maps_every_step(tiny_pipe, guidance):
     def run(**kw):
-        return list(denoise(tiny_pipe, PROMPT, num_inference_steps=3, guidance_scale=guidance,
-                            generator=torch.Generator().manual_seed(5), decode_x0=False, **kw))
+        settings = DenoiseSettings(3, guidance, decode_x0=False, **kw)
+        return list(denoise(tiny_pipe, PROMPT, settings, torch.Generator().manual_seed(5)))
 
     plain, mapped = run(), run(word_attention=True)
     assert torch.equal(plain[-1].latents, mapped[-1].latents)
@@ -121,11 +119,12 @@ def test_denoise_with_word_attention_keeps_the_latents_and_maps_every_step(tiny_
 
 
 def test_stream_run_keeps_each_steps_map_on_the_host(tiny_pipe):
-    from probe_core.serve.runs import stream_run
+    from probe_core.probing.generation import Generation
+    from probe_core.serve.runs import RunReaders, stream_run
 
     def last(word_attention):
-        *_, run = stream_run(tiny_pipe, PROMPT, 3, 3, 4.0, [], "attn1",
-                             word_attention=word_attention)
+        *_, run = stream_run(tiny_pipe, Generation(PROMPT, 3, 3, 4.0),
+                             RunReaders(word_attention=word_attention))
         return run
 
     plain, run = last(False), last(True)
@@ -211,10 +210,9 @@ def _embedded_last_step(pipe, seed=0):
     from probe_core.probing.denoise import decode_latents
     from probe_core.world.labeler import SceneLabeler
 
-    steps = list(denoise(pipe, PROMPT, num_inference_steps=15,
-                         guidance_scale=settings.DEFAULT_GUIDANCE,
-                         generator=torch.Generator().manual_seed(seed), decode_x0=False,
-                         word_attention=True))
+    steps = list(denoise(pipe, PROMPT, DenoiseSettings(15, settings.DEFAULT_GUIDANCE,
+                                                       decode_x0=False, word_attention=True),
+                         torch.Generator().manual_seed(seed)))
     image = decode_latents(pipe, steps[-1].latents)
     _, saliency = SceneLabeler.load(settings.EMBEDDED_LABELER)(image[None])
     mask = saliency[0] > 0.5

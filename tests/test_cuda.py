@@ -5,19 +5,20 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.edits.methods import Edit, intervene
+from probe_core.edits.methods import Edit
+from probe_core.edits.run import intervene
+from probe_core.probing.generation import Generation
 from probe_core.edits.probe_adam import graph_errors, optimise_toward_probe
 from probe_core.probing.cuda_graph import forget_graphs, graph_report
-from probe_core.probing.denoise import denoise
+from probe_core.probing.denoise import DenoiseHooks, DenoiseSettings, denoise
 from probe_core.probing.hooks import self_attention_layers
 from probe_core.serve.runs import StepTokens
 
-from .conftest import _tiny_pipe_for_module, build_tiny_sd_unet, scaled_random_probes
+from .helpers import PROMPT, build_tiny_pipe, build_tiny_sd_unet, scaled_random_probes
 from .test_probe_adam import ReferenceActivationEdit, problem, reference_adam
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
-PROMPT = "a large red sphere on a gray plain floor"
 
 
 @pytest.fixture(scope="module", params=[torch.float32, torch.float16], ids=["fp32", "fp16"])
@@ -26,15 +27,15 @@ def cuda_pipe(request):
     captured calls and not the other; these tests ask for the same kernels."""
     tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    pipe = _tiny_pipe_for_module()
+    pipe = build_tiny_pipe()
     pipe.unet = build_tiny_sd_unet(sample_size=8)
     yield pipe.to("cuda", request.param)
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
-def run(pipe, graph, layers=(), **kw):
-    return list(denoise(pipe, PROMPT, 4, 4.0, torch.Generator().manual_seed(1),
-                        capture_layers=layers, decode_x0=False, cuda_graph=graph, **kw))
+def run(pipe, graph, layers=(), hooks=DenoiseHooks()):
+    settings = DenoiseSettings(4, 4.0, capture_layers=layers, decode_x0=False, cuda_graph=graph)
+    return list(denoise(pipe, PROMPT, settings, torch.Generator().manual_seed(1), hooks=hooks))
 
 
 def test_graph_replay_equals_the_eager_run_and_captures_the_same(cuda_pipe):
@@ -66,10 +67,12 @@ def test_an_edited_step_runs_eagerly_and_the_rest_replay(cuda_pipe):
     target = np.zeros((32, 32), bool)
     target[8:20, 12:22] = True
     edit = Edit("saliency", target, "activation", 0.05, range(0, 2), iterations=32)
-    mine = intervene(cuda_pipe, probes, PROMPT, 1, edit, 4, 4.0)
+    mine = intervene(cuda_pipe, probes, edit, Generation(PROMPT, 1, 4, 4.0))
     ref = ReferenceActivationEdit(edit, probes, (8, 8))
-    *_, last = denoise(cuda_pipe, PROMPT, 4, 4.0, torch.Generator().manual_seed(1),
-                       activation_edit=ref, edit_layers=layers, decode_x0=False, cuda_graph=False)
+    *_, last = denoise(cuda_pipe, PROMPT, DenoiseSettings(4, 4.0, decode_x0=False,
+                                                          cuda_graph=False),
+                       torch.Generator().manual_seed(1),
+                       hooks=DenoiseHooks(activation_edit=ref, edit_layers=layers))
     # float16 rounds the written-back activations; differences stay ~1% of the edit's effect
     tol = 1e-4 if cuda_pipe.unet.dtype == torch.float32 else 0.1
     diff = (mine.steps[-1].latents.float() - last.latents.float()).abs().max()

@@ -8,7 +8,6 @@ import pytest
 
 from probe_core import settings
 from probe_core.serve.facade import ProbeDemo
-from tests.test_demo import BoxLabeler, random_probes  # noqa: F401
 
 
 @pytest.fixture

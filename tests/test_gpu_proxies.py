@@ -6,17 +6,17 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from probe_core.edits.probe_adam import optimise_toward_probe
-from probe_core.probing.denoise import denoise
+from probe_core.probing.denoise import DenoiseSettings, denoise
 from probe_core.probing.hooks import self_attention_layers
 from probe_core.probing.probes import ProbeSet, random_probe_set
 from probe_core.probing.collect import settings_for
 from probe_core.serve.facade import ProbeDemo
 from probe_core.serve.runs import StepTokens
 
+from .helpers import PROMPT
 from .test_probe_adam import problem
 
 HOST_READS = {"item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__", "__index__"}
-PROMPT = "a large red sphere on a gray plain floor"
 
 
 class HostReads(TorchFunctionMode):
@@ -35,8 +35,9 @@ class HostReads(TorchFunctionMode):
 def test_the_readout_of_every_layer_reads_nothing_on_the_host(tiny_pipe):
     layers = self_attention_layers(tiny_pipe.unet)
     probes = random_probe_set(tiny_pipe.unet, settings_for(tiny_pipe, "t", 2, 4.0))
-    *_, st = denoise(tiny_pipe, PROMPT, 2, 4.0, torch.Generator().manual_seed(0),
-                     capture_layers=layers, decode_x0=False)
+    *_, st = denoise(tiny_pipe, PROMPT, DenoiseSettings(2, 4.0, capture_layers=layers,
+                                                        decode_x0=False),
+                     torch.Generator().manual_seed(0))
     probes.token_outputs(1, st.activations)  # the weights' one transfer happens here
     with HostReads() as reads:
         kept = StepTokens(probes.token_outputs(1, st.activations))
@@ -50,8 +51,9 @@ def test_host_reads_of_a_probing_step_do_not_grow_with_the_layers(tiny_pipe):
 
     def reads_with(capture):
         with HostReads() as reads:
-            for st in denoise(tiny_pipe, PROMPT, 3, 4.0, torch.Generator().manual_seed(0),
-                              capture_layers=capture, decode_x0=False):
+            for st in denoise(tiny_pipe, PROMPT, DenoiseSettings(3, 4.0, capture_layers=capture,
+                                                                 decode_x0=False),
+                              torch.Generator().manual_seed(0)):
                 StepTokens(probes.token_outputs(st.index, st.activations))
         return reads.count
 

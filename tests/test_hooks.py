@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from probe_core.probing.hooks import capture, edit, resolve_layers, self_attention_layers, token_grid
-from tests.conftest import SD_V1_LAYERS
+from tests.helpers import SD_V1_LAYERS
 
 
 def _forward(unet, batch=2):

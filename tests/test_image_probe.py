@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from probe_core import settings
-from probe_core.probing.denoise import denoise
+from probe_core.probing.denoise import DenoiseSettings, denoise
 from probe_core.probing.hooks import self_attention_layers
 from probe_core.probing.image_probe import image_latents, probe_image
 from probe_core.serve.facade import ProbeDemo
@@ -44,7 +44,8 @@ def test_the_probe_step_sees_the_image_noised_to_that_level(tiny_pipe):
     again = list(probe_image(tiny_pipe, image, "a red sphere", 4, 4.0, seed=1,
                              capture_layers=layers[:1]))
     assert torch.equal(again[2].activations[layers[0]], states[2].activations[layers[0]])
-    assert next(iter(denoise(tiny_pipe, "a red sphere", 4, 4.0))) is not None  # pipe still usable
+    # the pipeline is still usable
+    assert next(iter(denoise(tiny_pipe, "a red sphere", DenoiseSettings(4, 4.0)))) is not None
 
 
 @pytest.mark.parametrize("image, message", [

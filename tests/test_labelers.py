@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.world.labeler import (LabelerNet, SceneLabeler, evaluate_labeler,
+from probe_core.world.labeler import (LabelerNet, LabelerTraining, SceneLabeler, evaluate_labeler,
                                  inverse_depth_target, labeler_loss, train_labeler,
                                  vae_round_trip)
 from probe_core.world.scenes import render_many
@@ -30,8 +30,8 @@ def test_labeler_learns_on_a_small_set_and_round_trips(renders, tmp_path):
     images, depths, masks = renders
     untrained = SceneLabeler(LabelerNet(16))
     before = evaluate_labeler(untrained, images, depths, masks)
-    labeler = train_labeler(images, depths, masks, steps=60, batch=8, lr=3e-3, width=16,
-                            progress=False)
+    labeler = train_labeler(images, depths, masks,
+                            LabelerTraining(steps=60, batch=8, lr=3e-3, width=16, progress=False))
     after = evaluate_labeler(labeler, images, depths, masks)
     assert after["depth_pearson"] > before["depth_pearson"] + 0.2
     assert after["dice"] > 0.3

@@ -4,15 +4,16 @@ import numpy as np
 import pytest
 import torch
 
+from probe_core.serve.steering import SliderValues
 from probe_core.serve.facade import EditView, ProbeDemo
 from probe_core.serve.model_choice import ModelChoice, demo_for_model, model_key, probe_folders_for
 from probe_core.models import ModelUnavailableError, load_model
 from probe_core.probing.probes import random_probe_set
 from probe_core.world.tiny_ldm import check_prompt
 from probe_core.probing.collect import settings_for
-from probe_core.probing.denoise import denoise
+from probe_core.probing.denoise import DenoiseSettings, denoise
 
-from .conftest import save_tiny_sd_pipeline
+from .helpers import save_tiny_sd_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_an_sd_shaped_folder_without_probes_generates_and_says_what_is_missing(s
     *_, run = demo.stream("a red sphere", seed=0, num_inference_steps=2, guidance_scale=7.5)
     assert run.done and run.image.shape == (32, 32, 3)
     with pytest.raises(ValueError, match="no probe set"):
-        list(demo.intervene(run, move_x=4))
+        list(demo.intervene(run, SliderValues(move_x=4)))
 
 
 def test_an_sd_shaped_folder_finds_its_probes_and_can_be_steered(sd_folder, tmp_path):
@@ -78,12 +79,13 @@ def test_an_sd_shaped_folder_finds_its_probes_and_can_be_steered(sd_folder, tmp_
     view = demo.view(run, 14, "best")
     assert view.depth is not None and view.saliency is not None
     layer = demo.best_layer()  # the view shows this layer's probes on the same activations
-    *_, state = denoise(demo.pipe, "a red sphere", 15, 7.5, torch.Generator().manual_seed(1),
-                        capture_layers=[layer], decode_x0=False)
+    *_, state = denoise(demo.pipe, "a red sphere",
+                        DenoiseSettings(15, 7.5, capture_layers=[layer], decode_x0=False),
+                        torch.Generator().manual_seed(1))
     expected = demo.probes.depth_map(14, layer, state.activations[layer],
                                      tuple(state.latents.shape[-2:]), demo.image_size)
     np.testing.assert_allclose(demo.maps(run, 14, layer)[0], expected, rtol=1e-5, atol=1e-5)
-    updates = list(demo.intervene(run, depth_push=1.0, first_step=0, last_step=1))
+    updates = list(demo.intervene(run, SliderValues(depth_push=1.0, first_step=0, last_step=1)))
     assert isinstance(updates[-1], EditView) and updates[-1].after.shape == view.x0.shape
 
 
@@ -148,10 +150,10 @@ def test_unreadable_model_names_are_refused_before_any_lookup(name):
 
 
 def test_a_folder_with_pickled_weights_is_refused(tmp_path):
-    from .conftest import _tiny_pipe_for_module
+    from .helpers import build_tiny_pipe
 
     folder = tmp_path / "pickled"
-    _tiny_pipe_for_module().save_pretrained(folder, safe_serialization=False)
+    build_tiny_pipe().save_pretrained(folder, safe_serialization=False)
     assert (folder / "unet" / "diffusion_pytorch_model.bin").is_file()  # a pickle
     assert not (folder / "unet" / "diffusion_pytorch_model.safetensors").exists()
     with pytest.raises(ModelUnavailableError, match="safetensors"):

@@ -5,7 +5,7 @@ from diffusers import LMSDiscreteScheduler
 from probe_core.probing.hooks import self_attention_layers
 from probe_core.models import (EMBEDDED, ModelUnavailableError, load_model,
                                pick_device)
-from tests.conftest import SD_V1_LAYERS, build_tiny_sd_unet
+from tests.helpers import SD_V1_LAYERS, build_tiny_sd_unet
 
 
 def test_device_and_dtype_defaults_and_overrides(monkeypatch):

@@ -8,7 +8,7 @@ from probe_core.cli import main
 from probe_core.sd.paper_probes import (SD_V1_BLOCKS, PaperProbeError, import_paper_probes,
                                      sd_v1_layers)
 from probe_core.probing.probes import ProbeSet
-from tests.conftest import SD_V1_LAYERS
+from tests.helpers import SD_V1_LAYERS
 
 
 def write_paper_files(root, skip=None, final_too=True, bad_shape=None):

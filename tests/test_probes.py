@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.probing.probes import (ProbeMismatchError, ProbeSet, ProbeSettings, apply_probe,
-                               fit_logistic, fit_ridge, patch_means, to_map)
+from probe_core.probing.fitting import fit_logistic, fit_ridge
+from probe_core.probing.probes import ProbeMismatchError, ProbeSet, ProbeSettings
+from probe_core.probing.readout import apply_probe, patch_means, to_map
 
 LAYERS = ["down_blocks.0.attentions.0.transformer_blocks.0.attn1",
           "mid_block.attentions.0.transformer_blocks.0.attn1"]
@@ -267,7 +268,7 @@ def test_fitting_with_a_layout_offset_fits_what_the_layout_leaves(readout):
     carries the layout (as real activations carry position). The offset set takes the layout as
     its offset and fits only what it leaves: no weight on the layout channel, and maps that
     match the labels (counting the layout twice would miss them by the layout)."""
-    from probe_core.probing.probes import fit_probe_set
+    from probe_core.probing.fitting import FitOptions, fit_probe_set
 
     g = torch.Generator().manual_seed(0)
     n, grid, c = 2000, 4, 8
@@ -281,7 +282,7 @@ def test_fitting_with_a_layout_offset_fits_what_the_layout_leaves(readout):
     sal = depth > 0
     s = _settings(readout=readout, depth_offset="layout", layers=[LAYERS[0]])
     ps = fit_probe_set(s, [(0, LAYERS[0])], lambda step, layer: acts, depth, sal, (grid, grid),
-                       lam=1e-8)
+                       FitOptions(lam=1e-8))
     mean_tokens = torch.as_tensor(depth.mean(0)).reshape(grid, 4, grid, 4).mean((1, 3)).reshape(-1)
     torch.testing.assert_close(ps.offsets[LAYERS[0]], mean_tokens)
     torch.testing.assert_close(ps.offsets[LAYERS[0]], layout, atol=0.25, rtol=0)

@@ -5,12 +5,13 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from probe_core.probing.denoise import denoise, predicted_x0
+from probe_core.probing.denoise import DenoiseSettings, denoise, predicted_x0
 from probe_core.probing.schedulers import (SCHEDULERS, check_scheduler, make_scheduler,
                                            schedule_note, timesteps_of)
 from probe_core.probing.step_map import ProbeStepMap
 
-PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
+from .helpers import SCENE_PROMPT as PROMPT
+
 NEGATIVE = "a green cylinder"
 
 
@@ -22,19 +23,19 @@ def test_each_sampler_with_a_negative_prompt_equals_stock_diffusers(tiny_pipe, n
                        guidance_scale=7.5, generator=torch.Generator().manual_seed(3),
                        output_type="latent").images
     before = tiny_pipe.scheduler.config
-    steps = list(denoise(tiny_pipe, PROMPT, num_inference_steps=4, guidance_scale=7.5,
-                         negative_prompt=NEGATIVE, generator=torch.Generator().manual_seed(3),
-                         scheduler=make_scheduler(tiny_pipe, name), capture_layers=None))
+    settings = DenoiseSettings(4, 7.5, NEGATIVE, capture_layers=None)
+    steps = list(denoise(tiny_pipe, PROMPT, settings, torch.Generator().manual_seed(3),
+                         scheduler=make_scheduler(tiny_pipe, name)))
     assert torch.equal(steps[-1].latents, stock)
     assert all(s.x0_latents is not None and s.x0_image is not None for s in steps)
     assert tiny_pipe.scheduler.config == before  # the pipeline's own scheduler is untouched
 
 
 def test_negative_prompt_changes_the_run(tiny_pipe):
-    kw = dict(num_inference_steps=3, guidance_scale=7.5)
-    plain = list(denoise(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(1), **kw))
-    negative = list(denoise(tiny_pipe, PROMPT, negative_prompt=NEGATIVE,
-                            generator=torch.Generator().manual_seed(1), **kw))
+    plain = list(denoise(tiny_pipe, PROMPT, DenoiseSettings(3, 7.5),
+                         torch.Generator().manual_seed(1)))
+    negative = list(denoise(tiny_pipe, PROMPT, DenoiseSettings(3, 7.5, NEGATIVE),
+                            torch.Generator().manual_seed(1)))
     assert not torch.equal(plain[-1].latents, negative[-1].latents)
 
 

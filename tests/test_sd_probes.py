@@ -16,7 +16,7 @@ from probe_core.world.labeler import SceneLabeler
 from probe_core.models import ModelUnavailableError
 from probe_core.probing.probes import ProbeSet
 
-from .conftest import SD_V1_LAYERS, save_tiny_hf_labeler, save_tiny_sd_pipeline
+from .helpers import SD_V1_LAYERS, save_tiny_hf_labeler, save_tiny_sd_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +77,11 @@ def test_train_probes_and_evaluate_end_to_end_on_an_sd_shaped_model(sd_assets, t
 
 def test_chunked_evaluation_equals_one_chunk(sd_assets, tmp_path):
     from probe_core.models import load_model
-    from probe_core.cli import prompts_for
+    from probe_core.cli.common import prompts_for
     from probe_core.probing.collect import settings_for
-    from probe_core.probing.evaluate import evaluate_probe_sets, train_probe_sets
+    from probe_core.probing.evaluate import EvaluationRun, evaluate_probe_sets, train_probe_sets
     from probe_core.probing.layout import load_layout
+    from probe_core.probing.shards import TrainingRun
 
     pipe_dir, spec, _ = sd_assets
     pipe, _ = load_model(pipe_dir)
@@ -88,12 +89,13 @@ def test_chunked_evaluation_equals_one_chunk(sd_assets, tmp_path):
     settings = settings_for(pipe, "pipe", 3, 7.5, layers=SD_V1_LAYERS[:2])
     seeds = [0, 1, 2]
     probes, control = train_probe_sets(pipe, settings, labeler, prompts_for(seeds), seeds,
-                                       str(tmp_path / "p"), progress=False, chunk_size=2)
+                                       str(tmp_path / "p"),
+                                       TrainingRun(progress=False, chunk_size=2))
     layout = load_layout(tmp_path / "p")
     for c in (1, 3):
         evaluate_probe_sets(pipe, probes, control, labeler, prompts_for([7, 8, 9]), [7, 8, 9],
-                            str(tmp_path / f"r{c}"), progress=False, chunk_size=c,
-                            layout=layout)
+                            str(tmp_path / f"r{c}"),
+                            EvaluationRun(progress=False, chunk_size=c, layout=layout))
     a, b = (json.loads((tmp_path / f"r{c}" / "metrics.json").read_text()) for c in (1, 3))
     assert a["meta"]["n_test"] == b["meta"]["n_test"] == 3
     for key in ("dice", "rmse", "pearson", "partial", "partial_beyond_latent"):
@@ -133,26 +135,26 @@ def test_sharded_training_with_accelerate_equals_one_process(sd_assets, tmp_path
 
 def test_an_interrupted_collection_resumes_from_its_chunks(sd_assets, tmp_path):
     from probe_core.models import load_model
-    from probe_core.probing.shards import collect_chunks
-    from probe_core.cli import prompts_for
+    from probe_core.probing.shards import ChunkShare, collect_chunks
+    from probe_core.cli.common import prompts_for
     from probe_core.probing.collect import settings_for
 
     pipe_dir, spec, _ = sd_assets
     pipe, _ = load_model(pipe_dir)
     settings = settings_for(pipe, "pipe", 2, 7.5, layers=SD_V1_LAYERS[:1])
     seeds = [0, 1, 2, 3]
-    args = (pipe, settings, load_labeler(spec), prompts_for(seeds), seeds, tmp_path)
-    first = collect_chunks(*args, chunk_size=2, progress=False)
+    args = (pipe, settings, load_labeler(spec), prompts_for(seeds), seeds)
+    first = collect_chunks(*args, ChunkShare(tmp_path, chunk_size=2), progress=False)
     assert [p.name for p in first] == ["chunk-0000000.safetensors", "chunk-0000002.safetensors"]
     first[1].unlink()  # as if the run stopped before the second chunk
-    again = collect_chunks(*args, chunk_size=2, progress=False)
+    again = collect_chunks(*args, ChunkShare(tmp_path, chunk_size=2), progress=False)
     assert [p.name for p in again] == ["chunk-0000002.safetensors"]
 
 
 def test_chunks_of_another_run_are_refused_and_only_our_files_removed(sd_assets, tmp_path):
     from probe_core.models import load_model
-    from probe_core.probing.shards import collect_chunks, remove_workdir
-    from probe_core.cli import prompts_for
+    from probe_core.probing.shards import ChunkShare, collect_chunks, remove_workdir
+    from probe_core.cli.common import prompts_for
     from probe_core.probing.collect import settings_for
 
     pipe_dir, spec, _ = sd_assets
@@ -160,21 +162,21 @@ def test_chunks_of_another_run_are_refused_and_only_our_files_removed(sd_assets,
     settings = settings_for(pipe, "pipe", 2, 7.5, layers=SD_V1_LAYERS[:1])
     seeds = [0, 1]
     labeler = load_labeler(spec)
-    collect_chunks(pipe, settings, labeler, prompts_for(seeds), seeds, tmp_path, chunk_size=2,
-                   progress=False)
+    collect_chunks(pipe, settings, labeler, prompts_for(seeds), seeds,
+                   ChunkShare(tmp_path, chunk_size=2), progress=False)
     with pytest.raises(ValueError, match="chunk_size"):
-        collect_chunks(pipe, settings, labeler, prompts_for(seeds), seeds, tmp_path,
-                       chunk_size=1, progress=False)
+        collect_chunks(pipe, settings, labeler, prompts_for(seeds), seeds,
+                       ChunkShare(tmp_path, chunk_size=1), progress=False)
     with pytest.raises(ValueError, match="seeds_prompts"):
-        collect_chunks(pipe, settings, labeler, prompts_for([5, 6]), [5, 6], tmp_path,
-                       chunk_size=2, progress=False)
+        collect_chunks(pipe, settings, labeler, prompts_for([5, 6]), [5, 6],
+                       ChunkShare(tmp_path, chunk_size=2), progress=False)
     (tmp_path / "users-file.txt").write_text("keep me")
     remove_workdir(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["users-file.txt"]
 
 
 def test_the_default_probe_folder_is_named_after_the_model():
-    from probe_core.cli import _default_probe_dir
+    from probe_core.cli.common import _default_probe_dir
     from probe_core.settings import PROBES_ROOT  # resolved from the package, not the cwd
 
     assert _default_probe_dir("weights/tiny-scenes") == str(PROBES_ROOT / "tiny-scenes")

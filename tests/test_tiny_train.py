@@ -8,7 +8,9 @@ import torch
 from probe_core.world.tiny_ldm import (build_scheduler, build_text_encoder, build_tokenizer, build_unet,
                                  build_vae, load_pipeline)
 from probe_core.world.images import to_tensor
-from probe_core.world.tiny_train import TrainConfig, diffusion_loss, train, vae_loss
+from probe_core.world.tiny_train import train, vae_loss
+from probe_core.world.train_setup import TrainConfig
+from probe_core.world.unet_train import diffusion_loss
 from probe_core.world.scenes import render_scene, sample_scene
 
 

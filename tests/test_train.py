@@ -4,7 +4,7 @@ import torch
 
 from probe_core.metrics import zscore
 from probe_core.probing.probes import ProbeSettings
-from probe_core.probing.collect import collect, fit_probes, permuted_unet
+from probe_core.probing.collect import CollectSettings, collect, fit_probes, permuted_unet
 from probe_core.probing.evaluate import evaluate_labeler_on_x0, evaluate_probes
 
 
@@ -18,13 +18,14 @@ def brightness_labeler(images):
 
 @pytest.fixture(scope="module")
 def data():
-    from tests.conftest import _tiny_pipe_for_module
+    from tests.helpers import build_tiny_pipe
 
-    pipe = _tiny_pipe_for_module()
+    pipe = build_tiny_pipe()
     prompts = ["a large red sphere on a gray plain floor", "a small blue box on a green plain floor",
                "a large yellow cylinder on a beige striped floor", ""] * 2
-    return collect(pipe, prompts, list(range(8)), brightness_labeler, num_inference_steps=2,
-                   guidance_scale=4.0, control_unet=permuted_unet(pipe.unet, seed=1)), pipe
+    return collect(pipe, prompts, list(range(8)), brightness_labeler,
+                   CollectSettings(num_inference_steps=2, guidance_scale=4.0),
+                   control_unet=permuted_unet(pipe.unet, seed=1)), pipe
 
 
 def test_collect_shapes(data):
@@ -83,8 +84,9 @@ def test_permuted_unet_keeps_values_but_changes_order(tiny_pipe):
 
 def test_collect_at_the_block_site_reads_the_residual_stream(data):
     d, pipe = data
-    blocks = collect(pipe, d.prompts[:2], d.seeds[:2], brightness_labeler, num_inference_steps=2,
-                     guidance_scale=4.0, keep_x0=False, site="block")
+    blocks = collect(pipe, d.prompts[:2], d.seeds[:2], brightness_labeler,
+                     CollectSettings(num_inference_steps=2, guidance_scale=4.0, keep_x0=False,
+                                     site="block"))
     first = d.layers[0]
     assert blocks.acts[(0, first)].shape == d.acts[(0, first)][:2].shape
     assert not torch.equal(blocks.acts[(0, first)], d.acts[(0, first)][:2])
@@ -96,8 +98,8 @@ def test_bilinear_fit_recovers_a_probe_read_out_bilinearly():
     fitting on fit_inputs(..., "bilinear") recovers the map; the nearest fit cannot."""
     import torch.nn.functional as F
 
-    from probe_core.probing.probes import fit_ridge, upsample_tokens
-    from probe_core.probing.probes import fit_inputs
+    from probe_core.probing.fitting import fit_inputs, fit_ridge
+    from probe_core.probing.readout import upsample_tokens
 
     g = torch.Generator().manual_seed(0)
     acts = torch.randn(40, 16, 6, generator=g)  # (N, HW, C): a 4x4 grid, latent 4x4
@@ -153,7 +155,7 @@ def test_the_layout_controls_in_evaluation_and_report(data, tmp_path):
     # latent probe's map of the same image
     from probe_core.probing.evaluate import beyond_input_latent, depth_tokens
     from probe_core.probing.latent_control import cross_fitted_depth
-    from probe_core.probing.probes import to_map, upsample_tokens
+    from probe_core.probing.readout import to_map, upsample_tokens
 
     control_probes = fit_probes(d, settings, control=True)
     tokens = depth_tokens(probes, d)

@@ -1,8 +1,8 @@
 """Probe data: generate, label and record activations; the paper's experiment, for any SD pipeline.
 
-    >>> data = collect(pipe, prompts, seeds, labeler, num_inference_steps=15, guidance_scale=4.0)
+    >>> data = collect(pipe, prompts, seeds, labeler, CollectSettings(15, guidance_scale=4.0))
     >>> train, test = data.split(n_train=200)
-    >>> probes = fit_probes(train, settings)        # probes.fit_probe_set on in-memory data
+    >>> probes = fit_probes(train, settings)        # fitting.fit_probe_set on in-memory data
     >>> settings = settings_for(pipe, "tiny-scenes", 15, 4.0)   # what a probe set is tied to
 
 `collect` generates every image, labels the final one with the labeler (as the paper labels with
@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from ..settings import shown_path
-from .denoise import decode_latents, denoise, encode
+from .denoise import DenoiseSettings, decode_latents, denoise, encode
 from .hooks import capture, resolve_layers
-from .probes import ProbeSet, ProbeSettings, fit_probe_set, unet_fingerprint
+from .fitting import FitOptions, fit_probe_set
+from .probes import ProbeSet, ProbeSettings, unet_fingerprint
 
 
 @dataclass
@@ -77,17 +78,35 @@ def permuted_unet(unet: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return control
 
 
+@dataclass(frozen=True)
+class CollectSettings:
+    """How `collect` generates its images and what it keeps of each."""
+    num_inference_steps: int = 15  # the sampler's steps per image
+    guidance_scale: float = 7.5  # classifier-free guidance scale
+    layers: list[str] | None = None  # self-attention layers to record; None: all of them
+    site: str = "attn1"  # "attn1": their output (the paper's); "block": their transformer
+    # block's output (the residual stream)
+    keep_x0: bool = True  # also decode every step's x0 prediction (ProbeData.x0_images)
+
+    @classmethod
+    def for_probes(cls, settings: ProbeSettings, keep_x0: bool = True) -> "CollectSettings":
+        """The schedule, layers and site a probe set is tied to."""
+        return cls(settings.num_inference_steps, settings.guidance_scale, settings.layers,
+                   settings.site, keep_x0)
+
+
 @torch.no_grad()
-def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_steps: int = 15,
-            guidance_scale: float = 7.5, layers: list[str] | None = None,
-            control_unet: torch.nn.Module | None = None, keep_x0: bool = True,
-            progress: bool = False, site: str = "attn1") -> ProbeData:
+def collect(pipe, prompts: list[str], seeds: list[int], labeler,
+            options: CollectSettings = CollectSettings(),
+            control_unet: torch.nn.Module | None = None, progress: bool = False) -> ProbeData:
     """Generate one image per (prompt, seed), label it, and keep every step's activations."""
     from tqdm.auto import tqdm
 
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-    layers = resolve_layers(pipe.unet, layers)
+    num_inference_steps, guidance_scale = options.num_inference_steps, options.guidance_scale
+    keep_x0, site = options.keep_x0, options.site
+    layers = resolve_layers(pipe.unet, options.layers)
     acts: dict = {}
     control: dict = {}
     inputs: dict = {}
@@ -95,10 +114,9 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler, num_inference_s
     latent_hw = None
     for prompt, seed in tqdm(list(zip(prompts, seeds)), desc="collect", disable=not progress):
         embeds, do_cfg = encode(pipe, prompt, guidance_scale)
-        steps = list(denoise(pipe, prompt, num_inference_steps=num_inference_steps,
-                             guidance_scale=guidance_scale,
-                             generator=torch.Generator().manual_seed(int(seed)),
-                             capture_layers=layers, decode_x0=keep_x0, site=site))
+        settings = DenoiseSettings(num_inference_steps, guidance_scale, capture_layers=layers,
+                                   decode_x0=keep_x0, site=site)
+        steps = list(denoise(pipe, prompt, settings, torch.Generator().manual_seed(int(seed))))
         latent_hw = tuple(steps[0].latents.shape[-2:])
         for st in steps:
             inputs.setdefault(st.index, []).append(st.unet_input[0].float().cpu())
@@ -135,7 +153,7 @@ def fit_probes(data: ProbeData, settings: ProbeSettings, lam: float = 1e-3,
     if not source:
         raise ValueError("no control activations collected" if control else "no activations")
     return fit_probe_set(settings, sorted(source), lambda step, layer: source[(step, layer)],
-                         data.depth, data.saliency, data.latent_hw, lam, progress)
+                         data.depth, data.saliency, data.latent_hw, FitOptions(lam, progress))
 
 
 # ----------------------------------------------------------------------------- settings

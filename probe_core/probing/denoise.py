@@ -1,7 +1,8 @@
 """The denoising loop of `StableDiffusionPipeline`, written out, yielding one `StepState` per step.
 
-    >>> for state in denoise(pipe, "a red sphere on a gray plain floor", num_inference_steps=15,
-    ...                      generator=torch.Generator().manual_seed(0), capture_layers=None):
+    >>> settings = DenoiseSettings(num_inference_steps=15, capture_layers=None)
+    >>> for state in denoise(pipe, "a red sphere on a gray plain floor", settings,
+    ...                      generator=torch.Generator().manual_seed(0)):
     ...     state.index, state.timestep, state.x0_image.shape, state.activations.keys()
 
 Without an edit, the final latents equal stock diffusers' for the same seed and settings
@@ -48,7 +49,7 @@ class ResumePoint:
     scheduler: object  # a private copy of the scheduler's state entering that step
 
 
-# The two ways to edit a run (`denoise(activation_edit=..., latent_edit=...)`):
+# The two ways to edit a run (`DenoiseHooks(activation_edit=..., latent_edit=...)`):
 # step index -> the function that edits the chosen layers' outputs at that step, or None
 ActivationEditFn = Callable[[int], "EditFn | None"]
 # (latents (1, 4, h, w), step index, timestep, prompt_embeds, scheduler) -> the latents that
@@ -95,52 +96,77 @@ def decode_latents(pipe, latents: torch.Tensor) -> np.ndarray:
     return (image * 255 + 0.5).astype(np.uint8)
 
 
-def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: float = 7.5,
-            generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
-            height: int | None = None, width: int | None = None,
-            negative_prompt: str | None = None, capture_layers: list[str] | None = (),
-            activation_edit: ActivationEditFn | None = None, edit_layers: list[str] | None = None,
-            latent_edit: LatentEditFn | None = None, decode_x0: bool = True,
-            start: ResumePoint | None = None, keep_resume: bool = False,
-            site: str = "attn1", preview: Callable | None = None,
-            cuda_graph: bool | None = None, scheduler=None,
-            word_attention: bool = False) -> Iterator[StepState]:
-    """Yield a StepState after every scheduler step.
+@dataclass(frozen=True)
+class DenoiseSettings:
+    """How a run samples and what it keeps of every step (diffusers' argument names)."""
+    num_inference_steps: int = 15
+    guidance_scale: float = 7.5
+    negative_prompt: str | None = None  # used under guidance
+    height: int | None = None  # pixels; None: the UNet's sample size x the VAE's factor
+    width: int | None = None
+    capture_layers: tuple | list | None = ()  # layer names to record (None: every
+    # self-attention layer; empty: none)
+    site: str = "attn1"  # "attn1" (the paper's tensor) or "block" (the transformer block's
+    # output), for capture and edit alike
+    decode_x0: bool = True  # make every step's x0 image
+    keep_resume: bool = False  # give every StepState the ResumePoint of the step after it
+    cuda_graph: bool | None = None  # replay unedited steps' UNet calls from a CUDA graph
+    # (`cuda_graph.py`; None: on CUDA devices): the same kernels on the same inputs
+    word_attention: bool = False  # give every StepState its cross-attention map over the
+    # prompt's tokens, (L, h, w) on the latent grid (`cross_attention.py`); such a run takes
+    # the eager path, never the CUDA graph
 
-    capture_layers: layer names to record (None: all self-attention layers; empty: none).
+
+@dataclass
+class DenoiseHooks:
+    """What edits or displays a run, each optional.
     activation_edit / edit_layers: `activation_edit(i)` gives step i's edit function
     `fn(output, layer) -> output` for those layers (None: all), or None to leave step i alone.
     latent_edit: replaces the latents entering every step (guidance on the latent).
-    start: resume from a cached `ResumePoint` (same prompt, settings and seed) instead of step 0;
-    keep_resume: give every StepState the ResumePoint of the step after it.
-    site: "attn1" (the paper's tensor) or "block" (the transformer block's output) for capture
-    and edit alike.
     preview: `preview(x0_latents) -> (H, W, 3) uint8` makes x0_image (default: the VAE decode).
-    cuda_graph: replay unedited steps' UNet calls from a CUDA graph (`cuda_graph.py`; None: on
-    CUDA devices); the same kernels on the same inputs, so the same numbers.
-    scheduler: this run's scheduler (default: the pipeline's); it is set up here, so pass one
-    no other run is using (`schedulers.make_scheduler`).
-    word_attention: give every StepState its cross-attention map over the prompt's tokens,
-    (L, h, w) on the latent grid (`cross_attention.py`); such a run takes the eager path, never
-    the CUDA graph."""
-    unet = pipe.unet
+    """
+    activation_edit: ActivationEditFn | None = None
+    edit_layers: list[str] | None = None
+    latent_edit: LatentEditFn | None = None
+    preview: Callable | None = None
+
+
+@dataclass
+class _Setup:
+    """What the loop needs, made once before the first step."""
+    scheduler: object
+    prompt_embeds: torch.Tensor  # (2, L, D) [uncond, cond] under guidance, else (1, L, D)
+    do_cfg: bool
+    timesteps: torch.Tensor
+    host_timesteps: list[int]  # read once, not a sync every step
+    latents: torch.Tensor  # (1, 4, h, w) entering the first step to run
+    first: int  # the first step to run
+    capture_layers: list[str]
+    edit_layers: list[str] | None
+    word_layers: list[str]
+    use_graph: bool
+    extra: dict  # the scheduler's extra step() arguments
+
+
+def _set_up(pipe, prompt: str, settings: DenoiseSettings, generator, latents, scheduler,
+            start: ResumePoint | None, hooks: DenoiseHooks) -> _Setup:
+    """Steps 1-3 of the pipeline: layers resolved, the prompt encoded, timesteps set, the
+    initial latents drawn (or the resume point's)."""
+    unet, s = pipe.unet, settings
     scheduler = scheduler if scheduler is not None else pipe.scheduler
-    height = height or unet.config.sample_size * pipe.vae_scale_factor
-    width = width or unet.config.sample_size * pipe.vae_scale_factor
+    height = s.height or unet.config.sample_size * pipe.vae_scale_factor
+    width = s.width or unet.config.sample_size * pipe.vae_scale_factor
     device = pipe._execution_device
-
     # resolve layer names once (listing the UNet's modules costs ~1% of a step), not per step
-    capture_layers = resolve_layers(unet, capture_layers) if (
-        capture_layers is None or len(capture_layers)) else []
-    if activation_edit is not None:
-        edit_layers = resolve_layers(unet, edit_layers)
-
+    capture_layers = resolve_layers(unet, s.capture_layers) if (
+        s.capture_layers is None or len(s.capture_layers)) else []
+    edit_layers = (resolve_layers(unet, hooks.edit_layers)
+                   if hooks.activation_edit is not None else hooks.edit_layers)
     # 1. encode the prompt ([uncond, cond] under guidance)
-    prompt_embeds, do_cfg = encode(pipe, prompt, guidance_scale, negative_prompt)
+    prompt_embeds, do_cfg = encode(pipe, prompt, s.guidance_scale, s.negative_prompt)
     # 2. timesteps
-    scheduler.set_timesteps(num_inference_steps, device=device)
+    scheduler.set_timesteps(s.num_inference_steps, device=device)
     timesteps = scheduler.timesteps
-    host_timesteps = [int(t) for t in timesteps.tolist()]  # one read, not a sync every step
     # 3. initial latents, (1, 4, h, w), scaled by the scheduler's initial sigma
     # (as pipe.prepare_latents, with this run's scheduler's sigma)
     shape = (1, unet.config.in_channels, height // pipe.vae_scale_factor,
@@ -148,65 +174,91 @@ def denoise(pipe, prompt: str, num_inference_steps: int = 15, guidance_scale: fl
     latents = (randn_tensor(shape, generator=generator, device=device, dtype=prompt_embeds.dtype)
                if latents is None else latents.to(device)) * scheduler.init_noise_sigma
     extra = step_kwargs(scheduler, generator)
-    use_graph = (cuda_graph if cuda_graph is not None else latents.is_cuda) and not word_attention
-    word_layers = cross_attention_layers(unet) if word_attention else []  # listed once
+    use_graph = (s.cuda_graph if s.cuda_graph is not None else latents.is_cuda
+                 ) and not s.word_attention
+    word_layers = cross_attention_layers(unet) if s.word_attention else []  # listed once
     first = 0
     if start is not None:
         # a private copy, so the cached point can be resumed from again
         scheduler = copy.deepcopy(start.scheduler)
         latents, first = start.latents.clone(), start.index
+    return _Setup(scheduler, prompt_embeds, do_cfg, timesteps,
+                  [int(t) for t in timesteps.tolist()], latents, first, capture_layers,
+                  edit_layers, word_layers, use_graph, extra)
 
-    for i, t in enumerate(timesteps):
-        if i < first:
+
+def _predict_noise(unet, run: _Setup, model_input, t, fn, site: str):
+    """The UNet's noise prediction for (B, 4, h, w) `model_input` at t, with step i's edit
+    `fn` (or None) applied: (noise_pred, activations by layer, word map or None). An unedited
+    step replays a CUDA graph where the run uses one."""
+    noise_pred, acts, word_map = None, {}, None
+    if fn is None and run.use_graph and model_input.is_cuda:
+        runner = graphed_unet(unet, model_input, t, run.prompt_embeds, run.capture_layers, site,
+                              run.do_cfg)
+        if runner.error is None:
+            try:
+                noise_pred, acts = runner(model_input, t, run.prompt_embeds)
+            except RuntimeError as err:  # capture failed: say why, run eagerly from now on
+                runner.error = f"{type(err).__name__}: {str(err)[:300]}"
+    if noise_pred is None:
+        with ExitStack() as stack:
+            # the edit hook goes first, so the capture records the edited output
+            if fn is not None:
+                stack.enter_context(edit(unet, fn, run.edit_layers, conditional_only=run.do_cfg,
+                                         site=site))
+            acts = (stack.enter_context(capture(unet, run.capture_layers,
+                                                conditional_only=run.do_cfg, site=site))
+                    if len(run.capture_layers) else {})
+            words = (stack.enter_context(capture_word_attention(
+                unet, run.word_layers, conditional_only=run.do_cfg)) if run.word_layers else None)
+            with torch.no_grad():  # an edit that optimises opens its own grad context
+                noise_pred = unet(model_input, t, encoder_hidden_states=run.prompt_embeds,
+                                  return_dict=False)[0]
+            word_map = words.maps() if words is not None and words.probs else None
+    return noise_pred, acts, word_map
+
+
+def denoise(pipe, prompt: str, settings: DenoiseSettings = DenoiseSettings(),
+            generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+            scheduler=None, start: ResumePoint | None = None,
+            hooks: DenoiseHooks = DenoiseHooks()) -> Iterator[StepState]:
+    """Yield a StepState after every scheduler step of `prompt` sampled as `settings` say.
+
+    generator / latents: the initial noise's generator, or the initial latents themselves.
+    scheduler: this run's scheduler (default: the pipeline's); it is set up here, so pass one
+    no other run is using (`schedulers.make_scheduler`).
+    start: resume from a cached `ResumePoint` (same prompt, settings and seed) instead of step 0.
+    hooks: the run's edits and its x0 preview (`DenoiseHooks`)."""
+    s, unet = settings, pipe.unet
+    run = _set_up(pipe, prompt, s, generator, latents, scheduler, start, hooks)
+    scheduler, latents = run.scheduler, run.latents
+    for i, t in enumerate(run.timesteps):
+        if i < run.first:
             continue
-        if latent_edit is not None:
-            latents = latent_edit(latents, i, t, prompt_embeds, scheduler)
-        fn = activation_edit(i) if activation_edit is not None else None
+        if hooks.latent_edit is not None:
+            latents = hooks.latent_edit(latents, i, t, run.prompt_embeds, scheduler)
+        fn = hooks.activation_edit(i) if hooks.activation_edit is not None else None
         # 4. scale the input, predict the noise (both halves at once under guidance)
-        model_input = torch.cat([latents] * 2) if do_cfg else latents
+        model_input = torch.cat([latents] * 2) if run.do_cfg else latents
         model_input = scheduler.scale_model_input(model_input, t)  # (B, 4, h, w)
-        noise_pred, word_map = None, None
-        if fn is None and use_graph and model_input.is_cuda:
-            runner = graphed_unet(unet, model_input, t, prompt_embeds, capture_layers, site,
-                                  do_cfg)
-            if runner.error is None:
-                try:
-                    noise_pred, acts = runner(model_input, t, prompt_embeds)
-                except RuntimeError as err:  # capture failed: say why, run eagerly from now on
-                    runner.error = f"{type(err).__name__}: {str(err)[:300]}"
-        if noise_pred is None:
-            with ExitStack() as stack:
-                # the edit hook goes first, so the capture records the edited output
-                if fn is not None:
-                    stack.enter_context(edit(unet, fn, edit_layers, conditional_only=do_cfg,
-                                             site=site))
-                acts = (stack.enter_context(capture(unet, capture_layers,
-                                                    conditional_only=do_cfg, site=site))
-                        if len(capture_layers) else {})
-                words = (stack.enter_context(capture_word_attention(
-                    unet, word_layers, conditional_only=do_cfg)) if word_attention else None)
-                with torch.no_grad():  # an edit that optimises opens its own grad context
-                    noise_pred = unet(model_input, t, encoder_hidden_states=prompt_embeds,
-                                      return_dict=False)[0]
-                word_map = words.maps() if words is not None and words.probs else None
+        noise_pred, acts, word_map = _predict_noise(unet, run, model_input, t, fn, s.site)
         # 5. classifier-free guidance
-        if do_cfg:
+        if run.do_cfg:
             uncond, cond = noise_pred.chunk(2)
-            noise_pred = uncond + guidance_scale * (cond - uncond)
+            noise_pred = uncond + s.guidance_scale * (cond - uncond)
         # 6. scheduler step x_t -> x_{t-1}
-        out = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
+        out = scheduler.step(noise_pred, t, latents, **run.extra, return_dict=True)
         latents = out.prev_sample
         x0 = getattr(out, "pred_original_sample", None)
         if x0 is None:  # schedulers that do not report it (DPM-Solver): from the noise prediction
             x0 = predicted_x0(scheduler, model_input[-1:], noise_pred, t)
         yield StepState(
-            index=i, timestep=host_timesteps[i], unet_input=model_input[-1:], latents=latents,
-            x0_latents=x0,
-            x0_image=(preview or partial(decode_latents, pipe))(x0)
-            if decode_x0 and x0 is not None else None,
+            index=i, timestep=run.host_timesteps[i], unet_input=model_input[-1:],
+            latents=latents, x0_latents=x0,
+            x0_image=(hooks.preview or partial(decode_latents, pipe))(x0)
+            if s.decode_x0 and x0 is not None else None,
             activations={k: v[0].float() for k, v in acts.items()},
             resume_next=ResumePoint(i + 1, latents.clone(), copy.deepcopy(scheduler))
-            if keep_resume else None,
+            if s.keep_resume else None,
             word_attention=word_map,
         )
-

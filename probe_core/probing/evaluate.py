@@ -3,22 +3,26 @@
     >>> scores = evaluate_probes(probes, test)      # dice / rmse / pearson per (step, layer)
     >>> x0 = evaluate_labeler_on_x0(labeler, test)  # what the decoded x0 shows at each step
     >>> train_probe_sets(pipe, settings, labeler, prompts, seeds, "weights/probes/mine")
-    >>> evaluate_probe_sets(pipe, probes, control, labeler, prompts, seeds, "docs/my-eval")
+    >>> evaluate_probe_sets(pipe, probes, control, labeler, prompts, seeds, "docs/my-eval",
+    ...                     EvaluationRun(layout=load_layout("weights/probes/mine")))
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..metrics import dice, partial_correlation, partial_correlation_given, pearson, rmse
-from .collect import ProbeData, collect, permuted_unet
+from .collect import CollectSettings, ProbeData, collect, permuted_unet
 from .hooks import token_grid
 from .latent_control import cross_fitted_depth
 from .layout import token_readout
-from .probes import ProbeSet, ProbeSettings, to_map, upsample_tokens
+from .probes import ProbeSet, ProbeSettings
+from .readout import to_map, upsample_tokens
 from .report import write_report
-from .shards import train_sharded
+from .shards import TrainingRun, train_sharded
 
 
 def probe_scores_per_image(probes: ProbeSet, data: ProbeData, control: bool = False,
@@ -177,24 +181,33 @@ def _mean_x0(per_image: dict, steps) -> dict:
 # ----------------------------------------------------------------------------- workflows
 
 def train_probe_sets(pipe, settings: ProbeSettings, labeler, prompts: list[str], seeds: list[int],
-                     out: str, lam: float = 1e-3, progress: bool = True,
-                     workdir: str | None = None, chunk_size: int = 16) -> tuple:
+                     out: str, run: TrainingRun = TrainingRun()) -> tuple:
     """Fit trained-model and control probes on (prompts, seeds); save to out/ and out/control/.
     Runs through shards.train_sharded: chunks on disk (resumable), one process or several
     under `accelerate launch`, the same result either way."""
-    return train_sharded(pipe, settings, labeler, prompts, seeds, out, lam, workdir, chunk_size,
-                         permuted_unet(pipe.unet), progress=progress)
+    return train_sharded(pipe, settings, labeler, prompts, seeds, out, run,
+                         permuted_unet(pipe.unet))
+
+
+@dataclass(frozen=True)
+class EvaluationRun:
+    """How evaluate_probe_sets generates and scores its images."""
+    chunk_size: int = 16  # images generated and scored at a time (memory holds one chunk)
+    layout: dict | None = None  # layout.load_layout of the probe set: adds the image-blind
+    # controls
+    picked: dict | None = None  # report.picked_layers of a validation evaluation: the best
+    # layers, instead of choosing them on these images
+    progress: bool = True  # show progress bars
 
 
 def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labeler,
                         prompts: list[str], seeds: list[int], out_dir: str,
-                        progress: bool = True, chunk_size: int = 16,
-                        layout: dict | None = None, picked: dict | None = None) -> dict:
+                        run: EvaluationRun = EvaluationRun()) -> dict:
     """Held-out scores of both probe sets and of the labeler on x0; writes the report.
-    Images are generated and scored `chunk_size` at a time, so memory holds one chunk. With
-    a layout baseline (layout.load_layout of the probe set), the image-blind controls too.
-    `picked` (report.picked_layers of a validation evaluation) names the best layers instead of
-    choosing them on these images."""
+    Images are generated and scored `run.chunk_size` at a time, so memory holds one chunk. With
+    a layout baseline (`run.layout`), the image-blind controls too; `run.picked` names the best
+    layers instead of choosing them on these images."""
+    chunk_size, layout, picked = run.chunk_size, run.layout, run.picked
     s = probes.settings
     control_unet = permuted_unet(pipe.unet) if control is not None else None
     per: dict = {"probes": [], "control": [], "x0": [], "layout": []}
@@ -205,8 +218,8 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     for start in range(0, len(seeds), chunk_size):
         end = start + chunk_size
         data = collect(pipe, prompts[start:end], seeds[start:end], labeler,
-                       s.num_inference_steps, s.guidance_scale, s.layers, control_unet,
-                       keep_x0=True, progress=progress, site=s.site)
+                       CollectSettings.for_probes(s, keep_x0=True), control_unet,
+                       progress=run.progress)
         per["probes"].append(probe_scores_per_image(probes, data, layout=layout))
         if control is not None:
             per["control"].append(probe_scores_per_image(control, data, control=True,

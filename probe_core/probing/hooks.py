@@ -44,8 +44,8 @@ def resolve_layers(unet: torch.nn.Module, layers: list[str] | None) -> list[str]
     """Normalise names (accepting the paper's `...attn1.to_out.0` spelling) and check them.
 
     None means all self-attention layers. Unknown names raise LookupError listing valid ones.
-    Named layers are checked by looking each one up, not by listing the UNet's modules, since
-    the denoiser resolves its layers at every step."""
+    Named layers are checked by looking each one up, not by listing the UNet's modules: `capture`
+    and `edit` resolve their layers again each time they are entered, at every denoising step."""
     if layers is None:
         return self_attention_layers(unet)
     out = []

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .probes import area_means, fit_ridge, upsample_tokens
+from .fitting import fit_ridge
+from .readout import area_means, upsample_tokens
 
 PATCH = 3  # latent pixels a side of each token's neighbourhood
 FOLDS = 2

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .probes import area_means, upsample_tokens
+from .readout import area_means, upsample_tokens
 
 LAYOUT_FILE = "layout.safetensors"
 
@@ -66,13 +66,13 @@ def collect_layout(pipe, prompts: list[str], seeds: list[int], labeler,
     its training images again (same prompts, seeds and schedule), label them, average."""
     from tqdm.auto import tqdm
 
-    from .denoise import decode_latents, denoise
+    from .denoise import DenoiseSettings, decode_latents, denoise
 
     depths, masks = [], []
     for prompt, seed in tqdm(list(zip(prompts, seeds)), desc="layout", disable=not progress):
-        *_, last = denoise(pipe, prompt, num_inference_steps=num_inference_steps,
-                           guidance_scale=guidance_scale, decode_x0=False,
-                           generator=torch.Generator().manual_seed(int(seed)))
+        *_, last = denoise(pipe, prompt, DenoiseSettings(num_inference_steps, guidance_scale,
+                                                         decode_x0=False),
+                           torch.Generator().manual_seed(int(seed)))
         d, s = labeler(decode_latents(pipe, last.latents)[None])
         depths.append(d[0])
         masks.append(s[0] > 0.5)

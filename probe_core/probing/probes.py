@@ -10,32 +10,25 @@ also holds, per layer, the training images' mean depth label averaged to the lay
 (HW,), added to every depth output: its depth probe reads how an image's depth departs from the
 average layout, and a bias-free probe no longer spends its weights rebuilding the layout.
 
-A probe is applied to every token of a layer's (HW, C) activation and reshaped to the layer's
-grid; the grid of outputs is then upsampled to pixels, by the set's `readout`:
-- "nearest", the paper's: each token paints its square patch. Fitting at token resolution
-  against the mean label of each token's patch is exactly the paper's full-resolution loss for
-  squared error and for cross-entropy, and much cheaper.
-- "bilinear": the outputs (logits, not probabilities) are interpolated between token centres.
-  The probe is the same bias-free per-token linear map; since interpolation is linear too, it is
-  fitted on bilinearly upsampled activations (at twice the grid) against area-averaged labels.
+How a grid of probe outputs becomes pixels (the set's `readout`) is in readout.py; how a probe
+is fitted, in fitting.py.
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..settings import shown_path
-from .hooks import token_grid
+from .readout import (READOUTS, apply_probe, sigmoid, to_map, token_maps,
+                      token_pixel)
+# also importable from here for modules not yet switched to readout.py
 
 TASKS = {"depth": 1, "saliency": 2}  # task -> probe outputs
-READOUTS = ("nearest", "bilinear")  # how a grid of probe outputs becomes a pixel map
 DEPTH_OFFSETS = ("none", "layout")  # what is added to every depth output (per token)
 FORMAT_VERSION = 1
 OFFSET_KEY = "depth_offset"  # probes.safetensors key prefix of the per-layer depth offsets
@@ -87,176 +80,6 @@ def unet_fingerprint(unet: torch.nn.Module) -> str:
         h.update(str(tuple(p.shape)).encode())
         h.update(p.detach().reshape(-1)[:64].to("cpu", torch.float16).numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def apply_probe(weight: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
-    """(out, C) weight, (HW, C) activations -> (HW, out) outputs, computed in float32."""
-    return activations.float() @ weight.to(activations.device, torch.float32).T
-
-
-def upsample_tokens(values: torch.Tensor, latent_hw: tuple[int, int], size: tuple[int, int],
-                    readout: str = "nearest") -> torch.Tensor:
-    """(N, HW, k) per-token values -> (N, size[0] * size[1], k), float32, upsampled by `readout`
-    (bilinear between token centres, edges clamped: align_corners=False)."""
-    if readout not in READOUTS:
-        raise ValueError(f"unknown readout {readout!r}; readouts are {READOUTS}")
-    n, hw, k = values.shape
-    h, w = token_grid(hw, latent_hw)
-    grid = values.float().reshape(n, h, w, k).permute(0, 3, 1, 2)  # (N, k, h, w)
-    if tuple(size) != (h, w):
-        extra = {} if readout == "nearest" else {"align_corners": False}
-        grid = F.interpolate(grid, size=tuple(size), mode=readout, **extra)
-    return grid.permute(0, 2, 3, 1).reshape(n, size[0] * size[1], k)
-
-
-@lru_cache(maxsize=64)
-def interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) float32 weights of 1-D linear interpolation (align_corners=False, as in
-    upsample_tokens): bilinear upsampling of a (h, w) grid is rows @ grid @ cols.T."""
-    eye = torch.eye(n_in)[None]  # (1, n_in channels, n_in samples)
-    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0].T.numpy().copy()
-
-
-def to_map(values: torch.Tensor, latent_hw: tuple[int, int], out_size: int,
-           readout: str = "nearest") -> np.ndarray:
-    """(HW,) per-token values -> (out_size, out_size) map, upsampled by `readout`."""
-    up = upsample_tokens(values.reshape(1, -1, 1).cpu(), latent_hw, (out_size, out_size), readout)
-    return up.reshape(out_size, out_size).numpy()
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Elementwise logistic function, without overflow warnings for large |x|."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
-
-
-def area_means(labels: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """(N, H, W) or (H, W) labels -> (N * h * w,) float32 means over each cell of an (h, w) grid
-    (adaptive average pooling: any H, W)."""
-    t = torch.as_tensor(np.asarray(labels, np.float32)).reshape(-1, 1, *np.shape(labels)[-2:])
-    return F.adaptive_avg_pool2d(t, tuple(size)).reshape(-1)
-
-
-def patch_means(label: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
-    """(H, W) label -> (h*w,) mean of each token's patch (H, W multiples of h, w)."""
-    H, W = label.shape
-    h, w = grid_hw
-    return label.reshape(h, H // h, w, W // w).mean(axis=(1, 3)).reshape(-1)
-
-
-def fit_ridge(X: torch.Tensor, y: torch.Tensor, lam: float = 1e-3) -> torch.Tensor:
-    """Closed-form bias-free ridge: X (N, C), y (N,) or (N, k) -> weight (k, C).
-
-    lam is relative to the mean diagonal of X^T X, so it does not depend on the scale of X."""
-    X = X.double()
-    y = y.double().reshape(len(X), -1)
-    gram = X.T @ X
-    reg = lam * gram.diagonal().mean().clamp_min(1e-12)
-    w = torch.linalg.solve(gram + reg * torch.eye(X.shape[1], dtype=X.dtype), X.T @ y)
-    return w.T.float()
-
-
-def fit_logistic(X: torch.Tensor, p: torch.Tensor, lam: float = 1e-3, steps: int = 50) -> torch.Tensor:
-    """Bias-free 2-logit probe by L-BFGS on soft cross-entropy: X (N, C), p (N,) foreground
-    fraction in [0, 1] -> weight (2, C) with logits [-f/2, f/2] (softmax = sigmoid(f))."""
-    X = X.float()
-    scale = X.pow(2).mean().sqrt().clamp_min(1e-12)
-    Xs = X / scale
-    w = torch.zeros(X.shape[1], requires_grad=True)
-    opt = torch.optim.LBFGS([w], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
-    target = p.float()
-
-    def closure():
-        opt.zero_grad()
-        f = Xs @ w
-        loss = F.binary_cross_entropy_with_logits(f, target) + lam * w.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    f_w = (w.detach() / scale)
-    return torch.stack([-f_w / 2, f_w / 2])
-
-
-# ----------------------------------------------------------------------------- fitting
-
-def token_targets(depth: np.ndarray, saliency: np.ndarray, latent_hw: tuple[int, int],
-                  layer_tokens: int):
-    """Per-token targets of (N, H, W) labels for a layer with `layer_tokens` tokens:
-    depth patch means (N*HW,), foreground fraction (N*HW,)."""
-    grid = token_grid(layer_tokens, latent_hw)
-    d = np.concatenate([patch_means(x, grid) for x in depth])
-    s = np.concatenate([patch_means(x.astype(np.float32), grid) for x in saliency])
-    return torch.from_numpy(d).float(), torch.from_numpy(s).float()
-
-
-FIT_GRID_MAX = 64  # bilinear fitting grid, pixels a side at most
-
-
-def fit_inputs(acts: torch.Tensor, depth: np.ndarray, saliency: np.ndarray,
-               latent_hw: tuple[int, int], readout: str = "nearest",
-               depth_offset: torch.Tensor | None = None):
-    """What one (step, layer) probe is fitted on, for a probe set read out by `readout`:
-    acts (N, HW, C), labels (N, H, W) -> X (M, C) float32, depth (M,), foreground fraction (M,).
-
-    nearest: one row per token, against its patch's mean label (M = N * HW).
-    bilinear: one row per pixel of a grid twice the layer's (at most the labels' size and
-    FIT_GRID_MAX a side, which bounds memory for SD's 64x64 layers), holding the bilinearly
-    upsampled activations, against the area-averaged labels; a linear probe of upsampled
-    activations is the upsampled probe output, so this fits the bilinear readout.
-    A (HW,) `depth_offset` (the set's per-token depth offset) is read out the same way and taken
-    off the depth targets: the probe is fitted to what the offset leaves."""
-    n = acts.shape[0]
-    if readout == "nearest":
-        depth_t, sal_t = token_targets(depth, saliency, latent_hw, acts.shape[1])
-        if depth_offset is not None:
-            depth_t = (depth_t.reshape(n, -1) - depth_offset.float().reshape(1, -1)).reshape(-1)
-        return acts.float().reshape(-1, acts.shape[-1]), depth_t, sal_t
-    h, w = token_grid(acts.shape[1], latent_hw)
-    size = (min(2 * h, depth.shape[-2], FIT_GRID_MAX), min(2 * w, depth.shape[-1], FIT_GRID_MAX))
-    X = upsample_tokens(acts, latent_hw, size, readout).reshape(-1, acts.shape[-1])
-    depth_t = area_means(depth, size)
-    if depth_offset is not None:
-        up = upsample_tokens(depth_offset.float().reshape(1, -1, 1), latent_hw, size, readout)
-        depth_t = (depth_t.reshape(n, -1) - up.reshape(1, -1)).reshape(-1)
-    return X, depth_t, area_means(saliency, size)
-
-
-def fit_key(X: torch.Tensor, depth_t: torch.Tensor, sal_t: torch.Tensor, lam: float = 1e-3):
-    """The paper's two probes for one (step, layer): X (N*HW, C) -> depth (1, C) by ridge,
-    saliency (2, C) by logistic regression."""
-    return fit_ridge(X, depth_t, lam), fit_logistic(X, sal_t, lam)
-
-
-def fit_probe_set(settings: "ProbeSettings", keys, activations, depth: np.ndarray,
-                  saliency: np.ndarray, latent_hw: tuple[int, int], lam: float = 1e-3,
-                  progress: bool = False, desc: str = "fit") -> "ProbeSet":
-    """The one fitting path: a depth (ridge) and a saliency (logistic) probe for each
-    (step, layer) of `keys`. activations(step, layer) -> (N, HW, C) for the N images whose
-    (N, H, W) labels are `depth` and `saliency` (a callable, so a caller can read one key at a
-    time from disk). With settings.depth_offset "layout", each layer's offset is the mean of
-    these depth labels averaged to its token grid."""
-    from tqdm.auto import tqdm
-
-    if settings.depth_offset not in DEPTH_OFFSETS:
-        raise ValueError(f"unknown depth offset {settings.depth_offset!r}; offsets are "
-                         f"{DEPTH_OFFSETS}")
-    probes = ProbeSet(settings)
-    layout = (np.asarray(depth, np.float32).mean(0)  # (H, W) mean depth label
-              if settings.depth_offset == "layout" else None)
-    for step, layer in tqdm(list(keys), desc=desc, disable=not progress):
-        acts = activations(step, layer)
-        offset = None
-        if layout is not None:
-            offset = probes.offsets.get(layer)
-            if offset is None:
-                offset = area_means(layout, token_grid(acts.shape[1], latent_hw))
-                probes.set_offset(layer, offset)
-        X, depth_t, sal_t = fit_inputs(acts, depth, saliency, latent_hw, settings.readout,
-                                       offset)
-        wd, ws = fit_key(X, depth_t, sal_t, lam)
-        probes.add("depth", step, layer, wd)
-        probes.add("saliency", step, layer, ws)
-    return probes
 
 
 class ProbeSet:
@@ -415,34 +238,13 @@ class ProbeSet:
                          out_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(HW, 3) token outputs (`token_outputs`) -> (depth (S, S), P(object) (S, S)) at
         full resolution, on the host: the same numbers as depth_map and saliency_map."""
-        y = tokens.detach().float().cpu()
-        h, w = token_grid(y.shape[0], latent_hw)
-        if self.settings.readout == "nearest" and (out_size % h or out_size % w):
-            f = y[:, 2] - y[:, 1]  # no whole-pixel patches: the general path
-            return (to_map(y[:, 0], latent_hw, out_size, "nearest"),
-                    sigmoid(to_map(f, latent_hw, out_size, "nearest")))
-        y = y.numpy().reshape(h, w, 3)
-        d, f = y[..., 0], y[..., 2] - y[..., 1]  # (h, w) depth, foreground logit margin
-        if self.settings.readout == "nearest":
-            d, f = (g.repeat(out_size // h, 0).repeat(out_size // w, 1) for g in (d, f))
-        else:  # separable bilinear interpolation, rows then columns
-            rows, cols = interpolation_matrix(h, out_size), interpolation_matrix(w, out_size)
-            d, f = rows @ d @ cols.T, rows @ f @ cols.T
-        return d, sigmoid(f)
+        return token_maps(tokens, latent_hw, out_size, self.settings.readout)
 
     def pixel_from_tokens(self, tokens: torch.Tensor, latent_hw: tuple[int, int], out_size: int,
                           y: int, x: int) -> tuple[float, float]:
         """(depth, P(object)) at pixel (y, x) of the full-resolution maps, from (HW, 3) token
         outputs, without making the maps: the same numbers as maps_from_tokens at that pixel."""
-        g = tokens.detach().float().cpu()
-        h, w = token_grid(g.shape[0], latent_hw)
-        g = g.numpy().reshape(h, w, 3)
-        if self.settings.readout == "nearest":
-            v = g[y * h // out_size, x * w // out_size]
-        else:
-            rows, cols = interpolation_matrix(h, out_size), interpolation_matrix(w, out_size)
-            v = np.einsum("i,ijk,j->k", rows[y], g, cols[x])
-        return float(v[0]), float(sigmoid(v[2] - v[1]))
+        return token_pixel(tokens, latent_hw, out_size, (y, x), self.settings.readout)
 
     def read(self, step: int, activations: dict[str, torch.Tensor], latent_hw: tuple[int, int],
              out_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -23,16 +23,38 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .collect import collect
+from .collect import CollectSettings, collect
 from .layout import layout_baseline, save_layout
-from .probes import ProbeSet, ProbeSettings, fit_probe_set
+from .fitting import FitOptions, fit_probe_set
+from .probes import ProbeSet, ProbeSettings
 
 MANIFEST = "collect-manifest.json"
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """How a probe set is trained (train_sharded, evaluate.train_probe_sets)."""
+    lam: float = 1e-3  # relative ridge penalty
+    workdir: str | Path | None = None  # where the chunks go; None: OUT-collect beside `out`
+    chunk_size: int = 16  # images generated and kept in memory at a time
+    keep_workdir: bool = False  # keep the chunks after the merge (else only ours are removed)
+    progress: bool = True  # show progress bars
+
+
+@dataclass(frozen=True)
+class ChunkShare:
+    """This process's share of stage 1: of the chunks of `chunk_size` images in `workdir`,
+    process `index` of `count` writes chunks index, index + count, ..."""
+    workdir: str | Path  # where the chunks and their manifest go
+    chunk_size: int = 16  # images per chunk
+    index: int = 0  # this process's number
+    count: int = 1  # how many processes share the chunks
 
 
 def _accelerate_state():
@@ -85,25 +107,25 @@ def save_chunk(path: Path, data) -> None:
 
 
 def collect_chunks(pipe, settings: ProbeSettings, labeler, prompts: list[str], seeds: list[int],
-                   workdir: str | Path, chunk_size: int = 16, control_unet=None,
-                   index: int = 0, count: int = 1, progress: bool = True) -> list[Path]:
-    """Stage 1 for process `index` of `count`: write its chunks (skipping those on disk)."""
-    workdir = Path(workdir)
+                   share: ChunkShare, control_unet=None, progress: bool = True) -> list[Path]:
+    """Stage 1 for process `share.index` of `share.count`: write its chunks (skipping those on
+    disk)."""
+    workdir = Path(share.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     check_manifest(workdir, {
-        "settings": settings.__dict__, "chunk_size": chunk_size, "n_images": len(seeds),
+        "settings": settings.__dict__, "chunk_size": share.chunk_size, "n_images": len(seeds),
         "control": control_unet is not None,
         "seeds_prompts_sha256": hashlib.sha256(json.dumps([list(map(int, seeds)), list(prompts)])
                                                .encode()).hexdigest()})
     written = []
-    for c, start in enumerate(chunk_starts(len(seeds), chunk_size)):
+    for c, start in enumerate(chunk_starts(len(seeds), share.chunk_size)):
         path = chunk_path(workdir, start)
-        if c % count != index or path.exists():
+        if c % share.count != share.index or path.exists():
             continue
-        end = start + chunk_size
+        end = start + share.chunk_size
         data = collect(pipe, prompts[start:end], seeds[start:end], labeler,
-                       settings.num_inference_steps, settings.guidance_scale, settings.layers,
-                       control_unet, keep_x0=False, progress=progress, site=settings.site)
+                       CollectSettings.for_probes(settings, keep_x0=False), control_unet,
+                       progress=progress)
         save_chunk(path, data)
         written.append(path)
         del data  # free this chunk before the next one is collected
@@ -173,22 +195,22 @@ def fit_from_chunks(files: list[Path], settings: ProbeSettings, keys: list[tuple
     def activations(step: int, layer: str) -> torch.Tensor:  # (N, HW, C) of every chunk
         return torch.cat([h.get_tensor(f"{prefix}/{step}/{layer}") for h in handles])
 
-    return fit_probe_set(settings, keys, activations, depth, saliency, latent_hw, lam, progress,
-                         desc="fit control" if control else "fit")
+    return fit_probe_set(settings, keys, activations, depth, saliency, latent_hw,
+                         FitOptions(lam, progress, "fit control" if control else "fit"))
 
 
 def train_sharded(pipe, settings: ProbeSettings, labeler, prompts: list[str], seeds: list[int],
-                  out: str | Path, lam: float = 1e-3, workdir: str | Path | None = None,
-                  chunk_size: int = 16, control_unet=None, keep_workdir: bool = False,
-                  progress: bool = True) -> tuple[ProbeSet, ProbeSet | None]:
+                  out: str | Path, run: TrainingRun = TrainingRun(),
+                  control_unet=None) -> tuple[ProbeSet, ProbeSet | None]:
     """All three stages in this process's share; returns the merged (probes, control probes)."""
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    lam, chunk_size, progress = run.lam, run.chunk_size, run.progress
     out = Path(out)
-    workdir = Path(workdir) if workdir else out.with_name(out.name + "-collect")
+    workdir = Path(run.workdir) if run.workdir else out.with_name(out.name + "-collect")
     index, count, barrier = process_state()
-    collect_chunks(pipe, settings, labeler, prompts, seeds, workdir, chunk_size, control_unet,
-                   index, count, progress)
+    collect_chunks(pipe, settings, labeler, prompts, seeds,
+                   ChunkShare(workdir, chunk_size, index, count), control_unet, progress)
     barrier()
     files = _chunk_files(workdir, len(seeds), chunk_size)
     steps = range(settings.num_inference_steps)
@@ -212,7 +234,7 @@ def train_sharded(pipe, settings: ProbeSettings, labeler, prompts: list[str], se
             merged["control"].save(out / "control")
         merged["probes"].save(out)
         save_layout(layout_baseline(*_chunk_labels(files)), out)  # the image-blind control
-        if not keep_workdir:
+        if not run.keep_workdir:
             remove_workdir(workdir)
     barrier()
     probes = ProbeSet.load(out)

@@ -18,6 +18,8 @@ The labeler has the same call signature as `SceneLabeler`, so every workflow tak
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -43,20 +45,28 @@ def _load(loader, name: str, what: str):
             f"({type(err).__name__}: {str(err)[:200]})") from None
 
 
+@dataclass(frozen=True)
+class HFLabelerSettings:
+    """How an HFLabeler runs its two models."""
+    saliency_query: str = DEFAULT_SALIENCY_QUERY  # the text CLIPSeg segments
+    device: str = "cpu"  # where both models run
+    batch_size: int = 8  # images per forward pass
+
+
 class HFLabeler:
     """Callable: (N, H, W, 3) uint8 -> ((N, H, W) z-normalised inverse depth, (N, H, W) P(object))."""
 
     def __init__(self, depth_model, depth_processor, saliency_model, saliency_processor,
-                 saliency_tokenizer, saliency_query: str = DEFAULT_SALIENCY_QUERY,
-                 device: str = "cpu", batch_size: int = 8, info: dict | None = None):
-        self.depth_model = depth_model.eval().to(device)
+                 saliency_tokenizer, settings: HFLabelerSettings = HFLabelerSettings(),
+                 info: dict | None = None):
+        self.depth_model = depth_model.eval().to(settings.device)
         self.depth_processor = depth_processor
-        self.saliency_model = saliency_model.eval().to(device)
+        self.saliency_model = saliency_model.eval().to(settings.device)
         self.saliency_processor = saliency_processor
         self.saliency_tokenizer = saliency_tokenizer
-        self.saliency_query = saliency_query
-        self.device = device
-        self.batch_size = batch_size
+        self.saliency_query = settings.saliency_query
+        self.device = settings.device
+        self.batch_size = settings.batch_size
         self.info = info or {}
 
     @classmethod
@@ -78,8 +88,8 @@ class HFLabeler:
         sal_tok = _load(AutoTokenizer.from_pretrained, saliency_model, "saliency")
         info = {"depth_model": depth_model, "saliency_model": saliency_model,
                 "saliency_query": saliency_query}
-        return cls(depth, depth_proc, sal, sal_proc, sal_tok, saliency_query, device,
-                   batch_size, info)
+        return cls(depth, depth_proc, sal, sal_proc, sal_tok,
+                   HFLabelerSettings(saliency_query, device, batch_size), info)
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ inverse depth (larger is nearer), z-normalised per image.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -137,33 +138,43 @@ def labeler_loss(net: LabelerNet, x: torch.Tensor, depth_z: torch.Tensor, mask: 
     return F.huber_loss(out[:, 0], depth_z) + F.binary_cross_entropy_with_logits(out[:, 1], mask)
 
 
-def train_labeler(images: np.ndarray, depths: np.ndarray, masks: np.ndarray, steps: int = 3000,
-                  batch: int = 32, lr: float = 2e-3, width: int = 32, seed: int = 0,
-                  progress: bool = True) -> SceneLabeler:
+@dataclass(frozen=True)
+class LabelerTraining:
+    """How train_labeler fits a labeler."""
+    steps: int = 3000  # optimiser steps, over which the one-cycle learning rate runs
+    batch: int = 32  # images a step
+    lr: float = 2e-3  # peak learning rate
+    width: int = 32  # LabelerNet's channels at full resolution
+    seed: int = 0  # seeds torch (initial weights) and numpy (batches, blur, flips)
+    progress: bool = True  # show a progress bar
+
+
+def train_labeler(images: np.ndarray, depths: np.ndarray, masks: np.ndarray,
+                  training: LabelerTraining = LabelerTraining()) -> SceneLabeler:
     """Fit on (N, H, W, 3) uint8 images (already VAE round-tripped if wanted), (N, H, W) z-depth
     and (N, H, W) bool masks. Adds random blur and flips."""
     from tqdm.auto import tqdm
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    torch.manual_seed(training.seed)
+    rng = np.random.default_rng(training.seed)
     target_d = torch.from_numpy(inverse_depth_target(depths)).float()
     target_m = torch.from_numpy(masks.astype(np.float32))
-    net = LabelerNet(width)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    for _ in tqdm(range(steps), desc="labeler", disable=not progress):
-        idx = rng.integers(0, len(images), batch)
+    net = LabelerNet(training.width)
+    opt = torch.optim.AdamW(net.parameters(), lr=training.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=training.lr, total_steps=training.steps)
+    for _ in tqdm(range(training.steps), desc="labeler", disable=not training.progress):
+        idx = rng.integers(0, len(images), training.batch)
         im = random_blur(images[idx], rng, max_sigma=1.2)
         x, d, m = to_tensor(im), target_d[idx], target_m[idx]
-        flip = torch.from_numpy(rng.random(batch) < 0.5)
+        flip = torch.from_numpy(rng.random(training.batch) < 0.5)
         x[flip], d[flip], m[flip] = x[flip].flip(-1), d[flip].flip(-1), m[flip].flip(-1)
         loss = labeler_loss(net, x, d, m)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    return SceneLabeler(net, {"width": width, "steps": steps, "batch": batch, "lr": lr,
-                              "n_images": len(images)})
+    return SceneLabeler(net, {"width": training.width, "steps": training.steps,
+                              "batch": training.batch, "lr": training.lr, "n_images": len(images)})
 
 
 def evaluate_labeler(labeler: SceneLabeler, images: np.ndarray, depths: np.ndarray,
@@ -219,8 +230,8 @@ def build_scene_labeler(vae, n_images: int = 8000, steps: int = 3000,
     parts = [render_many(seeds, varied=varied) for seeds, varied in
              ((range(start, split), False), (range(split, start + n_images), True)) if len(seeds)]
     images, depths, masks = (np.concatenate([p[k] for p in parts]) for k in range(3))
-    labeler = train_labeler(vae_round_trip(vae, images), depths, masks, steps=steps,
-                            progress=progress)
+    labeler = train_labeler(vae_round_trip(vae, images), depths, masks,
+                            LabelerTraining(steps=steps, progress=progress))
     labeler.info["varied_share"] = varied_share
     labeler.info["held_out"] = held_out_scores(labeler, vae, n_eval)
     return labeler

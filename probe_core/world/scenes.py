@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .raycast import INTERSECTORS
+
 FAR = 20.0  # depth given to sky pixels (scene units)
 
 SHAPES = ("sphere", "box", "cylinder")
@@ -156,82 +158,10 @@ def vary_scene(spec: SceneSpec) -> SceneSpec:
                    light_strength=float(rng.uniform(0.4, 1.1)))
 
 
-# ----------------------------------------------------------------------------- geometry
-# Every intersector takes origins o (N, 3) and unit directions d (N, 3) and returns
-# t (N,) (inf where missed) and normals n (N, 3).
-
-def _hit_sphere(o, d, obj):
-    c = np.array([obj.x, obj.radius, obj.z])
-    oc = o - c
-    b = np.einsum("ij,ij->i", oc, d)
-    cc = np.einsum("ij,ij->i", oc, oc) - obj.radius**2
-    disc = b * b - cc
-    t = np.full(len(o), np.inf)
-    ok = disc > 0
-    sq = np.sqrt(np.where(ok, disc, 0))
-    t0 = -b - sq
-    t1 = -b + sq
-    tt = np.where(t0 > 1e-4, t0, t1)
-    ok &= tt > 1e-4
-    t[ok] = tt[ok]
-    p = o + d * np.where(np.isfinite(t), t, 0)[:, None]
-    n = (p - c) / obj.radius
-    return t, n
-
-
-def _hit_box(o, d, obj):
-    c = np.array([obj.x, obj.radius, obj.z])
-    cy, sy = np.cos(obj.yaw), np.sin(obj.yaw)
-    rot = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])  # world -> local
-    lo = (o - c) @ rot.T
-    ld = d @ rot.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / np.where(np.abs(ld) < 1e-9, 1e-9, ld)
-    t1 = (-obj.radius - lo) * inv
-    t2 = (obj.radius - lo) * inv
-    tmin = np.minimum(t1, t2)
-    tmax = np.maximum(t1, t2)
-    t_near = tmin.max(axis=1)
-    t_far = tmax.min(axis=1)
-    ok = (t_near <= t_far) & (t_far > 1e-4)
-    tt = np.where(t_near > 1e-4, t_near, t_far)
-    t = np.where(ok, tt, np.inf)
-    axis = np.argmax(tmin, axis=1)
-    ln = np.zeros_like(lo)
-    ln[np.arange(len(o)), axis] = -np.sign(ld[np.arange(len(o)), axis])
-    return t, ln @ rot
-
-
-def _hit_cylinder(o, d, obj):
-    r, h = obj.radius, obj.height
-    ox, oz = o[:, 0] - obj.x, o[:, 2] - obj.z
-    a = d[:, 0] ** 2 + d[:, 2] ** 2
-    b = ox * d[:, 0] + oz * d[:, 2]
-    cc = ox**2 + oz**2 - r * r
-    disc = b * b - a * cc
-    t = np.full(len(o), np.inf)
-    n = np.zeros_like(o)
-    ok = (disc > 0) & (a > 1e-12)
-    sq = np.sqrt(np.where(ok, disc, 0))
-    a_safe = np.where(a > 1e-12, a, 1)
-    for tt in ((-b - sq) / a_safe, (-b + sq) / a_safe):
-        y = o[:, 1] + tt * d[:, 1]
-        good = ok & (tt > 1e-4) & (y >= 0) & (y <= h) & (tt < t)
-        t[good] = tt[good]
-        n[good] = np.stack([ox + tt * d[:, 0], np.zeros(len(o)), oz + tt * d[:, 2]], 1)[good] / r
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tc = (h - o[:, 1]) / d[:, 1]
-    px, pz = ox + tc * d[:, 0], oz + tc * d[:, 2]
-    cap = np.isfinite(tc) & (tc > 1e-4) & (px**2 + pz**2 <= r * r) & (tc < t)
-    t[cap] = tc[cap]
-    n[cap] = np.array([0.0, 1.0, 0.0])
-    return t, n
-
-
-_INTERSECT = {"sphere": _hit_sphere, "box": _hit_box, "cylinder": _hit_cylinder}
-
+# ----------------------------------------------------------------------------- rendering
 
 def _floor_albedo(spec: SceneSpec, px: np.ndarray, pz: np.ndarray) -> np.ndarray:
+    """(M,) floor points' x and z -> (M, 3) albedo of the floor's colour and pattern."""
     base = np.array(FLOOR_COLOURS[spec.floor_colour])
     ca, sa = np.cos(spec.floor_angle), np.sin(spec.floor_angle)
     u = (px * ca + pz * sa) / spec.floor_scale
@@ -250,10 +180,20 @@ def _floor_albedo(spec: SceneSpec, px: np.ndarray, pz: np.ndarray) -> np.ndarray
     return mean + fade * np.where(alt[:, None] == 1, dark - mean, light - mean)
 
 
-def render_scene(spec: SceneSpec, size: int = 64, supersample: int = 2) -> RenderedScene:
-    """Ray-cast a spec: RGB, z-depth, object mask, per-object ids, and the caption."""
-    s = size * supersample
-    # camera rays, (s*s, 3)
+@dataclass
+class _Hits:
+    """Where each camera ray first meets the scene; R rays."""
+    t: np.ndarray  # (R,) distance along the ray, inf for the sky
+    normal: np.ndarray  # (R, 3) surface normal there
+    ids: np.ndarray  # (R,) int8 object index, -1 for the floor and the sky
+    floor: np.ndarray  # (R,) bool, the floor is nearest
+    hit: np.ndarray  # (R,) bool, anything is hit (not the sky)
+    point: np.ndarray  # (R, 3) the point hit (the camera's position for the sky)
+
+
+def _camera_rays(spec: SceneSpec, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Origins (s*s, 3), unit directions (s*s, 3) of an s x s camera's rays, and its forward
+    axis (3,)."""
     jj, ii = np.meshgrid(np.arange(s), np.arange(s))
     half = np.tan(spec.fov / 2)
     u = ((jj + 0.5) / s * 2 - 1) * half
@@ -265,12 +205,16 @@ def render_scene(spec: SceneSpec, size: int = 64, supersample: int = 2) -> Rende
     d = u.reshape(-1, 1) * right + v.reshape(-1, 1) * up + forward
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     o = np.broadcast_to(np.array([0.0, spec.camera_height, 0.0]), d.shape)
+    return o, d, forward
 
+
+def _nearest_hits(spec: SceneSpec, o: np.ndarray, d: np.ndarray) -> _Hits:
+    """The nearest object or floor along each ray (o, d: (R, 3))."""
     t_best = np.full(len(d), np.inf)
     n_best = np.zeros_like(d)
     ids = np.full(len(d), -1, dtype=np.int8)
     for k, obj in enumerate(spec.objects):
-        t, n = _INTERSECT[obj.shape](o, d, obj)
+        t, n = INTERSECTORS[obj.shape](o, d, obj)
         closer = t < t_best
         t_best[closer] = t[closer]
         n_best[closer] = n[closer]
@@ -283,37 +227,45 @@ def render_scene(spec: SceneSpec, size: int = 64, supersample: int = 2) -> Rende
     ids[floor] = -1
     hit = np.isfinite(t_best)
     p = o + d * np.where(hit, t_best, 0)[:, None]
+    return _Hits(t_best, n_best, ids, floor, hit, p)
 
-    # albedo
+
+def _shade(spec: SceneSpec, d: np.ndarray, hits: _Hits) -> np.ndarray:
+    """(R, 3) linear RGB of each ray (d: (R, 3)): albedo lit by the sun and the ambient light,
+    with cast shadows; the sky's gradient where nothing was hit."""
     albedo = np.zeros_like(d)
     for k, obj in enumerate(spec.objects):
-        albedo[ids == k] = obj.rgb if obj.rgb is not None else OBJECT_COLOURS[obj.colour]
-    albedo[floor] = _floor_albedo(spec, p[floor, 0], p[floor, 2])
+        albedo[hits.ids == k] = obj.rgb if obj.rgb is not None else OBJECT_COLOURS[obj.colour]
+    albedo[hits.floor] = _floor_albedo(spec, hits.point[hits.floor, 0], hits.point[hits.floor, 2])
 
     # light + shadows
     ce, se = np.cos(spec.light_elevation), np.sin(spec.light_elevation)
     L = np.array([ce * np.sin(spec.light_azimuth), se, ce * np.cos(spec.light_azimuth)])
-    lam = np.clip(n_best @ L, 0, 1)
+    lam = np.clip(hits.normal @ L, 0, 1)
     shadow = np.zeros(len(d), dtype=bool)
-    idx = np.nonzero(hit)[0]
-    so = p[idx] + n_best[idx] * 1e-3
+    idx = np.nonzero(hits.hit)[0]
+    so = hits.point[idx] + hits.normal[idx] * 1e-3
     sd = np.broadcast_to(L, so.shape)
     for obj in spec.objects:
-        t, _ = _INTERSECT[obj.shape](so, sd, obj)
+        t, _ = INTERSECTORS[obj.shape](so, sd, obj)
         shadow[idx[np.isfinite(t)]] = True
     shade = spec.ambient + spec.light_strength * lam * (~shadow)
     rgb = albedo * shade[:, None]
 
     # sky gradient where nothing was hit
-    sky = ~hit
+    sky = ~hits.hit
     g = np.clip(d[sky, 1], 0, 1)[:, None]
     tint = np.array(spec.sky_tint)
     rgb[sky] = (1 - g) * np.array([0.88, 0.90, 0.95]) + g * tint
+    return rgb
 
-    zdepth = np.where(hit, t_best * (d @ forward), FAR)
-    zdepth = np.minimum(zdepth, FAR)
 
-    # downsample the supersampled buffers to (size, size)
+def _downsampled_scene(spec: SceneSpec, rgb: np.ndarray, zdepth: np.ndarray, ids: np.ndarray,
+                       size: int, supersample: int) -> RenderedScene:
+    """The scene at (size, size) from its supersampled rays' (R,) buffers (R = (size *
+    supersample)**2): rgb (R, 3), z-depth (R,), object ids (R,)."""
+    s = size * supersample
+
     def down(a):
         return a.reshape(size, supersample, size, supersample, *a.shape[2:]).mean(axis=(1, 3))
 
@@ -339,6 +291,16 @@ def render_scene(spec: SceneSpec, size: int = 64, supersample: int = 2) -> Rende
     )
     scene.caption = caption_for(spec, areas)
     return scene
+
+
+def render_scene(spec: SceneSpec, size: int = 64, supersample: int = 2) -> RenderedScene:
+    """Ray-cast a spec: RGB, z-depth, object mask, per-object ids, and the caption."""
+    o, d, forward = _camera_rays(spec, size * supersample)  # (s*s, 3) camera rays
+    hits = _nearest_hits(spec, o, d)
+    rgb = _shade(spec, d, hits)
+    zdepth = np.where(hits.hit, hits.t * (d @ forward), FAR)
+    zdepth = np.minimum(zdepth, FAR)
+    return _downsampled_scene(spec, rgb, zdepth, hits.ids, size, supersample)
 
 
 def caption_for(spec: SceneSpec, areas: list[float]) -> str:

@@ -1,0 +1,216 @@
+"""The tiny-scenes trainer's second phase: the UNet and text encoder, with EMA weights exported as
+a pipeline folder.
+
+    >>> run = unet_run(cfg, vae, tokenizer, warm=None, workdir=workdir)   # resumes unet.pt
+    >>> summary = train_unet(run, training_set, Stopper(cfg.max_minutes))
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .tiny_ldm import (build_pipeline, build_scheduler, build_text_encoder, build_unet, build_vae,
+                       save_pipeline)
+from .train_setup import Stopper, TrainConfig, atomic_save, log_row, trim_log
+
+
+def diffusion_loss(unet, text_encoder, scheduler, latents, input_ids, snr_gamma: float,
+                   generator: torch.Generator | None = None):
+    """Epsilon-prediction loss with optional min-SNR weighting.
+
+    latents: (B, 4, h, w), already times the VAE scaling factor; input_ids: (B, L)."""
+    device = latents.device
+    # random numbers come from the (CPU) generator, so a run is the same on any device
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),),
+                      generator=generator)
+    noisy = scheduler.add_noise(latents, noise, t.to(device))
+    pred = unet(noisy, t.to(device), text_encoder(input_ids)[0]).sample
+    per_sample = (pred - noise).pow(2).mean(dim=(1, 2, 3))
+    if snr_gamma > 0:
+        alphas = scheduler.alphas_cumprod[t]
+        snr = alphas / (1 - alphas)
+        per_sample = per_sample * (torch.clamp(snr, max=snr_gamma) / snr).to(device)
+    return per_sample.mean()
+
+
+def _ema_update(ema: dict, model: torch.nn.Module, decay: float):
+    """ema <- decay * ema + (1 - decay) * the model's state (non-float entries copied)."""
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            if p.dtype.is_floating_point:
+                ema[name].lerp_(p, 1 - decay)
+            else:
+                ema[name].copy_(p)
+
+
+def export(cfg: TrainConfig, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info: dict):
+    """Save the EMA weights, with the VAE and tokenizer, as a pipeline folder at cfg.out."""
+    unet_e = build_unet(cfg.model)
+    unet_e.load_state_dict({k: v.cpu() for k, v in ema_unet.items()})
+    text_e = build_text_encoder(cfg.model, len(tokenizer.get_vocab()))
+    text_e.load_state_dict({k: v.cpu() for k, v in ema_text.items()})
+    vae_cpu = build_vae(cfg.model)
+    vae_cpu.load_state_dict({k: v.cpu() for k, v in vae.state_dict().items()})
+    vae_cpu.register_to_config(scaling_factor=vae.config.scaling_factor)
+    pipe = build_pipeline(cfg.model, vae=vae_cpu, unet=unet_e, text_encoder=text_e,
+                          tokenizer=tokenizer)
+    recipe = {k: v for k, v in asdict(cfg).items() if k not in ("workdir", "out", "model")}
+    # write beside the destination, then swap, so a reader never sees a half-written folder
+    out = Path(cfg.out)
+    tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_pipeline(pipe, tmp, cfg.model, extra={"training": info, "recipe": recipe})
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class TrainingSet:
+    """The UNet's training data: encoded images and their captions' token ids."""
+    latents: dict  # "mean", "std": (2, N, 4, h, w) float16 (as rendered, mirrored); "scale"
+    ids: torch.Tensor  # (N, L) caption token ids
+    empty_ids: torch.Tensor  # (1, L) the empty prompt's token ids
+
+
+@dataclass
+class UNetRun:
+    """The UNet phase: what its checkpoint holds, and the finished VAE phase it exports with."""
+    cfg: TrainConfig
+    workdir: Path
+    vae: torch.nn.Module
+    tokenizer: object
+    unet: torch.nn.Module
+    text_encoder: torch.nn.Module
+    params: list  # the UNet's then the text encoder's parameters, as the optimiser holds them
+    opt: torch.optim.Optimizer
+    ema_unet: dict  # name -> EMA tensor of the UNet's state
+    ema_text: dict  # name -> EMA tensor of the text encoder's state
+    step: int = 0
+    seconds: float = 0.0  # UNet training seconds before this call
+    warm_start: str | None = None  # what the run began from (init_from), kept across resumes
+    vae_step: int = 0
+    vae_seconds: float = 0.0
+    started: float = 0.0  # time.time() when this call's UNet loop began
+
+    def info(self) -> dict:
+        """The run's summary: train() returns it and the exported folder records it."""
+        return {"vae_steps": self.vae_step, "vae_seconds": round(self.vae_seconds),
+                "unet_steps": self.step,
+                "unet_seconds": round(self.seconds + time.time() - self.started),
+                "n_scenes": self.cfg.n_scenes, "warm_start": self.warm_start}
+
+    def checkpoint(self) -> None:
+        atomic_save({"unet": self.unet.state_dict(),
+                     "text_encoder": self.text_encoder.state_dict(),
+                     "ema_unet": self.ema_unet, "ema_text": self.ema_text,
+                     "opt": self.opt.state_dict(), "step": self.step,
+                     "seconds": self.seconds + time.time() - self.started,
+                     "warm_start": self.warm_start, "snr_shift": self.cfg.model.snr_shift},
+                    self.workdir / "unet.pt")
+
+    def export(self) -> None:
+        export(self.cfg, self.vae, self.unet, self.text_encoder, self.tokenizer, self.ema_unet,
+               self.ema_text, self.info())
+
+
+def unet_run(cfg: TrainConfig, vae, tokenizer, warm, workdir: Path) -> UNetRun:
+    """A new UNet and text encoder (warm-started from `warm`'s, if given), resumed from
+    workdir/unet.pt when it exists."""
+    unet = build_unet(cfg.model)
+    text_encoder = build_text_encoder(cfg.model, len(tokenizer.get_vocab()))
+    if warm is not None:
+        unet.load_state_dict(warm.unet.state_dict())
+        text_encoder.load_state_dict(warm.text_encoder.state_dict())
+    unet.to(cfg.device)
+    text_encoder.to(cfg.device)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
+    run = UNetRun(cfg, workdir, vae, tokenizer, unet, text_encoder, params, opt,
+                   ema_unet={k: v.detach().clone() for k, v in unet.state_dict().items()},
+                   ema_text={k: v.detach().clone() for k, v in text_encoder.state_dict().items()},
+                   warm_start=cfg.init_from)
+    unet_ckpt = workdir / "unet.pt"
+    if unet_ckpt.exists():
+        state = torch.load(unet_ckpt, weights_only=True, map_location=cfg.device)
+        unet.load_state_dict(state["unet"])
+        text_encoder.load_state_dict(state["text_encoder"])
+        run.ema_unet, run.ema_text = state["ema_unet"], state["ema_text"]
+        opt.load_state_dict(state["opt"])
+        run.step, run.seconds = int(state["step"]), float(state["seconds"])
+        run.warm_start = state.get("warm_start")  # what the run began from, not this call's flag
+        shift = float(state.get("snr_shift", 1.0))
+        if shift != cfg.model.snr_shift:
+            raise ValueError(f"the checkpoint in {workdir} trains with snr_shift {shift:g}; "
+                             f"resume it with --snr-shift {shift:g} (got {cfg.model.snr_shift:g})")
+    return run
+
+
+def train_unet(run: UNetRun, data: TrainingSet, stopper: Stopper) -> dict:
+    """Train the UNet and text encoder to cfg.unet_steps or until stopped, checkpointing and
+    exporting on the way and at the end."""
+    cfg = run.cfg
+    trim_log(run.workdir, "unet", run.step)
+    start_step = run.step
+    scheduler = build_scheduler(cfg.model.snr_shift)
+    gen = torch.Generator().manual_seed(cfg.seed + run.step)
+    rng = np.random.default_rng(cfg.seed + run.step)
+    bar = tqdm(total=cfg.unet_steps, initial=run.step, desc="unet")
+    run.started = time.time()
+    running = None
+    while run.step < cfg.unet_steps and not stopper.stop:
+        loss = _unet_step(run, data, scheduler, gen, rng)
+        run.step += 1
+        running = loss if running is None else 0.98 * running + 0.02 * loss
+        bar.update(1)
+        if run.step % cfg.log_every == 0:
+            bar.set_postfix(loss=f"{running:.4f}")
+            log_row(run.workdir, phase="unet", step=run.step, loss=running,
+                    seconds=run.seconds + time.time() - run.started)
+        if run.step % cfg.ckpt_every == 0:
+            run.checkpoint()
+        if run.step % cfg.export_every == 0:
+            run.export()
+    bar.close()
+    if run.step > start_step:  # never export a model that did not train in this run
+        run.checkpoint()
+        run.export()
+    return {"phase": "unet", **run.info()}
+
+
+def _unet_step(run: UNetRun, data: TrainingSet, scheduler, gen: torch.Generator,
+               rng: np.random.Generator) -> float:
+    """One optimiser and EMA step on a random batch (mirrored images, dropped captions);
+    returns the batch's loss."""
+    cfg, lat, step = run.cfg, data.latents, run.step
+    idx = torch.from_numpy(rng.integers(0, len(data.ids), cfg.unet_batch))
+    flip = torch.from_numpy(rng.integers(0, 2, cfg.unet_batch))  # 1: the mirrored image
+    z = lat["mean"][flip, idx].float() + lat["std"][flip, idx].float() * torch.randn(
+        (len(idx), *lat["mean"].shape[2:]), generator=gen)
+    z = (z * lat["scale"]).to(cfg.device)
+    batch_ids = data.ids[idx].clone()
+    drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
+    batch_ids[drop] = data.empty_ids[0]
+    for g in run.opt.param_groups:
+        g["lr"] = cfg.unet_lr * min(1.0, (step + 1) / cfg.warmup)
+    loss = diffusion_loss(run.unet, run.text_encoder, scheduler, z, batch_ids.to(cfg.device),
+                          cfg.snr_gamma, gen)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+    run.opt.step()
+    decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+    _ema_update(run.ema_unet, run.unet, decay)
+    _ema_update(run.ema_text, run.text_encoder, decay)
+    return loss.item()
