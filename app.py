@@ -4,11 +4,12 @@
 
 Each session picks its model (the embedded one, a Stable Diffusion hub id in the local cache, or
 a diffusers folder, where the deployment allows it); one that cannot be loaded leaves the
-session on the model it had. Endpoints (gradio_client): /generate (streams), /scrub,
-/switch_layer, /word_map, /intervene (streams), /keep_as_a, /compare_edit, /compare,
-/probe_image, /export, /load_model, /stop. Every endpoint answers bad
-input with a message in its last output (the status line) and keeps its other outputs as they
-were.
+session on the model it had. Endpoints (gradio_client): /generate (streams), /random_seed,
+/scrub, /switch_layer, /word_map, /intervene (streams), /keep_as_a, /compare_edit, /compare,
+/probe_image, /export, /load_model, /stop. Every endpoint that takes input answers bad input
+with a message in its last output (the status line) and keeps its other outputs as they were;
+gradio itself refuses a bad paint canvas or upload, and a visitor's second model job
+(/generate, /intervene, /probe_image) while one is queued or running.
 """
 
 import probe_core.offline  # noqa: F401  (before gradio imports the hub client)
@@ -21,7 +22,7 @@ from unittest import mock
 import gradio as gr
 from gradio import component_meta
 
-from probe_core.edits.methods import DEFAULT_METHOD, METHOD_DEFAULTS, defaults_of
+from probe_core.edits.edit_settings import DEFAULT_METHOD, METHOD_DEFAULTS, defaults_of
 from probe_core.models import EMBEDDED, ModelUnavailableError
 from probe_core.probing.schedulers import DEFAULT as DEFAULT_SCHEDULER
 from probe_core.probing.schedulers import SCHEDULERS
@@ -30,7 +31,7 @@ from probe_core.serve.exports import ExportFolder
 from probe_core.serve.facade import RUN_BUDGET, EditView, ProbeDemo
 from probe_core.serve.inputs import step_number
 from probe_core.serve.model_choice import CHOICES, ModelChoice, model_key
-from probe_core.serve.steering import plan_text
+from probe_core.serve.steering import SliderValues, plan_text
 from probe_core.serve.zerogpu import on_gpu
 from probe_core.viz import to_size
 from probe_core.settings import (DEFAULT_STEPS, DISPLAY_SIZE, EMBEDDED_MODEL, MAX_GUIDANCE,
@@ -480,9 +481,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
             k0 = step_number("first edited step", first_value, 1, n) if run is not None else 0
             k1 = (step_number("last edited step", last_value, k0 + 1, n) if run is not None
                   else 0)
-            for update in demo.intervene(run, move_x, move_y, scale, depth_push, strength,
-                                         k0, k1, method, drawn, brush_layer(painted), shift_x,
-                                         shift_y):
+            sliders = SliderValues(move_x, move_y, scale, depth_push, strength, k0, k1, method,
+                                   drawn, brush_layer(painted), shift_x, shift_y)
+            for update in demo.intervene(run, sliders):
                 if isinstance(update, EditView):
                     yield {compare: (update.before, update.after), target_img: update.target,
                            achieved_img: update.achieved, score: update.score,

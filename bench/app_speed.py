@@ -16,14 +16,18 @@ import probe_core.offline  # noqa: F401  (hub offline unless HF_HUB_OFFLINE says
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from probe_core.serve.facade import ProbeDemo
-from probe_core.edits.methods import (DEFAULT_METHOD, METHOD_DEFAULTS, Edit, default_layers,
-                                  intervene)
-from probe_core.edits.targets import move_mask
+from probe_core.edits.edit_settings import DEFAULT_METHOD, METHOD_DEFAULTS
+from probe_core.edits.plan import plan
+from probe_core.edits.request import EditRequest
+from probe_core.edits.run import intervene
+from probe_core.probing.generation import Generation
+from probe_core.serve.steering import SliderValues
 from probe_core.world.scenes import render_scene, sample_scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +43,61 @@ def median_time(fn, runs: int = RUNS) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def edit_costs(demo: ProbeDemo, run) -> dict:
+    """A full generation with the default edit vs without, same settings, no display work; the
+    default edit from the cached run; the same edit at steps 4-7, in full and from the cache."""
+    pipe, n, g = demo.pipe, demo.probes.settings.num_inference_steps, demo.probes.settings.guidance_scale
+    generation = Generation(PROMPT, 1, n, g)
+    scene, move = demo.scene(run), EditRequest(move_x=16)
+    d = METHOD_DEFAULTS[DEFAULT_METHOD].for_layers(demo.layers)
+    edit = plan(move, d, scene).edit
+    unedited = plan(move, replace(d, strength=0.0, carry_moves=False), scene).edit
+    plain = median_time(lambda: intervene(pipe, demo.probes, unedited, generation))
+    edited = median_time(lambda: intervene(pipe, demo.probes, edit, generation))
+    cached = median_time(lambda: intervene(pipe, demo.probes, edit, generation, run.steps))
+    # the same edit applied at steps 4-7: a re-run from the cache skips steps 0-3
+    late = plan(move, replace(d, steps=range(4, 8), carry_moves=False), scene).edit
+    late_full = median_time(lambda: intervene(pipe, demo.probes, late, generation))
+    late_cached = median_time(lambda: intervene(pipe, demo.probes, late, generation, run.steps))
+    return dict(generation_plain_s=plain, generation_default_edit_s=edited,
+                default_edit_from_cache_s=cached, late_edit_full_s=late_full,
+                late_edit_from_cache_s=late_cached, edit_cost_ratio=edited / plain)
+
+
+def print_table(r: dict, n: int) -> None:
+    """The results as the README's speed table (n: the run's steps)."""
+    print("| measure | value | target |\n|---|---|---|")
+    print(f"| first streamed step with overlays | {r['first_step_s']:.3f} s | <= 1 s |")
+    print(f"| full {n}-step run with overlays, filmstrip, emergence plot | "
+          f"{r['full_run_s']:.3f} s | <= 2 s |")
+    print(f"| scrub a step (cached) | {r['scrub_step_ms']:.1f} ms | <= 100 ms |")
+    print(f"| switch layer (maps from the kept probe outputs) | {r['switch_layer_ms']:.1f} ms "
+          "| <= 100 ms |")
+    print(f"| pixel inspector: a click to its figure | {r['pixel_inspector_ms']:.0f} ms "
+          "| <= 100 ms |")
+    print(f"| a playback frame (a step's view) | {r['play_frame_ms']:.1f} ms | <= 100 ms |")
+    print(f"| probe a 64x64 held-out render through {n} steps | "
+          f"{r['probe_render_s']:.3f} s | <= 2 s |")
+    print(f"| probe an uploaded 64x64 image (no prompt) through {n} steps | "
+          f"{r['probe_upload_s']:.3f} s | <= 2 s |")
+    print(f"| a word's attention map and compare view: one step / all steps | "
+          f"{r['word_view_ms']:.0f} ms / {r['word_view_all_steps_ms']:.0f} ms | "
+          "<= 100 ms |")
+    print(f"| compare view (two runs at one step) | {r['compare_ms']:.0f} ms | "
+          "<= 100 ms |")
+    print(f"| intervention: slider release to scored edited image | "
+          f"{r['intervene_release_s']:.3f} s | <= 3 s |")
+    print(f"| generation with the default edit (`{DEFAULT_METHOD}`) / without | "
+          f"{r['generation_default_edit_s']:.3f} s / {r['generation_plain_s']:.3f} s = "
+          f"{r['edit_cost_ratio']:.2f}x | <= 3x |")
+    first = min(METHOD_DEFAULTS[DEFAULT_METHOD].steps)
+    print(f"| the same edit re-run from the cache (steps before {first}, 0-based) | "
+          f"{r['default_edit_from_cache_s']:.3f} s | faster than the full edited run |")
+    print(f"| an edit at steps 4-7 (0-based): full re-run / from the cache | "
+          f"{r['late_edit_full_s']:.3f} s / {r['late_edit_from_cache_s']:.3f} s | "
+          "faster from cache |")
 
 
 def main() -> int:
@@ -81,64 +140,17 @@ def main() -> int:
     results["word_view_all_steps_ms"] = 1000 * median_time(
         lambda: demo.word_view(run, "sphere", None), 10)
     results["compare_ms"] = 1000 * median_time(lambda: demo.compare(run, run, 5), 10)
-    d = METHOD_DEFAULTS[DEFAULT_METHOD]
     results["intervene_release_s"] = median_time(
-        lambda: list(demo.intervene(run, move_x=16, method=DEFAULT_METHOD)))
+        lambda: list(demo.intervene(run, SliderValues(move_x=16, method=DEFAULT_METHOD))))
 
-    # a full generation with the default edit vs without, same settings, no display work
-    pipe, n, g = demo.pipe, demo.probes.settings.num_inference_steps, demo.probes.settings.guidance_scale
-    mask = run.labels[1] > 0.5
-    carry = dict(moved_from=mask, carry_step=min(d.steps)) if d.carry_moves else {}
-    edit = Edit("saliency", move_mask(mask, 16, 0).map, DEFAULT_METHOD, d.strength, d.steps,
-                layers=default_layers(DEFAULT_METHOD, demo.layers), iterations=d.iterations,
-                shift=(16, 0), **carry)
-    plain = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, Edit(
-        "saliency", mask, DEFAULT_METHOD, 0.0, d.steps), n, g))
-    edited = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, edit, n, g))
-    cached = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, edit, n, g,
-                                           original=run.steps))
-    # the same edit applied at steps 4-7: a re-run from the cache skips steps 0-3
-    late = Edit("saliency", edit.target, DEFAULT_METHOD, d.strength, range(4, 8),
-                layers=edit.layers, iterations=d.iterations)
-    late_full = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, late, n, g))
-    late_cached = median_time(lambda: intervene(pipe, demo.probes, PROMPT, 1, late, n, g,
-                                                original=run.steps))
-    results.update(generation_plain_s=plain, generation_default_edit_s=edited,
-                   default_edit_from_cache_s=cached, late_edit_full_s=late_full,
-                   late_edit_from_cache_s=late_cached,
-                   edit_cost_ratio=edited / plain, default_method=DEFAULT_METHOD,
+    results.update(edit_costs(demo, run), default_method=DEFAULT_METHOD,
                    threads=torch.get_num_threads(), runs=RUNS)
+    n = demo.probes.settings.num_inference_steps
 
     out = ROOT / "bench" / "results" / "app_speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print("| measure | value | target |\n|---|---|---|")
-    print(f"| first streamed step with overlays | {results['first_step_s']:.3f} s | <= 1 s |")
-    print(f"| full {n}-step run with overlays, filmstrip, emergence plot | "
-          f"{results['full_run_s']:.3f} s | <= 2 s |")
-    print(f"| scrub a step (cached) | {results['scrub_step_ms']:.1f} ms | <= 100 ms |")
-    print(f"| switch layer (maps from the kept probe outputs) | {results['switch_layer_ms']:.1f} ms "
-          "| <= 100 ms |")
-    print(f"| pixel inspector: a click to its figure | {results['pixel_inspector_ms']:.0f} ms "
-          "| <= 100 ms |")
-    print(f"| a playback frame (a step's view) | {results['play_frame_ms']:.1f} ms | <= 100 ms |")
-    print(f"| probe a 64x64 held-out render through {n} steps | "
-          f"{results['probe_render_s']:.3f} s | <= 2 s |")
-    print(f"| probe an uploaded 64x64 image (no prompt) through {n} steps | "
-          f"{results['probe_upload_s']:.3f} s | <= 2 s |")
-    print(f"| a word's attention map and compare view: one step / all steps | "
-          f"{results['word_view_ms']:.0f} ms / {results['word_view_all_steps_ms']:.0f} ms | "
-          "<= 100 ms |")
-    print(f"| compare view (two runs at one step) | {results['compare_ms']:.0f} ms | "
-          "<= 100 ms |")
-    print(f"| intervention: slider release to scored edited image | "
-          f"{results['intervene_release_s']:.3f} s | <= 3 s |")
-    print(f"| generation with the default edit (`{DEFAULT_METHOD}`) / without | "
-          f"{edited:.3f} s / {plain:.3f} s = {edited / plain:.2f}x | <= 3x |")
-    print(f"| the same edit re-run from the cache (steps before {min(d.steps)}, 0-based) | "
-          f"{cached:.3f} s | faster than the full edited run |")
-    print(f"| an edit at steps 4-7 (0-based): full re-run / from the cache | {late_full:.3f} s / "
-          f"{late_cached:.3f} s | faster from cache |")
+    print_table(results, n)
     return 0
 
 

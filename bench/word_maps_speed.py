@@ -31,7 +31,8 @@ from probe_overhead import bootstrap_median_interval, write_results  # noqa: E40
 
 from probe_core.probing.cross_attention import word_maps, word_tokens  # noqa: E402
 from probe_core.serve.facade import ProbeDemo  # noqa: E402
-from probe_core.serve.runs import stream_run  # noqa: E402
+from probe_core.probing.generation import Generation  # noqa: E402
+from probe_core.serve.runs import RunReaders, stream_run  # noqa: E402
 
 PROMPTS = ["a large red sphere on a gray plain floor",
            "a large red sphere and a small blue box on a gray checkered floor",
@@ -41,10 +42,10 @@ PROMPTS = ["a large red sphere on a gray plain floor",
 def full_run(demo: ProbeDemo, prompt: str, steps: int, word_attention: bool):
     """Seconds for one whole run streamed as the app streams it, and the finished Run."""
     t = time.perf_counter()
-    for run in stream_run(demo.pipe, prompt, 0, steps, demo.default_guidance,
-                          demo.layers if demo.probes else (), demo.site, demo.labeler,
-                          demo.probes, demo.probe_steps, demo.preview,
-                          word_attention=word_attention):
+    readers = RunReaders(demo.layers if demo.probes else (), demo.site, demo.labeler,
+                         demo.probes, demo.probe_steps, demo.preview, word_attention)
+    for run in stream_run(demo.pipe, Generation(prompt, 0, steps, demo.default_guidance),
+                          readers):
         pass
     return time.perf_counter() - t, run
 

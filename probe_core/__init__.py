@@ -7,7 +7,10 @@
     ...                         num_inference_steps=15, guidance_scale=4.0,
     ...                         capture_layers=pc.self_attention_layers(pipe.unet)):
     ...     maps = probes.read(state.index, state.activations, (16, 16), 64)
-    >>> run = pc.intervene(pipe, probes, prompt, 0, pc.Edit("saliency", target), 15, 4.0)
+    >>> scene = pc.SceneLabels.label(labeler, prompt, image)      # the image to edit
+    >>> edit_plan = pc.plan(pc.EditRequest(move_x=16), pc.METHOD_DEFAULTS["guided"], scene)
+    >>> run = pc.intervene(pipe, probes, edit_plan.edit, pc.Generation(prompt, seed=0))
+    >>> pc.outcome(scene, run.image, edit_plan).scores              # the one scorer
 
 The parts, bottom to top: `settings`, `metrics`, `viz` and `models` (shared); `world` (the
 embedded model's scenes) and `probing` (denoise, hooks, probes, training, evaluation); `edits`;
@@ -27,7 +30,10 @@ _PUBLIC = {
     "self_attention_layers": "probing.hooks",
     "ProbeSet": "probing.probes", "ProbeSettings": "probing.probes",
     "ProbeMismatchError": "probing.probes",
-    "Edit": "edits.methods", "intervene": "edits.methods", "run_generation": "edits.methods",
+    "EditRequest": "edits.request", "EditSettings": "edits.edit_settings",
+    "METHOD_DEFAULTS": "edits.edit_settings", "SceneLabels": "edits.scene",
+    "plan": "edits.plan", "outcome": "edits.outcome", "Generation": "probing.generation",
+    "intervene": "edits.run", "run_generation": "edits.run",
     "SceneLabeler": "world.labeler", "render_scene": "world.scenes",
     "sample_scene": "world.scenes",
     "ProbeDemo": "serve.facade",

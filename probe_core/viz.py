@@ -62,11 +62,6 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.6) -> n
     return (image.astype(np.float32) * (1 - a) + colour * a + 0.5).astype(np.uint8)
 
 
-def blend(image: np.ndarray, colour: np.ndarray, opacity: float) -> np.ndarray:
-    """(1 - opacity) * image + opacity * colour, both (H, W, 3) uint8."""
-    return ((1 - opacity) * image.astype(np.float32) + opacity * colour).astype(np.uint8)
-
-
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (no display on a server)."""
     import matplotlib

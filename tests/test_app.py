@@ -3,13 +3,7 @@
 import json
 from pathlib import Path
 
-from PIL import Image
-
-
-
-def _image(value):
-    path = value["path"] if isinstance(value, dict) else value
-    return Image.open(path)
+from tests.helpers import open_image
 
 
 def test_endpoints_generate_scrub_intervene_export(client):
@@ -18,7 +12,7 @@ def test_endpoints_generate_scrub_intervene_export(client):
     out = client.predict("a red sphere on a gray plain floor", 3, 3, 4.0, "best", 0.6, 1, 4,
                          api_name="/generate")
     x0, depth, sal, step, film, emergence, first, last, *_, status = out
-    assert _image(x0).size == (256, 256) and _image(depth).size == (256, 256)
+    assert open_image(x0).size == (256, 256) and open_image(depth).size == (256, 256)
     assert "step 3 of 3" in status and "done" in status
     x0, depth, sal, readout, caption = client.predict(1, "best", 0.3, api_name="/scrub")
     assert "step 1 of 3" in caption
@@ -72,7 +66,7 @@ def test_a_model_that_cannot_load_leaves_the_session_on_its_model(client):
 
 
 def test_a_session_switches_to_an_sd_shaped_folder(client, tmp_path):
-    from tests.conftest import save_tiny_sd_pipeline
+    from tests.helpers import save_tiny_sd_pipeline
 
     folder = save_tiny_sd_pipeline(tmp_path / "tiny-sd")
     out = client.predict(folder, api_name="/load_model")

@@ -1,9 +1,7 @@
 """The app's features through gradio_client, one test each: sampling controls, word maps,
 drawn edits, the compare view."""
 
-from tests.test_app import _image
-
-PROMPT = "a red sphere on a gray plain floor"
+from tests.helpers import APP_PROMPT as PROMPT, open_image
 
 
 def _generate(client, **kw):
@@ -18,7 +16,7 @@ def test_negative_prompt_and_scheduler(client):
     assert "done" in plain[-1]
     other = _generate(client, negative_prompt="a blue box", scheduler="DPM-Solver multistep")
     assert "done" in other[-1] and "nearest probed timestep" in other[-1]
-    assert (_image(other[1]).tobytes() != _image(plain[1]).tobytes())
+    assert (open_image(other[1]).tobytes() != open_image(plain[1]).tobytes())
     for bad, why in ((dict(scheduler="PNDM"), "unknown scheduler"),
                      (dict(negative_prompt="a purple dragon"), "unknown words"),
                      (dict(negative_prompt="x" * 5000), "negative prompt is 5000")):
@@ -64,7 +62,7 @@ def test_word_maps_and_the_compare_view(client):
     assert choices == ["a", "red", "sphere", "on", "gray", "plain", "floor"]
     image, compare, text, status = client.predict(word="sphere", when="all", step_value=3,
                                                   layer="best", api_name="/word_map")
-    assert _image(image).size[0] == 256 and _image(compare).size[0] > 3 * 256
+    assert open_image(image).size[0] == 256 and open_image(compare).size[0] > 3 * 256
     assert "'sphere'** attention, mean of 3 steps" in text and "Pearson r" in text
     *_, text, status = client.predict(word="floor", when="step", step_value=1, layer="best",
                                       api_name="/word_map")
@@ -90,7 +88,7 @@ def test_compare_two_seeds_and_a_run_with_its_edit(client):
     _generate(client, seed=4)
     image, text, status = client.predict(2, "best", "best", api_name="/compare")
     assert "A: *" in text and "(seed 3), step 2 of 3" in text and "(seed 4)" in text
-    assert _image(image).size[0] > 2 * 128
+    assert open_image(image).size[0] > 2 * 128
     assert "no edit yet" in client.predict(3, "best", "best", api_name="/compare_edit")[-1]
     _edit(client, move_x=6)
     *_, image, text, status = client.predict(3, "best", "best", api_name="/compare_edit")

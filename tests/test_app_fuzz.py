@@ -1,12 +1,13 @@
 """A hostile visitor through gradio_client: every endpoint with wrong types, out-of-range, huge
 and unicode values, before and after runs of several lengths; and eight visitors at once."""
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.helpers import APP_PROMPT as PROMPT
 
-PROMPT = "a red sphere on a gray plain floor"
 BAD = [None, "abc", "NaN", "-inf", 1e308, [], {"a": 1}, "🙂" * 20, "x" * 20_000, -1, 2.5]
 GOOD = {  # endpoint -> one good argument list
     "/generate": [PROMPT, 3, 2, 4.0, "best", 0.6, 1, 2, "a blue box", "Euler", True],
@@ -24,11 +25,27 @@ GOOD = {  # endpoint -> one good argument list
 # the paint canvas and the uploaded image reach the handler through gradio's own image checks
 # (files it uploaded, never a path): a bad value there is refused by gradio, tested below
 GRADIO_CHECKED = {("/intervene", 9), ("/probe_image", 0)}
+# a refused value: the status line says so and why
+REFUSED = re.compile(r"\*\*(Not done:|Could not load that model\.)\*\* \S")
+DONE = {  # endpoint -> its status line when it did what was asked (a bad value it can use)
+    "/generate": r"step (\d+) of \1 \(.* · done: drag the step slider to scrub",
+    "/scrub": r"step \d+ of \d+ \(t = ",
+    "/switch_layer": r"step \d+ of \d+ \(t = ",
+    "/word_map": r"Pick a word of the prompt to see where it attends\.$",
+    "/intervene": r"Edit done: see the score card below\.$",
+    "/keep_as_a": r"Compared A and B\.$",
+    "/compare": r"Compared A and B\.$",
+    "/compare_edit": r"Compared A and B\.$",
+    "/probe_image": r"Probed the image at every step in [\d.]+ s\.$",
+    "/export": r"Exported \d+ files\.$",
+    "/load_model": r"Model: \*\*",
+}
 
 
 def _fuzz(client, endpoints=tuple(GOOD)):
     """Every argument of every endpoint replaced by every bad value: each call is answered, with
-    a message in the status line where the value was refused."""
+    a message in the status line where the value was refused, else with the status line of the
+    endpoint done as asked."""
     answered = 0
     for endpoint in endpoints:
         args = GOOD[endpoint]
@@ -41,6 +58,8 @@ def _fuzz(client, endpoints=tuple(GOOD)):
                 out = client.predict(*call, api_name=endpoint)
                 status = out[-1] if isinstance(out, (list, tuple)) else out
                 assert isinstance(status, str) and status, (endpoint, i, bad)
+                assert REFUSED.match(status) or re.match(DONE[endpoint], status, re.S), (
+                    endpoint, i, bad, status[:300])
                 assert len(status) < 5000, (endpoint, i, "message not bounded")
                 answered += 1
     return answered

@@ -18,16 +18,11 @@ if not os.environ.get("CI"):  # CI installs both; elsewhere skip rather than fai
 
 @pytest.fixture
 def app_url():
-    from app import build_app
     from probe_core.serve.facade import ProbeDemo
+    from tests.helpers import launched_app
 
-    app = build_app(ProbeDemo.embedded())
-    app.queue()
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
+    with launched_app(ProbeDemo.embedded()) as url:
         yield url
-    finally:
-        app.close()
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from probe_core.cli import main, parse_directions, parse_pushes, parse_range
+from probe_core.cli import main
+from probe_core.cli.common import parse_range
+from probe_core.cli.edits import parse_directions, parse_pushes
 from probe_core.world.tiny_ldm import save_pipeline
 
 

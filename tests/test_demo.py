@@ -3,32 +3,16 @@ import json
 import numpy as np
 import pytest
 
+from probe_core.serve.steering import SliderValues
 from probe_core.metrics import dice, pearson
 from probe_core.serve.facade import EditView, ProbeDemo
 from probe_core.serve.figures import emergence_scores
 from probe_core.settings import DISPLAY_SIZE
 from probe_core.world.tiny_ldm import generate
-from probe_core.probing.hooks import self_attention_layers
-from probe_core.probing.probes import ProbeSettings, random_probe_set
+
+from .helpers import BoxLabeler, random_probes
 
 PROMPT = "a small blue box on a beige plain floor"
-
-
-class BoxLabeler:
-    """Stands in for the scene labeler: brightness as depth, a fixed box as the object."""
-
-    def __call__(self, images):
-        depth = images.astype(np.float32).mean(-1)
-        depth = (depth - depth.mean()) / (depth.std() + 1e-6)
-        sal = np.zeros(images.shape[:3], np.float32)
-        sal[:, 10:20, 6:14] = 1
-        return depth, sal
-
-
-def random_probes(pipe, steps=3):
-    layers = self_attention_layers(pipe.unet)
-    return random_probe_set(pipe.unet, ProbeSettings("tiny", "DDIMScheduler", steps, 32, 4.0,
-                                                     layers))
 
 
 @pytest.fixture
@@ -99,7 +83,7 @@ def test_emergence_of_a_run_reads_its_cached_maps(demo, run):
 
 
 def test_intervene_streams_and_scores(demo, run):
-    updates = list(demo.intervene(run, move_x=8, first_step=1, last_step=1, strength=0.3))
+    updates = list(demo.intervene(run, SliderValues(move_x=8, first_step=1, last_step=1, strength=0.3)))
     assert [u.step for u in updates[:-1]] == [1, 2]  # resumed from step 1
     final = updates[-1]
     assert isinstance(final, EditView) and final.after.shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
@@ -109,24 +93,24 @@ def test_intervene_streams_and_scores(demo, run):
 
 
 def test_a_move_past_the_edge_says_the_target_is_cut(demo, run):
-    mask, _ = demo._object(run)  # (H, W) bool
+    mask = demo.scene(run).mask  # (H, W) bool
     w = mask.shape[1]
     cols = np.flatnonzero(mask.any(axis=0))  # the box: columns 6-13 of 32
     right = cols.mean() >= w / 2  # toward the nearer edge
     width = len(cols)
     move = (w - cols[0] - width // 2) if right else -(cols[0] + width // 2)  # half goes out
-    *_, final = demo.intervene(run, move_x=move, first_step=2, last_step=2, strength=0.3)
+    *_, final = demo.intervene(run, SliderValues(move_x=move, first_step=2, last_step=2, strength=0.3))
     cut = run.edit.scores["target_cut"]
     kept = (mask[:, : w - move] if right else mask[:, -move:]).sum()  # what stays inside
     assert cut == pytest.approx(1 - kept / mask.sum()) and cut == pytest.approx(0.5)
     assert f"{100 * cut:.0f}% of the object past the image edge" in final.score
-    *_, final = demo.intervene(run, move_x=1, first_step=2, last_step=2, strength=0.3)
+    *_, final = demo.intervene(run, SliderValues(move_x=1, first_step=2, last_step=2, strength=0.3))
     assert "past the image edge" not in final.score
 
 
 def test_intervene_depth_push(demo, run):
-    *_, final = demo.intervene(run, depth_push=1.0, method="activation", strength=0.05,
-                               first_step=0, last_step=2)
+    *_, final = demo.intervene(run, SliderValues(depth_push=1.0, method="activation", strength=0.05,
+                               first_step=0, last_step=2))
     assert run.edit.task == "depth" and run.edit.scores["asked"] == pytest.approx(1.0)
     assert not np.array_equal(run.edit.image, run.image)
     s = run.edit.scores
@@ -136,10 +120,11 @@ def test_intervene_depth_push(demo, run):
 
 
 def test_a_move_and_a_push_are_one_edit_with_both_parts_scored(demo, run):
-    *_, final = demo.intervene(run, move_x=6, depth_push=1.0, first_step=0, last_step=1,
-                               strength=0.3)
+    *_, final = demo.intervene(run, SliderValues(move_x=6, depth_push=1.0, first_step=0, last_step=1,
+                               strength=0.3))
     assert [p.task for p in run.edit.parts] == ["saliency", "depth"]
-    mask, depth = demo._object(run)
+    scene = demo.scene(run)
+    mask, depth = scene.mask, scene.depth
     moved = run.edit.parts[0].target
     assert moved.sum() == mask.sum() and not np.array_equal(moved, mask)
     # the push is asked where the move puts the object
@@ -154,8 +139,9 @@ def test_a_move_and_a_push_are_one_edit_with_both_parts_scored(demo, run):
 @pytest.mark.parametrize("drawn, words", [("flip", "Dice with the flip object left-right"),
                                           ("swap", "depth map's r with the target")])
 def test_drawn_targets(demo, run, drawn, words):
-    *_, final = demo.intervene(run, drawn=drawn, first_step=0, last_step=1, strength=0.3)
-    mask, depth = demo._object(run)
+    *_, final = demo.intervene(run, SliderValues(drawn=drawn, first_step=0, last_step=1, strength=0.3))
+    scene = demo.scene(run)
+    mask, depth = scene.mask, scene.depth
     part = run.edit.parts[0]
     if drawn == "flip":
         assert np.array_equal(part.target, mask[:, ::-1])
@@ -168,15 +154,15 @@ def test_drawn_targets(demo, run, drawn, words):
 def test_painted_target_from_a_brush_layer_at_display_size(demo, run):
     layer = np.zeros((256, 256, 4), np.uint8)  # the brush layer as the editor sends it
     layer[32:96, 160:224, 3] = 255  # a square, top right
-    *_, final = demo.intervene(run, drawn="paint", painted=layer, shift_x=4, first_step=0,
-                               last_step=1, strength=0.3)
+    *_, final = demo.intervene(run, SliderValues(drawn="paint", painted=layer, shift_x=4, first_step=0,
+                               last_step=1, strength=0.3))
     want = np.zeros((32, 32), bool)
     want[4:12, 20:28] = True
     assert np.array_equal(run.edit.parts[0].target, want)
     assert [p.task for p in run.edit.parts] == ["saliency", "depth"]
     assert "painted mask" in final.score and "shift depth by (4, 0) px" in final.score
-    assert run.edit.settings()["drawn"] == "paint"
-    assert run.edit.settings()["carry_step"] is None  # a drawn target carries nothing
+    assert run.edit.record()["drawn"] == "paint"
+    assert run.edit.record()["carry_step"] is None  # a drawn target carries nothing
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -197,17 +183,27 @@ def test_painted_target_from_a_brush_layer_at_display_size(demo, run):
 ])
 def test_bad_intervention_input(demo, run, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        list(demo.intervene(run, **{"last_step": 2, **kwargs}))
-    assert isinstance(list(demo.intervene(run, move_x=4, last_step=2))[-1], EditView)
+        list(demo.intervene(run, SliderValues(**{"last_step": 2, **kwargs})))
+    assert isinstance(list(demo.intervene(run, SliderValues(move_x=4, last_step=2)))[-1], EditView)
+
+
+def test_an_edited_run_is_edited_again_and_scored(demo, run):
+    """An edited run keeps no labels of its own: steering it labels its image first."""
+    list(demo.intervene(run, SliderValues(move_x=4, last_step=2)))
+    edited = run.edit.run
+    assert edited.labels is None
+    *_, final = demo.intervene(edited, SliderValues(move_x=-4, last_step=2))
+    assert edited.edit.scores["asked_x"] == pytest.approx(-4)
+    assert "not scored" not in final.score and "Dice with target" in final.score
 
 
 def test_intervene_needs_a_run(demo):
     with pytest.raises(ValueError, match="generate an image first"):
-        list(demo.intervene(None, move_x=4))
+        list(demo.intervene(None, SliderValues(move_x=4)))
 
 
 def test_export_writes_a_reproducible_record(demo, run, tmp_path):
-    list(demo.intervene(run, move_x=4, last_step=2))
+    list(demo.intervene(run, SliderValues(move_x=4, last_step=2)))
     paths = demo.export(run, tmp_path)
     names = {p.name for p in paths}
     assert {"steps.gif", "final.png", "depth.png", "saliency.png", "edited.png",
@@ -278,7 +274,7 @@ def test_missing_probe_files_leave_a_working_demo(tiny_pipe, tmp_path):
     v = demo.view(run, 1, "best")
     assert v.depth is None and v.x0.shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
     with pytest.raises(ValueError, match="no probe set"):
-        list(demo.intervene(run, move_x=4, last_step=1))
+        list(demo.intervene(run, SliderValues(move_x=4, last_step=1)))
 
 
 def test_mismatched_probe_set_is_refused_with_a_message(tiny_pipe, tmp_path):
@@ -294,8 +290,8 @@ def test_edits_on_a_longer_run_use_the_probes_nearest_in_time(demo, method):
     """The probe set has 3 steps; a 5-step run edited at its last two steps uses the probes of
     the probed steps nearest in time, changes the image, and says which it used."""
     *_, run = demo.stream(PROMPT, seed=4, num_inference_steps=5, guidance_scale=4.0)
-    *_, final = demo.intervene(run, move_x=8, first_step=3, last_step=4, strength=0.3,
-                               method=method)
+    *_, final = demo.intervene(run, SliderValues(move_x=8, first_step=3, last_step=4, strength=0.3,
+                               method=method))
     timesteps = [s.timestep for s in run.steps]
     probed = demo.probe_steps.timesteps()
     expected = {k: int(np.argmin(np.abs(probed - timesteps[k]))) for k in (3, 4)}
@@ -305,18 +301,24 @@ def test_edits_on_a_longer_run_use_the_probes_nearest_in_time(demo, method):
 
 
 def test_a_run_on_the_probe_sets_schedule_says_nothing_about_probe_steps(demo, run):
-    *_, final = demo.intervene(run, move_x=8, first_step=1, last_step=2, strength=0.3)
+    *_, final = demo.intervene(run, SliderValues(move_x=8, first_step=1, last_step=2, strength=0.3))
     assert run.edit.probe_steps == {1: 1, 2: 2} and "probe step" not in final.score
 
 
 def _outcome(task, scores, scale=1.0):
-    from probe_core.serve.steering import EditOutcome, SteerRequest
+    from probe_core.edits.edit_settings import EditSettings
+    from probe_core.edits.outcome import EditOutcome, PartOutcome
+    from probe_core.edits.plan import plan
+    from probe_core.edits.request import EditRequest
+    from probe_core.edits.scene import SceneLabels
 
-    from probe_core.serve.steering import PartOutcome
-
-    request = SteerRequest("guided", 16, 0, scale, 2.0 if task == "depth" else 0.0, 0.2, 0, 3)
+    mask = np.zeros((4, 4), bool)
+    mask[1:3, 1:3] = True
+    scene = SceneLabels(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.float32), mask, "")
+    request = EditRequest(16, 0, scale, 2.0 if task == "depth" else 0.0)
+    edit_plan = plan(request, EditSettings("guided", 0.2, range(0, 4)), scene)
     part = PartOutcome(task, np.zeros((4, 4)), None, scores, "an edit")
-    return EditOutcome(np.zeros((4, 4, 3), np.uint8), [part], 0.5, request)
+    return EditOutcome(np.zeros((4, 4, 3), np.uint8), [part], edit_plan, seconds=0.5)
 
 
 @pytest.mark.parametrize("task, scores, scale, worked", [
@@ -340,7 +342,8 @@ def _outcome(task, scores, scale=1.0):
      True),  # area x3 for the asked x4: past half on a log scale
 ])
 def test_the_verdict_applies_the_rule_it_states(task, scores, scale, worked):
-    from probe_core.serve.score_card import score_card, verdict
+    from probe_core.edits.verdict import verdict
+    from probe_core.serve.score_card import score_card
 
     edit = _outcome(task, scores, scale)
     ok, checks = verdict(edit)
@@ -368,8 +371,15 @@ def test_the_run_budget_releases_the_oldest_runs_first(demo):
     assert runs[0].steps[0].resume_next is None and runs[0].maps == {}
     v = demo.view(runs[0], 1)
     assert v.depth is not None and (1, demo.best_layer()) in runs[0].maps
-    *_, final = demo.intervene(runs[0], move_x=4, first_step=1, last_step=1, strength=0.3)
+    sliders = SliderValues(move_x=4, first_step=1, last_step=1, strength=0.3)
+    *progress, final = demo.intervene(runs[0], sliders)
     assert isinstance(final, EditView)  # re-run from step 0 instead of the cache
+    assert [u.step for u in progress] == [0, 1]
+    # the same edit of the same run while it is still cached resumes at step 1: same image
+    cached = list(demo.stream(PROMPT, seed=0, num_inference_steps=2, guidance_scale=4.0))[-1]
+    *progress, _ = demo.intervene(cached, sliders)
+    assert [u.step for u in progress] == [1]
+    np.testing.assert_array_equal(runs[0].edit.image, cached.edit.image)
 
 
 def test_exports_share_one_folder_that_cleans_itself(tmp_path):
@@ -433,19 +443,30 @@ def test_the_depth_view_ignores_the_opacity_and_carries_its_values(demo, run):
     assert np.allclose(np.array(values, float).reshape(depth.shape), depth, atol=0.006)
 
 
+def app_plan(mask, depth=None, n=3, **sliders):
+    """The plan the app makes of these slider values for an object `mask` (32, 32) bool, on a
+    model with no layer set of its own, runs of `n` steps, moves up to 16 px."""
+    from probe_core.edits.plan import plan
+    from probe_core.edits.scene import SceneLabels
+    from probe_core.serve.steering import SteerLimits, steer_request
+
+    request, settings = steer_request(SliderValues(**sliders), SteerLimits(16, n, 32))
+    depth = np.zeros((32, 32), np.float32) if depth is None else depth
+    scene = SceneLabels(np.zeros((32, 32, 3), np.uint8), depth, mask, "")
+    return plan(request, settings.for_layers([]), scene)
+
+
 def test_guided_edits_from_the_app_move_only_the_edited_region(monkeypatch):
     from dataclasses import replace
 
-    from probe_core.edits import methods
-    from probe_core.serve.steering import build_target, check_steer, make_edit
+    from probe_core.edits import edit_settings
 
-    monkeypatch.setitem(methods.METHOD_DEFAULTS, "guided", replace(
-        methods.METHOD_DEFAULTS["guided"], saliency_shrink=1, carry_moves=True))
+    monkeypatch.setitem(edit_settings.METHOD_DEFAULTS, "guided", replace(
+        edit_settings.METHOD_DEFAULTS["guided"], saliency_shrink=1, carry_moves=True))
     mask = np.zeros((32, 32), bool)
     mask[10:16, 4:10] = True
-    request = check_steer(8, 0, 1.0, 0.0, None, 0, 2, "guided", 16, 3)
-    parts = build_target(mask, np.zeros((32, 32), np.float32), request)
-    edit = make_edit(request, parts, [], mask)
+    move = app_plan(mask, move_x=8, first_step=0, last_step=2, method="guided")
+    edit, parts = move.edit, move.parts
     moved = np.zeros_like(mask)
     moved[10:16, 12:18] = True
     assert np.array_equal(edit.region, mask | moved) and edit.region_margin == 0
@@ -455,22 +476,16 @@ def test_guided_edits_from_the_app_move_only_the_edited_region(monkeypatch):
     # the move carries the object's latent pixels entering the first edited step
     assert np.array_equal(edit.moved_from, mask) and edit.carry_step == 0
     assert edit.shift == (8, 0)
-    later = make_edit(check_steer(8, 0, 1.0, 0.0, None, 2, 4, "guided", 16, 5), parts, [], mask)
+    later = app_plan(mask, n=5, move_x=8, first_step=2, last_step=4, method="guided").edit
     assert later.carry_step == 2
-    grow = check_steer(0, 0, 1.5, 0.0, None, 0, 2, "guided", 16, 3)  # no move: nothing carried
-    grown = make_edit(grow, build_target(mask, np.zeros((32, 32), np.float32), grow), [], mask)
-    assert grown.moved_from is None and grown.carry_step is None
-    from probe_core.serve.steering import carries
-    assert carries(request) and not carries(grow)
+    grown = app_plan(mask, scale=1.5, first_step=0, last_step=2, method="guided").edit
+    assert grown.moved_from is None and grown.carry_step is None  # no move: nothing carried
     # a scaled move: the latent steps may reshape the object where the carry puts it
-    smaller = check_steer(8, 0, 0.5, 0.0, None, 0, 2, "guided", 16, 3)
-    small = make_edit(smaller, build_target(mask, np.zeros((32, 32), np.float32), smaller), [],
-                      mask)
+    small = app_plan(mask, move_x=8, scale=0.5, first_step=0, last_step=2, method="guided").edit
     assert small.carry_step == 0 and small.region[moved].all()
-    flipped = check_steer(8, 0, 1.0, 0.0, None, 0, 2, "guided", 16, 3, drawn="flip")
-    assert not carries(flipped)  # a drawn target is not the object found: nothing carried
-    paper = make_edit(check_steer(8, 0, 1.0, 0.0, None, 0, 2, "activation", 16, 3), parts, [],
-                      mask)
+    flipped = app_plan(mask, move_x=8, drawn="flip", first_step=0, last_step=2, method="guided")
+    assert flipped.edit.carry_step is None  # a drawn target is not the object found
+    paper = app_plan(mask, move_x=8, first_step=0, last_step=2, method="activation").edit
     assert paper.region is None  # the paper's edit writes activations, not the latent
     assert np.array_equal(paper.target, moved)  # and takes its target as it is
     assert paper.carry_step is None
@@ -479,23 +494,29 @@ def test_guided_edits_from_the_app_move_only_the_edited_region(monkeypatch):
 def test_a_push_from_the_app_takes_the_methods_perspective_room(monkeypatch):
     from dataclasses import replace
 
-    from probe_core.edits import methods
-    from probe_core.serve.steering import build_target, check_steer, make_edit
+    from probe_core.edits import edit_settings
 
     mask = np.zeros((32, 32), bool)
     mask[10:16, 4:10] = True
-    request = check_steer(0, 0, 1.0, -1.0, None, 0, 2, "guided", 16, 3)
-    default = methods.METHOD_DEFAULTS["guided"].push_room
-    plain = build_target(mask, np.zeros((32, 32), np.float32), request)[0].target.region
-    if not default:
-        assert np.array_equal(plain, mask)
-    monkeypatch.setitem(methods.METHOD_DEFAULTS, "guided",
-                        replace(methods.METHOD_DEFAULTS["guided"], push_room=4))
-    parts = build_target(mask, np.zeros((32, 32), np.float32), request)
+    push = dict(depth_push=-1.0, first_step=0, last_step=2, method="guided")
+    default = edit_settings.METHOD_DEFAULTS["guided"].push_room
+
+    def pushed(room):
+        monkeypatch.setitem(edit_settings.METHOD_DEFAULTS, "guided",
+                            replace(edit_settings.METHOD_DEFAULTS["guided"], push_room=room))
+        return app_plan(mask, **push)
+
+    shipped = app_plan(mask, **push).parts[0].target.region  # the method's own room
+    grown = mask.copy()
+    grown[max(10 - default, 0):16, 4:10] = True
+    assert np.array_equal(shipped, grown)
+    plain = pushed(0).parts[0].target.region
+    assert np.array_equal(plain, mask)
+    roomy = pushed(4)
     above = np.zeros_like(mask)
     above[6:16, 4:10] = True  # farther: up to 4 px toward the horizon
-    assert np.array_equal(parts[0].target.region, above)
-    assert make_edit(request, parts, [], mask).region[6:10, 4:10].all()
+    assert np.array_equal(roomy.parts[0].target.region, above)
+    assert roomy.edit.region[6:10, 4:10].all()
 
 
 def test_a_farther_push_from_the_app_keeps_the_objects_outlines(monkeypatch):
@@ -504,29 +525,28 @@ def test_a_farther_push_from_the_app_keeps_the_objects_outlines(monkeypatch):
     push, a push with a move and the paper's method steer depth alone."""
     from dataclasses import replace
 
-    from probe_core.edits import methods
-    from probe_core.serve.steering import build_target, check_steer, make_edit, plan_text
+    from probe_core.edits import edit_settings
+    from probe_core.serve.steering import plan_text
 
-    monkeypatch.setitem(methods.METHOD_DEFAULTS, "guided", replace(
-        methods.METHOD_DEFAULTS["guided"], push_outline=("farther",)))
+    monkeypatch.setitem(edit_settings.METHOD_DEFAULTS, "guided", replace(
+        edit_settings.METHOD_DEFAULTS["guided"], push_outline=("farther",)))
     mask = np.zeros((32, 32), bool)
     mask[10:16, 4:10] = True
-    depth = np.zeros((32, 32), np.float32)
 
-    def parts_of(move_x, push, method="guided"):
-        return build_target(mask, depth, check_steer(move_x, 0, 1.0, push, None, 0, 2, method,
-                                                     16, 3))
+    def plan_of(move_x, push, method="guided"):
+        return app_plan(mask, move_x=move_x, depth_push=push, first_step=0, last_step=2,
+                        method=method)
 
-    farther = parts_of(0, -1.0)
-    assert [p.task for p in farther] == ["depth", "saliency"]
-    assert np.array_equal(farther[1].target.map, mask) and not farther[1].target.region.any()
-    edit = make_edit(check_steer(0, 0, 1.0, -1.0, None, 0, 2, "guided", 16, 3), farther, [],
-                     mask)
+    farther = plan_of(0, -1.0)
+    assert [p.task for p in farther.parts] == ["depth", "saliency"]
+    kept = farther.parts[1].target
+    assert np.array_equal(kept.map, mask) and not kept.region.any()
+    edit = farther.edit
     assert edit.task == "depth" and edit.also[0][0] == "saliency"
     assert np.array_equal(edit.region, mask)  # the outline part widens no region
-    assert [p.task for p in parts_of(0, 1.0)] == ["depth"]
-    assert [p.task for p in parts_of(8, -1.0)] == ["saliency", "depth"]
-    assert [p.task for p in parts_of(0, -1.0, "activation")] == ["depth"]
+    assert [p.task for p in plan_of(0, 1.0).parts] == ["depth"]
+    assert [p.task for p in plan_of(8, -1.0).parts] == ["saliency", "depth"]
+    assert [p.task for p in plan_of(0, -1.0, "activation").parts] == ["depth"]
     assert "keep the objects' outlines" in plan_text(0, 0, 1.0, -1.0, method="guided")
     assert "outlines" not in plan_text(0, 0, 1.0, 1.0, method="guided")
     assert "outlines" not in plan_text(0, 0, 1.0, -1.0, method="activation")
@@ -546,15 +566,22 @@ def test_the_score_heat_map_shows_depth_beyond_the_layout_when_it_can():
 
 
 def test_edit_steps_default_to_the_methods_within_the_run(demo, run):
-    from probe_core.edits.methods import METHOD_DEFAULTS
+    from probe_core.edits.edit_settings import METHOD_DEFAULTS
 
-    d = METHOD_DEFAULTS[demo.default_method]
     top = run.num_inference_steps - 1
-    *_, final = demo.intervene(run, move_x=4)
-    assert run.edit.request.first_step == min(min(d.steps), top)
-    assert run.edit.request.last_step == min(max(d.steps), top)
-    *_, final = demo.intervene(run, move_x=4, last_step=0)  # a last step alone: first follows
-    assert (run.edit.request.first_step, run.edit.request.last_step) == (0, 0)
+    # the model's own method, then guided: its steps (5-8) lie past this run's last step
+    for method in (None, "guided"):
+        d = METHOD_DEFAULTS[method or demo.default_method]
+        first, last = min(min(d.steps), top), min(max(d.steps), top)
+        *progress, _ = demo.intervene(run, SliderValues(move_x=4, method=method))
+        assert run.edit.record()["steps"] == [first, last]
+        # the re-run began at the first edited step (the steps before it came from the cache)
+        assert [u.step for u in progress] == list(range(first, run.num_inference_steps))
+    assert (first, last) == (top, top)  # guided's steps, moved inside the run
+    # a last step alone: the first follows it
+    *progress, _ = demo.intervene(run, SliderValues(move_x=4, last_step=0))
+    assert run.edit.record()["steps"] == [0, 0]
+    assert [u.step for u in progress] == list(range(run.num_inference_steps))
 
 
 def test_an_export_records_a_carry_only_when_the_latent_moved(demo, run):
@@ -566,10 +593,10 @@ def test_an_export_records_a_carry_only_when_the_latent_moved(demo, run):
     latent = demo.pipe.unet.config.sample_size
     tiny = next(px for px in range(1, image) if latent_shift(px, latent / image) == 0
                 and latent_shift(px + 1, latent / image) != 0)  # the largest move that rounds to 0
-    *_, final = demo.intervene(run, move_x=tiny, first_step=0, last_step=1, method="guided")
-    assert run.edit.settings()["carry_step"] is None
-    assert run.edit.settings()["carried_latent_px"] is None
+    *_, final = demo.intervene(run, SliderValues(move_x=tiny, first_step=0, last_step=1, method="guided"))
+    assert run.edit.record()["carry_step"] is None
+    assert run.edit.record()["carried_latent_px"] is None
     big = 4 * image // latent  # 4 latent pixels
-    *_, final = demo.intervene(run, move_x=big, first_step=1, last_step=2, method="guided")
-    assert run.edit.settings()["carry_step"] == 1
-    assert run.edit.settings()["carried_latent_px"] == [4, 0]
+    *_, final = demo.intervene(run, SliderValues(move_x=big, first_step=1, last_step=2, method="guided"))
+    assert run.edit.record()["carry_step"] == 1
+    assert run.edit.record()["carried_latent_px"] == [4, 0]

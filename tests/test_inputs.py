@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from probe_core.serve.inputs import (bounded, check_finished, check_prompt_text, step_number,
                                      whole)
-from probe_core.serve.steering import check_steer, plan_text
+from probe_core.serve.steering import SliderValues, SteerLimits, plan_text, steer_request
 from probe_core.settings import MAX_PROMPT_CHARS
 
 anything = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
@@ -73,13 +73,13 @@ painted = st.one_of(anything, st.lists(st.lists(st.floats(allow_nan=True), min_s
 def test_steering_requests_are_checked_whole(mx, my, scale, push, strength, first, last, method,
                                              drawn, painted, sx, sy):
     try:
-        r = check_steer(mx, my, scale, push, strength, first, last, method, 32, 15, drawn,
-                        painted, sx, sy, 64)
+        r, how = steer_request(SliderValues(mx, my, scale, push, strength, first, last, method,
+                                            drawn, painted, sx, sy), SteerLimits(32, 15, 64))
     except ValueError:
         return
-    assert r.method in ("activation", "guided", "latent_shift")
-    assert -32 <= r.move_x <= 32 and -32 <= r.move_y <= 32 and 0 <= r.first_step <= r.last_step
-    assert r.last_step <= 14 and math.isfinite(r.strength)
+    assert how.method in ("activation", "guided", "latent_shift")
+    assert -32 <= r.move_x <= 32 and -32 <= r.move_y <= 32 and 0 <= min(how.steps)
+    assert max(how.steps) <= 14 and math.isfinite(how.strength)
     assert -32 <= r.shift_x <= 32 and -32 <= r.shift_y <= 32
     if r.drawn == "paint":
         assert r.painted.shape == (64, 64) and r.painted.dtype == bool and r.painted.any()

@@ -2,23 +2,28 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.edits.scores import outside_change, score_depth, score_move
+from probe_core.edits.edit_settings import EditSettings
+from probe_core.edits.methods import Edit, probe_loss, shift_latents, token_target
+from probe_core.edits.outcome import outcome
+from probe_core.edits.plan import plan
+from probe_core.edits.request import EditRequest
+from probe_core.edits.run import intervene, run_generation
+from probe_core.probing.generation import Generation
+from probe_core.edits.scene import SceneLabels
+from probe_core.edits.scores import outside_change
+from probe_core.edits.targets import move_mask
 from probe_core.probing.hooks import self_attention_layers
-from probe_core.edits.methods import (Edit, intervene, probe_loss, run_generation, shift_latents,
-                                  token_target)
-from probe_core.edits.targets import move_mask, push_depth
 
-from .conftest import scaled_random_probes
+from .helpers import PROMPT, scaled_random_probes
 
-PROMPT = "a large red sphere on a gray plain floor"
-KW = dict(num_inference_steps=4, guidance_scale=4.0)
+GENERATION = Generation(PROMPT, seed=3, num_inference_steps=4, guidance_scale=4.0)
 
 
 @pytest.fixture
 def setup(tiny_pipe):
     """The tiny pipeline, random probes for every (task, step, layer), and a target mask."""
     layers = self_attention_layers(tiny_pipe.unet)
-    original = run_generation(tiny_pipe, PROMPT, seed=3, layers=layers, **KW)
+    original = run_generation(tiny_pipe, GENERATION, layers=layers)
     probes = scaled_random_probes(tiny_pipe, layers)
     mask = np.zeros((32, 32), bool)
     mask[8:20, 4:14] = True
@@ -42,8 +47,8 @@ def test_token_target_averages_patches():
 @pytest.mark.parametrize("method", ["activation", "guided"])
 def test_zero_strength_equals_the_unedited_run(setup, method):
     pipe, probes, original, target = setup
-    run = intervene(pipe, probes, PROMPT, 3, Edit("saliency", target, method, strength=0.0,
-                                                  steps=range(0, 2)), original=None, **KW)
+    run = intervene(pipe, probes, Edit("saliency", target, method, strength=0.0,
+                                                  steps=range(0, 2)), GENERATION)
     assert torch.equal(run.steps[-1].latents, original[-1].latents)
 
 
@@ -52,9 +57,9 @@ def test_zero_strength_equals_the_unedited_run(setup, method):
 def test_each_method_lowers_the_probe_loss(setup, method, strength, task):
     pipe, probes, original, target = setup
     target = target.astype(np.float32) if task == "depth" else target
-    run = intervene(pipe, probes, PROMPT, 3, Edit(task, target, method, strength=strength,
+    run = intervene(pipe, probes, Edit(task, target, method, strength=strength,
                                                   steps=range(1, 3), iterations=4),
-                    original=original, **KW)
+                    GENERATION, original)
     assert set(run.probe_loss) == {1, 2}
     for before, after in run.probe_loss.values():
         assert after < before
@@ -65,8 +70,8 @@ def test_each_method_lowers_the_probe_loss(setup, method, strength, task):
 def test_rerun_from_cache_equals_a_full_rerun(setup, method):
     pipe, probes, original, target = setup
     edit = Edit("saliency", target, method, strength=0.1, steps=range(2, 4), shift=(8, 0))
-    cached = intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)
-    full = intervene(pipe, probes, PROMPT, 3, edit, original=None, **KW)
+    cached = intervene(pipe, probes, edit, GENERATION, original)
+    full = intervene(pipe, probes, edit, GENERATION)
     assert torch.equal(cached.steps[-1].latents, full.steps[-1].latents)
     assert [s.index for s in cached.steps] == [0, 1, 2, 3]
     assert cached.steps[1] is original[1]  # steps before the edit are reused, not recomputed
@@ -82,9 +87,9 @@ def test_bad_edits_are_refused(setup):
         (Edit("depth", np.full((32, 32), np.nan)), "finite"),
     ]:
         with pytest.raises(ValueError, match=message):
-            intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)
+            intervene(pipe, probes, edit, GENERATION, original)
     with pytest.raises(ValueError, match="needs a probe set"):
-        intervene(pipe, None, PROMPT, 3, Edit("saliency", target), original=original, **KW)
+        intervene(pipe, None, Edit("saliency", target), GENERATION, original)
 
 
 def test_probe_loss_is_zero_for_a_perfect_depth_readout():
@@ -124,10 +129,15 @@ def _image_with_box(x0):
     return im
 
 
+def scored(before, after, request) -> dict:
+    """The outcome's scores of `after` as the edit `request` of `before` (default settings)."""
+    scene = SceneLabels.label(FakeLabeler(), "", before)
+    return outcome(scene, after, plan(request, EditSettings(), scene)).scores
+
+
 def test_score_move_sees_the_shift_and_the_target():
     before, after = _image_with_box(4), _image_with_box(12)
-    target = move_mask(before[..., 0] > 0, 8, 0)
-    s = score_move(FakeLabeler(), before, after, target)
+    s = scored(before, after, EditRequest(move_x=8))
     assert s["shift_x"] == pytest.approx(8) and s["shift_y"] == pytest.approx(0)
     assert s["dice_before"] == 0.0 and s["dice_after"] == 1.0
     assert s["outside_change"] == 0.0
@@ -139,7 +149,7 @@ def test_score_depth_and_outside_change():
     after[10:20, 4:12] = 200  # the object got darker: farther for the fake labeler
     after[0:2, 30:32] = 100  # collateral change far away (too dark to be called object)
     mask = before[..., 0] > 0
-    s = score_depth(FakeLabeler(), before, after, mask, push_depth(before[..., 0] / 255.0, mask, -1).region)
+    s = scored(before, after, EditRequest(depth_push=-1.0))
     assert s["depth_change"] < 0
     assert s["outside_change"] > 0
     assert outside_change(before, before, mask) == 0.0
@@ -149,12 +159,11 @@ def test_a_depth_push_is_read_where_the_object_is_after_the_edit():
     """An object that only moves is neither nearer nor farther: the old reading, inside the old
     mask, called it farther (the background behind it is dark)."""
     before, after = _image_with_box(4), _image_with_box(14)
-    mask = before[..., 0] > 0
-    s = score_depth(FakeLabeler(), before, after, mask, mask)
+    s = scored(before, after, EditRequest(depth_push=-1.0))
     assert s["depth_change"] == pytest.approx(0.0) and s["area_ratio"] == 1.0
     shrunk = before.copy()
     shrunk[10:20, 8:12] = 0  # half the object gone: same brightness where it still is
-    assert score_depth(FakeLabeler(), before, shrunk, mask, mask)["depth_change"] == \
+    assert scored(before, shrunk, EditRequest(depth_push=-1.0))["depth_change"] == \
         pytest.approx(0.0)
 
 
@@ -230,7 +239,7 @@ def test_a_carried_move_permutes_the_latent_entering_its_step(setup):
     assert torch.equal(editor(x, 1, None, None, None), expected)
     assert not torch.equal(expected, x)
     assert torch.equal(editor(x, 2, None, None, None), x)  # strength 0: nothing else moves
-    run = intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)
+    run = intervene(pipe, probes, edit, GENERATION, original)
     assert torch.equal(run.steps[0].latents, original[0].latents)  # before the carry: cached
     assert not torch.equal(run.steps[-1].latents, original[-1].latents)
 
@@ -240,12 +249,10 @@ def test_a_carry_step_outside_the_edit_steps_is_refused(setup):
     edit = Edit("saliency", target, "guided", steps=range(1, 3), shift=(8, 0),
                 moved_from=target, carry_step=0)
     with pytest.raises(ValueError, match="carry step"):
-        intervene(pipe, probes, PROMPT, 3, edit, original=original, **KW)
+        intervene(pipe, probes, edit, GENERATION, original)
 
 
 def test_a_methods_steps_are_moved_inside_a_shorter_run():
-    from probe_core.edits.methods import MethodDefaults
-
-    d = MethodDefaults(0.2, range(5, 9), 2)
+    d = EditSettings("guided", 0.2, range(5, 9), 2)
     assert d.steps_within() == (5, 8) and d.steps_within(15) == (5, 8)
     assert d.steps_within(7) == (5, 6) and d.steps_within(4) == (3, 3)

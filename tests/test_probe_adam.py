@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from probe_core.edits.methods import Edit, intervene, probe_loss, run_generation, token_target
+from probe_core.edits.methods import Edit, probe_loss, token_target
+from probe_core.edits.run import intervene, run_generation
+from probe_core.probing.generation import Generation
 from probe_core.edits.probe_adam import loss_and_grad, optimise_toward_probe
-from probe_core.probing.denoise import denoise
+from probe_core.probing.denoise import DenoiseHooks, DenoiseSettings, denoise
 from probe_core.probing.hooks import self_attention_layers
 
-from .conftest import scaled_random_probes
-
-PROMPT = "a large red sphere on a gray plain floor"
+from .helpers import PROMPT, scaled_random_probes
 
 
 def reference_adam(task, weight, acts, target, lr, iterations):
@@ -110,15 +110,17 @@ def test_the_edited_generation_matches_the_reference(tiny_pipe, task):
     """Whole generations: the same final latents as the replaced implementation."""
     kw = dict(num_inference_steps=4, guidance_scale=4.0)
     layers = self_attention_layers(tiny_pipe.unet)
-    original = run_generation(tiny_pipe, PROMPT, seed=3, layers=layers, **kw)
+    generation = Generation(PROMPT, 3, **kw)
+    original = run_generation(tiny_pipe, generation, layers=layers)
     probes = scaled_random_probes(tiny_pipe, layers)
     target = np.zeros((32, 32), np.float32)
     target[8:20, 12:22] = 1
     edit = Edit(task, target if task == "depth" else target > 0, "activation", strength=0.05,
                 steps=range(0, 3), iterations=32)
-    mine = intervene(tiny_pipe, probes, PROMPT, 3, edit, original=None, **kw)
+    mine = intervene(tiny_pipe, probes, edit, generation)
     ref_editor = ReferenceActivationEdit(edit, probes, (8, 8))
-    *_, last = denoise(tiny_pipe, PROMPT, generator=torch.Generator().manual_seed(3),
-                       activation_edit=ref_editor, edit_layers=layers, decode_x0=False, **kw)
+    *_, last = denoise(tiny_pipe, PROMPT, DenoiseSettings(**kw, decode_x0=False),
+                       torch.Generator().manual_seed(3),
+                       hooks=DenoiseHooks(activation_edit=ref_editor, edit_layers=layers))
     assert not torch.allclose(last.latents, original[-1].latents, atol=1e-3)  # it did edit
     assert torch.allclose(mine.steps[-1].latents, last.latents, atol=1e-4)

@@ -51,8 +51,11 @@ def _saturation(rgb: np.ndarray) -> np.ndarray:
 
 
 def segmentable(colour: str, objects: list[tuple[str, str, str]], floor: str | None) -> bool:
-    """Whether `colour` has a hue and is the only thing of its colour in the scene."""
+    """Whether `colour` has a hue and is the only thing of its colour in the scene (every object's
+    colour must be one the renderer knows, or the others could not be told from it)."""
     if colour not in OBJECT_COLOURS or _saturation(np.array(OBJECT_COLOURS[colour])) < 0.5:
+        return False
+    if any(c not in OBJECT_COLOURS for _, c, _ in objects):
         return False
     if sum(c == colour for _, c, _ in objects) != 1:
         return False

@@ -1,8 +1,5 @@
-"""Interventions: steer a generation toward an edited probe target (the paper's claim 4).
-
-    >>> edit = Edit("saliency", move_mask(mask, 16, 0).map, method="guided")
-    >>> run = intervene(pipe, probes, prompt, seed=0, edit=edit, original=cached)
-    >>> run.image                                     # (64, 64, 3) uint8, the edited generation
+"""The edit methods: how a generation is steered toward an edited probe target (the paper's
+claim 4). An `Edit` is built by `plan.plan` and run by `run.intervene`.
 
 Methods (each with a strength, a step range and a layer set):
 - `activation` (the paper's): at the chosen steps and layers, the conditional half of the
@@ -14,29 +11,22 @@ Methods (each with a strength, a step range and a layer set):
   latent takes a few normalised gradient steps before the step runs as usual.
 - `latent_shift`: a positive control for moves, not a probe edit: the latent itself is
   translated by (dx, dy) entering the first chosen step.
-
-An edit that starts at step k resumes from the cached original run's state at step k, so the
-steps before it are not recomputed.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..probing.denoise import ResumePoint, StepState, decode_latents, denoise
-from ..probing.hooks import capture, resolve_layers, token_grid
-from ..probing.probes import ProbeSet, apply_probe, area_means
-from ..probing.step_map import ProbeStepMap
+from ..probing.hooks import capture, token_grid
+from ..probing.probes import ProbeSet
+from ..probing.readout import apply_probe, area_means
+from .edit_settings import METHODS
 from .latent_carry import carry_latents, latent_source
 from .probe_adam import optimise_toward_probe
-
-METHODS = ("activation", "guided", "latent_shift")
 # a multistep scheduler's per-pixel history of earlier steps: (1, 4, h, w) tensors in a list
 SCHEDULER_HISTORY = ("derivatives", "model_outputs")
 
@@ -48,76 +38,11 @@ def latent_shift(pixels: float, scale: float) -> int:
     return int(round(pixels * scale))
 
 
-@dataclass(frozen=True)
-class MethodDefaults:
-    """A method's settings when the caller gives none."""
-    strength: float  # activation: Adam lr; guided: latent step size; latent_shift: unused
-    steps: range  # step indices to edit
-    iterations: int  # activation: Adam iterations (max); guided: gradient steps per step
-    layers: tuple[str, ...] | None = None  # None: every layer the probe set covers
-    region_margin: int | None = None  # guided: the latent moves only in the edited region
-    push_room: int = 0  # guided: pixels above (farther) or below (nearer) a pushed object its
-    # region also takes (targets.perspective_room)
-    saliency_shrink: int = 0  # pixels peeled off a moved object's target mask before steering
-    # toward it (targets.shrink_mask): the guided edit draws objects about a pixel larger
-    carry_moves: bool = False  # guided: a move first carries the object's latent pixels to
-    # its new place entering the first edited step (Edit.carry_step, `latent_carry`)
-    push_steps: range | None = None  # the steps `intervene-eval` edits for a depth push when
-    # they differ from `steps` (the app edits `steps`, which its sliders show)
-    push_outline: tuple[str, ...] = ()  # guided: these depth pushes ("nearer", "farther") also
-    # steer the saliency probes toward the objects where they are (depth, not outline, changes)
-
-    def steps_within(self, num_inference_steps: int | None = None) -> tuple[int, int]:
-        """(first, last) of `steps`, 0-based, each moved inside a run of that many steps."""
-        first, last = min(self.steps), max(self.steps)
-        if num_inference_steps is None:
-            return first, last
-        top = num_inference_steps - 1
-        return min(first, top), min(last, top)
-
-
-# Per-method defaults for the embedded model's 15-step schedule (tuned by `intervene-eval`).
-METHOD_DEFAULTS = {
-    # layers: tuned on SEEDS.edit_validation (not the report seeds): the two up_blocks.1 layers
-    # edit more cleanly than all seven (outside change 0.09 vs 0.14, depth 79% vs 67%)
-    # region_margin 0, tuned on SEEDS.edit_validation (4 directions): against the whole latent
-    # moving, outside change 0.059 vs 0.098, area x1.14 vs x1.24, pieces kept 64% vs 54%,
-    # moves 87% vs 85% of the asked distance
-    # steps 5-8 with carry_moves and no saliency_shrink, tuned on SEEDS.edit_validation (4
-    # directions): against steps 0-3 without carrying (outline shrunk by 1), moves 87% -> 95% of
-    # the asked distance, objects kept 87% -> 92% (3 objects 74% -> 91%), outside change
-    # 0.047 -> 0.019, area x0.99 -> x1.04; carrying alone (strength 0) moves 81%, keeps 78%.
-    # Pushes edit steps 2-5 in intervene-eval (tuned there too; as asked / random-field
-    # control, nearer and farther): steps 0-3 95/46%, 64/51%; 2-5 95/51%, 87/54%; 3-6 95/46%,
-    # 79/59%; 5-8 95/54%, 90/59%.
-    # A farther push also keeps the objects' outlines (push_outline), tuned there too: farther
-    # 87 -> 90% as asked (control 54% both), objects kept 62 -> 79%, none gone (3 before),
-    # area x0.58 -> x0.84; for nearer pushes it costs 95 -> 85% (a nearer object grows)
-    "guided": MethodDefaults(0.2, range(5, 9), 2,
-                             ("up_blocks.1.attentions.0.transformer_blocks.0.attn1",
-                              "up_blocks.1.attentions.1.transformer_blocks.0.attn1"), 0,
-                             carry_moves=True, push_steps=range(2, 6),
-                             push_outline=("farther",)),
-    "activation": MethodDefaults(0.05, range(0, 3), 32),
-    "latent_shift": MethodDefaults(1.0, range(6, 7), 1),
-}
-DEFAULT_METHOD = "guided"
-
-
-def defaults_of(method) -> MethodDefaults | None:
-    """The defaults of `method` as a visitor may send it: None for anything that is not a
-    method's name (not a string, or unknown)."""
-    return METHOD_DEFAULTS.get(method) if isinstance(method, str) else None
-
-
-def default_layers(method: str, available: list[str]) -> list[str] | None:
-    """The method's default layer set if this model has all of it, else None (every layer)."""
-    layers = METHOD_DEFAULTS[method].layers
-    return list(layers) if layers and all(l in available for l in layers) else None
-
-
 @dataclass
 class Edit:
+    """One edit as the methods run it: the probe task and (H, W) target it leads with, more
+    parts in `also`, and how (method, strength, steps, layers, region, carry). Built only by
+    `plan.plan`, from an `EditRequest` and `EditSettings`."""
     task: str  # "saliency" (target: bool mask) or "depth" (target: z-normalised inverse depth)
     target: np.ndarray  # (H, W) at image size
     method: str = "guided"
@@ -176,16 +101,6 @@ class Edit:
                            if (probe_steps or {}).get(i, i) not in have]
                 if missing:
                     raise ValueError(f"no {task} probes for edited steps {missing}")
-
-
-@dataclass
-class EditRun:
-    image: np.ndarray  # (H, W, 3) uint8
-    steps: list[StepState]  # every step, the cached ones before the edit included
-    probe_loss: dict[int, tuple[float, float]] = field(default_factory=dict)  # step -> (before, after)
-    probe_steps: dict[int, int] = field(default_factory=dict)  # edited step -> probe step used
-    carried: tuple[int, int] | None = None  # guided: the latent pixels (dx, dy) a moved object's
-    # latent was carried by; None when nothing was carried (no move, or one under half a pixel)
 
 
 # ----------------------------------------------------------------------------- probe losses
@@ -395,94 +310,3 @@ def shift_latents(latents: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     ys = (torch.arange(h) - dy).clamp(0, h - 1)
     xs = (torch.arange(w) - dx).clamp(0, w - 1)
     return latents[..., ys[:, None], xs[None, :]]
-
-
-# ----------------------------------------------------------------------------- running an edit
-
-def run_generation(pipe, prompt: str, seed: int, num_inference_steps: int, guidance_scale: float,
-                   layers: list[str] | None = None, keep_resume: bool = True,
-                   decode_x0: bool = True, **kwargs) -> list[StepState]:
-    """An unedited run that keeps everything an edit needs to resume from any step."""
-    return list(denoise(pipe, prompt, num_inference_steps=num_inference_steps,
-                        guidance_scale=guidance_scale,
-                        generator=torch.Generator().manual_seed(int(seed)),
-                        capture_layers=layers if layers is not None else (),
-                        keep_resume=keep_resume, decode_x0=decode_x0, **kwargs))
-
-
-def probe_step_map(pipe, probes: ProbeSet | None, num_inference_steps: int,
-                   scheduler=None) -> dict[int, int]:
-    """{run step: probe step}: the same index on the probe set's own schedule, else the probed
-    step nearest in time (as the maps are read), so edits on a run of any length or sampler
-    (`scheduler`, default the pipeline's) use the probes of the right noise level."""
-    if probes is None:
-        return {i: i for i in range(num_inference_steps)}
-    return ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps).for_run(
-        num_inference_steps, scheduler)
-
-
-def resume_point(original: list[StepState], step: int) -> ResumePoint | None:
-    """The cached state entering `step` (None for step 0: start from the seed)."""
-    if step == 0:
-        return None
-    point = original[step - 1].resume_next
-    if point is None:
-        raise ValueError("the original run kept no resume points (keep_resume=True)")
-    return point
-
-
-def intervene_stream(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
-                     num_inference_steps: int, guidance_scale: float,
-                     original: list[StepState] | None = None, capture_layers=(),
-                     decode_x0: bool = False, preview=None, scheduler=None,
-                     negative_prompt: str | None = None) -> Iterator[StepState | EditRun]:
-    """Re-run the generation with `edit` applied, yielding every newly computed StepState and,
-    last, the EditRun. With `original` (a `run_generation` of the same prompt, seed and
-    settings), the steps before the first edited step are reused from it. `preview` makes the
-    steps' x0 images when `decode_x0` (default: the VAE decode). `scheduler` and
-    `negative_prompt` are the original run's (default: the pipeline's scheduler, none)."""
-    probe_steps = probe_step_map(pipe, probes, num_inference_steps, scheduler)
-    edit.check(probes, num_inference_steps, probe_steps)
-    first = min(edit.steps)
-    start = resume_point(original, first) if original is not None else None
-    layers = resolve_layers(pipe.unet, edit.layers if edit.layers is not None else (
-        probes.settings.layers if probes is not None and probes.settings.layers else None))
-    latent_hw = (pipe.unet.config.sample_size, pipe.unet.config.sample_size)
-    kwargs: dict = {}
-    if edit.method == "activation":
-        editor = ActivationEdit(edit, probes, latent_hw, probe_steps)
-        kwargs.update(activation_edit=editor, edit_layers=layers)
-    elif edit.method == "guided":
-        editor = GuidedEdit(edit, probes, pipe.unet, layers, probe_steps)
-        kwargs.update(latent_edit=editor)
-    else:
-        editor = LatentShift(edit, pipe.vae_scale_factor)
-        kwargs.update(latent_edit=editor)
-    new_steps = []
-    site = probes.settings.site if probes is not None else "attn1"
-    for state in denoise(pipe, prompt, num_inference_steps=num_inference_steps,
-                         guidance_scale=guidance_scale,
-                         generator=torch.Generator().manual_seed(int(seed)), start=start,
-                         capture_layers=capture_layers, decode_x0=decode_x0, site=site,
-                         preview=preview, negative_prompt=negative_prompt,
-                         scheduler=copy.deepcopy(scheduler) if scheduler is not None else None,
-                         **kwargs):
-        new_steps.append(state)
-        yield state
-    steps = (list(original[:first]) if start is not None else []) + new_steps
-    losses = {s: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
-              for s, v in getattr(editor, "losses", {}).items()}
-    yield EditRun(image=decode_latents(pipe, steps[-1].latents), steps=steps, probe_loss=losses,
-                  probe_steps={i: probe_steps[i] for i in edit.steps},
-                  carried=getattr(editor, "carried", None))
-
-
-def intervene(pipe, probes: ProbeSet | None, prompt: str, seed: int, edit: Edit,
-              num_inference_steps: int, guidance_scale: float,
-              original: list[StepState] | None = None, capture_layers=(),
-              decode_x0: bool = False, scheduler=None) -> EditRun:
-    """`intervene_stream` run to the end: the EditRun."""
-    *_, run = intervene_stream(pipe, probes, prompt, seed, edit, num_inference_steps,
-                               guidance_scale, original, capture_layers, decode_x0,
-                               scheduler=scheduler)
-    return run

@@ -58,7 +58,7 @@ def export_run(run, folder: str | Path, maps: list, record: dict,
     if run.edit is not None:
         Image.fromarray(run.edit.image).save(folder / "edited.png")
         paths.append(folder / "edited.png")
-        record["intervention"] = {"settings": run.edit.settings(), "scores": run.edit.scores,
+        record["intervention"] = {"settings": run.edit.record(), "scores": run.edit.scores,
                                   "description": run.edit.description}
     (folder / "run.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
     paths.append(folder / "run.json")

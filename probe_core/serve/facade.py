@@ -3,8 +3,12 @@
     >>> demo = ProbeDemo.embedded()
     >>> for run in demo.stream("a large red sphere on a gray plain floor", seed=0):
     ...     view = demo.view(run, run.steps[-1].index, "best")   # StepView of the newest step
-    >>> for update in demo.intervene(run, move_x=16): ...        # EditProgress..., EditView
+    >>> for update in demo.intervene(run, SliderValues(move_x=16)): ...   # EditProgress..., EditView
     >>> paths = demo.export(run, "out/")                         # GIF, PNGs, JSON
+
+The facade holds what a model serves (pipeline, probes, labeler, the lock its runs take turns
+on) and the generation and its maps; the actions on a finished run live beside it: `editing`
+(steering), `looks` (word maps, a pixel, an image, two runs compared), `export`.
 
 Every public method validates its input and raises `ValueError` with a message fit to show a
 user. A `Run` caches the probe maps computed from it, so scrubbing and switching layers never
@@ -14,58 +18,38 @@ recompute the model.
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from .. import settings
-from ..edits.methods import DEFAULT_METHOD, EditRun, defaults_of, intervene_stream
-from ..metrics import dice, pearson
-from ..probing.cross_attention import word_maps, word_tokens
+from ..edits.edit_settings import DEFAULT_METHOD
+from ..probing.cross_attention import word_tokens
 from ..probing.denoise import decode_latents
+from ..probing.generation import Generation
 from ..probing.hooks import self_attention_layers
-from ..probing.image_probe import probe_image
 from ..probing.preview import DecodePreview, choose_preview
 from ..probing.probes import ProbeSet
 from ..probing.schedulers import DEFAULT as DEFAULT_SCHEDULER
 from ..probing.schedulers import check_scheduler, make_scheduler
 from ..probing.step_map import ProbeStepMap
-from ..viz import to_size
-from ..world.labeler import inverse_depth_target
-from ..world.scenes import render_scene, sample_scene, scene_captions
+from ..world.scenes import scene_captions
 from ..world.tiny_ldm import check_prompt, is_word_level, load_pipeline
-from . import figures
+from . import figures, looks
+from .editing import EditProgress, EditView, edit_run, scene_of
+from .looks import CompareView, WordView
 from .assets import load_assets, model_warning
 from .export import export_run, run_record
-from .image_probe_view import ImageProbe, check_image, image_probe_view
-from .inputs import (bounded, check_finished, check_generation, check_prompt_text, echo,
-                     whole)
-from .runs import Run, RunBudget, return_free_memory, step_tokens, stream_run
+from .image_probe_view import ImageProbe
+from .inputs import (bounded, check_finished, check_generation, check_prompt_text, echo)
+from .runs import Run, RunBudget, RunReaders, return_free_memory, stream_run
 from .score_card import score_card
-from .steering import (EditOutcome, EditProgress, EditView, build_target, check_steer, make_edit,
-                       object_of, score_edit)
+from .steering import SliderValues
 
 S = settings.DISPLAY_SIZE
 
 
-@dataclass
-class CompareView:
-    """Two runs at one step as displayed (figures.compare_grid) and the numbers."""
-    image: np.ndarray
-    text: str
-
-
-@dataclass
-class WordView:
-    """A word's attention as displayed: over the image, the compare panels (None without
-    probes) and the agreement numbers."""
-    image: np.ndarray  # (S + band, S, 3) uint8
-    compare: np.ndarray | None  # (S + band, 3 S + gaps, 3) uint8
-    text: str
 RUN_BUDGET = RunBudget(settings.RUN_CACHE_MB * 2**20)  # all sessions' runs, across models
 
 
@@ -83,7 +67,7 @@ class ProbeDemo:
         self.probe_steps = (ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps)
                             if probes is not None else None)
         # one model, many sessions: hooks live on the shared UNet, so model runs take turns
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self.preset = None  # the model's ModelPreset when loaded by name (models.load_model)
         self.max_move = self.image_size // 2  # pixels
         self.max_steps = settings.MAX_STEPS  # a deployment may lower it
@@ -179,11 +163,11 @@ class ProbeDemo:
                                             name="negative prompt")
         check_prompt(self.pipe.tokenizer, negative_prompt)
         scheduler = check_scheduler(scheduler)
-        with self._lock:
-            for run in stream_run(self.pipe, *request, self.layers if self.probes else (),
-                                  self.site, self.labeler, self.probes, self.probe_steps,
-                                  self.preview, negative_prompt, scheduler,
-                                  bool(word_attention)):
+        with self.lock:
+            generation = Generation(*request, negative_prompt or None, scheduler)
+            readers = RunReaders(self.layers if self.probes else (), self.site, self.labeler,
+                                 self.probes, self.probe_steps, self.preview, bool(word_attention))
+            for run in stream_run(self.pipe, generation, readers):
                 if len(run.steps) == 1:
                     run.session = session
                     self.budget.use(run)
@@ -246,7 +230,7 @@ class ProbeDemo:
         layer = self.resolve_layer(layer)
         return figures.filmstrip_tiles([s.x0_image for s in run.steps], self._all_maps(run, layer))
 
-    def _x0_labels(self, run: Run) -> list[tuple[np.ndarray, np.ndarray]]:
+    def x0_labels(self, run: Run) -> list[tuple[np.ndarray, np.ndarray]]:
         """The labeler on every step's x0 (full decode), each computed once per run."""
         return [run.x0_labels_at(k, self.labeler, self.x0_image(run, k))
                 for k in range(len(run.steps))]
@@ -257,7 +241,7 @@ class ProbeDemo:
             return None
         x0_labels = None
         if self.labeler is not None and run.labels is not None:
-            x0_labels = self._x0_labels(run)
+            x0_labels = self.x0_labels(run)
         return figures.emergence_scores(self._all_maps(run, layer), x0_labels, run.labels)
 
     def emergence_plot(self, run: Run, layer: str | None = "best",
@@ -286,109 +270,22 @@ class ProbeDemo:
 
     def word_view(self, run: Run | None, word, step=None,
                   layer: str | None = "best") -> WordView:
-        """Where `word` attends: its cross-attention map (all layers, heads and its tokens) at
-        0-based `step`, or averaged over every step when `step` is None, over that step's x0
-        (the final image for all steps); beside it, the chosen layer's saliency probe at the
-        same step (the last for all steps) and their agreement (Pearson r, Dice of the parts
-        above 0.5), and the agreement with the labeler's object on the final image."""
-        if run is None or not run.steps:
-            raise ValueError("generate an image first")
-        if not run.word_attention:
-            raise ValueError("this run kept no word attention: tick 'Word attention maps' and "
-                             "generate again")
-        tokens = word_tokens(self.pipe.tokenizer, run.prompt)
-        positions = [(w, p) for w, p in tokens if w == word] if isinstance(word, str) else []
-        if not positions:
-            raise ValueError(f"no word {echo(word)} in this run's prompt; its words: "
-                             + ", ".join(dict.fromkeys(w for w, _ in tokens)))
-        layer = self.resolve_layer(layer)
-        n = len(run.word_attention)
-        if step in (None, "", "all"):
-            stack = torch.stack([a.float() for a in run.word_attention])
-            k, when, image = n - 1, f"mean of {n} steps", run.image if run.done else None
-        else:
-            k = int(bounded("step", step, 0, n - 1))
-            stack, when, image = run.word_attention[k].float(), f"step {k + 1}", None
-        image = image if image is not None else self.x0_image(run, k)
-        heat = word_maps(stack, positions, self.image_size)[word]
-        maps = self.maps(run, k, layer)
-        text = f"**'{word}'** attention, {when}."
-        compare = None
-        if maps is not None:
-            prob = maps[1]
-            compare = figures.word_compare(image, prob, heat, word)
-            text += (f" Against the saliency probe ({self.layer_label(layer)}, step {k + 1}): "
-                     f"Pearson r {pearson(heat, prob):+.2f}, Dice of the parts "
-                     f"above 0.5 {dice(heat > 0.5, prob > 0.5):.2f}.")
-        if run.labels is not None:
-            obj = run.labels[1] > 0.5
-            text += (f" Against the labeler's object on the final image: Pearson r "
-                     f"{pearson(heat, obj):+.2f}, Dice {dice(heat > 0.5, obj):.2f}.")
-        return WordView(figures.word_view(image, heat, word, when), compare, text)
+        """Where `word` attends at 0-based `step` (None: every step), beside the chosen
+        layer's saliency probe (`looks.word_view`)."""
+        return looks.word_view(self, run, word, step, layer)
 
     def inspect_pixel(self, run: Run | None, x, y, layer: str | None = "best") -> np.ndarray:
-        """One pixel of the image through the run: its probe depth and P(object) at every step
-        for the chosen layer (and the labeler's on each step's x0, when there is a labeler) and
-        for every layer as layer x step heat maps. (x, y) in pixels of the model's image."""
-        if run is None or not run.tokens:
-            raise ValueError("generate an image first" if self.probes is not None or run is None
-                             else "this model has no probe set to inspect")
-        layer = self.resolve_layer(layer)
-        x = int(bounded("x", x, 0, self.image_size - 1))
-        y = int(bounded("y", y, 0, self.image_size - 1))
-        layers = [l for l in self.layers if all(t.get(l) is not None for t in run.tokens)]
-        if layer not in layers:
-            raise ValueError(f"no probe readings of layer {echo(layer)} in this run")
-        hw = tuple(run.steps[0].latents.shape[-2:])
-        values = np.array([[self.probes.pixel_from_tokens(t.get(l), hw, self.image_size, y, x)
-                            for l in layers] for t in run.tokens])  # (steps, layers, 2)
-        labeled = None
-        if self.labeler is not None and run.done:
-            labels = self._x0_labels(run)
-            labeled = ([float(d[y, x]) for d, _ in labels], [float(s[y, x]) for _, s in labels])
-        return figures.pixel_plot(values[..., 0], values[..., 1],
-                                  [self.layer_label(l) for l in layers], layers.index(layer),
-                                  labeled, (x, y))
+        """One pixel of the image through the run, every step and layer (`looks.inspect_pixel`)."""
+        return looks.inspect_pixel(self, run, x, y, layer)
 
     def probe_image(self, image: np.ndarray | None = None, prompt: str = "", seed=0,
                     render_seed=None, layer: str | None = "best") -> ImageProbe:
-        """The probes on a given image: `image` (H, W, 3) uint8, resized to the model's size, or
-        the held-out render of `render_seed` (with its exact depth and mask; its caption is the
-        default prompt). The image is noised to each step's level (fixed `seed`) and the UNet
-        run once per step with `prompt` (may be empty); the chosen layer's maps at every step
-        are scored against the labeler's labels of the image and, for a render, the truth."""
-        if self.probes is None:
-            raise ValueError("this model has no probe set to read an image with")
-        layer = self.resolve_layer(layer)
-        seed = whole("seed", seed, 0, settings.MAX_SEED)
-        truth = None
-        if render_seed not in (None, ""):
-            scene = render_scene(sample_scene(whole("render seed", render_seed, 0,
-                                                    settings.MAX_SEED)), self.image_size)
-            image, truth = scene.image, (inverse_depth_target(scene.depth), scene.mask)
-            prompt = prompt or scene.caption
-        image = check_image(image, self.image_size)
-        check_prompt(self.pipe.tokenizer, check_prompt_text(prompt, allow_empty=True))
-        s = self.probes.settings
-        labels = None
-        if self.labeler is not None:
-            d, p = self.labeler(image[None])
-            labels = (d[0], p[0] > 0.5)
-        steps = []
-        t0 = time.perf_counter()
-        with self._lock:
-            for state in probe_image(self.pipe, image, prompt, s.num_inference_steps,
-                                     s.guidance_scale, seed, [layer], self.site):
-                tokens = self.probes.token_outputs(state.index, state.activations)[layer]
-                hw = tuple(state.latents.shape[-2:])
-                steps.append(self.probes.maps_from_tokens(tokens, hw, self.image_size))
-        return image_probe_view(image, steps, labels, truth, prompt,
-                                self.layer_label(layer), time.perf_counter() - t0)
+        """The probes on a given image or a held-out render (`looks.probe_image`)."""
+        return looks.probe_image(self, image, prompt, seed, render_seed, layer)
 
     # ------------------------------------------------------------------ interventions
-    def intervene(self, run: Run | None, move_x=0, move_y=0, scale=1.0, depth_push=0.0,
-                  strength=None, first_step=None, last_step=None, method=None, drawn="none",
-                  painted=None, shift_x=0, shift_y=0) -> Iterator[EditProgress | EditView]:
+    def intervene(self, run: Run | None, sliders: SliderValues = SliderValues()
+                  ) -> Iterator[EditProgress | EditView]:
         """Edit the scene of a finished run and re-run from the first edited step: yields an
         EditProgress per re-run step, then the EditView. Besides the sliders (move, scale,
         depth push), `drawn` names a drawn target: "paint" (the object where `painted`, an
@@ -396,84 +293,21 @@ class ProbeDemo:
         or "swap" (near and far exchanged); `shift_x, shift_y` shift the whole depth map (px).
         Everything asked is one edit; its card scores every part. The edited steps (0-based)
         default to the method's, within the run."""
-        check_finished(run, "steer it")
-        if self.probes is None:
-            raise ValueError("this model has no probe set, so it cannot be steered")
-        chosen = method or self.default_method
-        default = defaults_of(chosen)
-        if default is not None:
-            first, last = default.steps_within(run.num_inference_steps)
-            last_step = last if last_step is None else last_step
-            if first_step is None:
-                first_step = first
-                if isinstance(last_step, (int, float)) and last_step == last_step:
-                    first_step = max(0, min(first_step, int(last_step)))
-        request = check_steer(move_x, move_y, scale, depth_push, strength, first_step, last_step,
-                              chosen, self.max_move,
-                              run.num_inference_steps, drawn, painted, shift_x, shift_y,
-                              self.image_size)
-        mask, depth = self._object(run)
-        parts = build_target(mask, depth, request)
-        edit = make_edit(request, parts, self.layers, mask)
-        t0 = time.perf_counter()
-        tokens = []  # the re-run steps' probe outputs, for the compare view
-        with self._lock:
-            for item in intervene_stream(self.pipe, self.probes, run.prompt, run.seed, edit,
-                                         run.num_inference_steps, run.guidance_scale,
-                                         original=None if run.released else run.steps,
-                                         capture_layers=self.layers, decode_x0=True,
-                                         preview=self.preview,
-                                         scheduler=make_scheduler(self.pipe, run.scheduler),
-                                         negative_prompt=run.negative_prompt or None):
-                if isinstance(item, EditRun):
-                    result = item
-                else:
-                    tokens.append(step_tokens(self.probes, self.probe_steps, item))
-                    item.activations = {}
-                    yield EditProgress(item.index, to_size(item.x0_image, S))
-        seconds = time.perf_counter() - t0
-        outcomes = score_edit(self.labeler, run.image, result.image, parts, mask, depth)
-        edited = Run(run.prompt, run.seed, run.num_inference_steps, run.guidance_scale,
-                     run.negative_prompt, run.scheduler, run.schedule_note,
-                     steps=result.steps, image=result.image,
-                     tokens=run.tokens[:len(result.steps) - len(tokens)] + tokens)
-        run.edit = EditOutcome(result.image, outcomes, seconds, request, result.probe_steps,
-                               edited, result.carried)
-        return_free_memory()
+        for update in edit_run(self, run, sliders):
+            if isinstance(update, EditProgress):
+                yield update
         yield self.edit_view(run)
 
     # ------------------------------------------------------------------ compare
     def compare(self, run_a: Run | None, run_b: Run | None, step, layer_a: str | None = "best",
                 layer_b: str | None = "best") -> CompareView:
-        """Two runs side by side at one step (1-based over A's steps; B at the same point of its
-        own schedule): image, depth and object for each, and B - A. Numbers: mean |B - A| of
-        depth and the Dice of the two objects (P > 0.5)."""
-        if run_a is None or not run_a.steps or run_b is None or not run_b.steps:
-            raise ValueError("keep a run as A (or edit one), then generate B to compare")
-        na, nb = len(run_a.steps), len(run_b.steps)
-        ka = int(bounded("step", step, 1, na)) - 1
-        kb = round(ka * (nb - 1) / max(na - 1, 1))
-        la, lb = self.resolve_layer(layer_a), self.resolve_layer(layer_b)
-        maps = (self.maps(run_a, ka, la), self.maps(run_b, kb, lb))
-        images = (self.x0_image(run_a, ka), self.x0_image(run_b, kb))
-        titles = tuple(f"step {k + 1}/{n}, {self.layer_label(l)}"
-                       for k, n, l in ((ka, na, la), (kb, nb, lb)))
-        edited = run_a.edit is not None and run_a.edit.run is run_b
-        text = (f"A: *{run_a.prompt}* (seed {run_a.seed}), step {ka + 1} of {na}, layer "
-                f"{self.layer_label(la)} · B: *{run_b.prompt}* (seed {run_b.seed})"
-                f"{', A after its edit' if edited else ''}, step {kb + 1} of {nb}, layer "
-                f"{self.layer_label(lb)}.")
-        if maps[0] is not None and maps[1] is not None:
-            (da, pa), (db, pb) = maps
-            text += (f" Mean |B - A| depth {np.abs(db - da).mean():.2f} z-units; Dice of the "
-                     f"two objects {dice(pa > 0.5, pb > 0.5):.2f}.")
-        return CompareView(figures.compare_grid(images, maps, titles), text)
+        """Two runs side by side at one step (`looks.compare`)."""
+        return looks.compare(self, run_a, run_b, step, layer_a, layer_b)
 
-    def _object(self, run: Run) -> tuple[np.ndarray, np.ndarray]:
-        """(object mask, depth) of the final image: the labeler's, else the best probes'."""
-        last = None if run.labels is not None else self.maps(run, len(run.steps) - 1,
-                                                              self.best_layer())
-        return object_of(run, last)
+    def scene(self, run: Run):
+        """The labelled scene of a run's final image (`editing.scene_of`): what an edit
+        plans from."""
+        return scene_of(self, run)
 
     def edit_view(self, run: Run) -> EditView:
         """Display images and the score card of the run's last intervention."""

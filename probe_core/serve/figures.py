@@ -32,13 +32,13 @@ def layer_label(unet_config, layer: str) -> str:
 
 @dataclass
 class StepView:
-    """One step as displayed, each image DISPLAY_SIZE square (depth and saliency None without
-    probes)."""
-    x0: np.ndarray  # (S, S, 3) uint8 decoded x0 prediction
-    depth: np.ndarray | None  # (S, S, 3) depth colours blended over x0
-    saliency: np.ndarray | None  # (S, S, 3) object overlay on x0
+    """One step as displayed, each image DISPLAY_SIZE square (depth and saliency None where the
+    step has no probe maps)."""
+    x0: np.ndarray  # (S, S, 3) uint8 x0 prediction as an image (a preview or the VAE decode)
+    depth: np.ndarray | None  # (S, S, 3) depth colours alone, not over x0 (whatever the opacity)
+    saliency: np.ndarray | None  # (S, S, 3) object overlay on x0, by the opacity
     caption: str
-    readout: str = ""  # the depth view's hover values (depth_readout), "" without probes
+    readout: str = ""  # the depth view's hover values (depth_readout), "" without probe maps
 
 
 def step_view(x0: np.ndarray, maps: tuple | None, opacity: float, caption: str) -> StepView:

@@ -1,7 +1,7 @@
 """One generation in one session, kept whole so scrubbing and edits never re-run the model.
 
-    >>> for run in stream_run(pipe, prompt, seed=0, num_inference_steps=15, guidance_scale=4.0,
-    ...                       capture_layers=layers, site="attn1", labeler=labeler):
+    >>> for run in stream_run(pipe, Generation(prompt, seed=0, num_inference_steps=15),
+    ...                       RunReaders(capture_layers=layers, labeler=labeler)):
     ...     run.steps[-1].x0_image            # (64, 64, 3) uint8, the newest step's x0
     >>> run.done, run.image.shape             # True, (64, 64, 3)
 """
@@ -19,8 +19,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..probing.denoise import StepState, decode_latents, denoise
-from ..probing.schedulers import make_scheduler, schedule_note, timesteps_of
+from ..probing.denoise import DenoiseHooks, StepState, decode_latents, denoise
+from ..probing.generation import Generation
+from ..probing.schedulers import schedule_note, timesteps_of
 
 
 class StepTokens:
@@ -194,41 +195,54 @@ def step_tokens(probes, probe_step, state: StepState) -> StepTokens:
     return StepTokens(probes.token_outputs(ps, state.activations))
 
 
-def stream_run(pipe, prompt: str, seed: int, num_inference_steps: int, guidance_scale: float,
-               capture_layers: list[str], site: str, labeler=None, probes=None,
-               probe_step=None, preview=None, negative_prompt: str = "",
-               scheduler: str = "default", word_attention: bool = False) -> Iterator[Run]:
+@dataclass
+class RunReaders:
+    """What reads a run as it streams: the layers captured (at `site`), the labeler of the
+    final image, the probes read at every step on the model's device (`probe_step`, a
+    ProbeStepMap, names the probe set's step; see `step_tokens`), the x0 preview
+    (`preview(x0_latents) -> (H, W, 3) uint8`, default: VAE decode), and whether each step's
+    cross-attention over the prompt's tokens is kept."""
+    capture_layers: list[str] | tuple = ()
+    site: str = "attn1"
+    labeler: object = None
+    probes: object = None
+    probe_step: object = None
+    preview: object = None
+    word_attention: bool = False
+
+
+def stream_run(pipe, generation: Generation, readers: RunReaders = RunReaders()
+               ) -> Iterator[Run]:
     """Yield the growing Run after every denoising step; the last one is done (final image
-    decoded and, with a labeler, labelled). With `probes`, every captured layer is read at every
-    step on the model's device (`probe_step`, a ProbeStepMap, names the probe set's step; see
-    `step_tokens`) and only the small token-grid outputs are kept; the activations are dropped.
-    `preview(x0_latents) -> (H, W, 3) uint8` makes each step's x0 image (default: VAE decode).
-    `scheduler` names the sampler (`schedulers.make_scheduler`); `negative_prompt` replaces the
-    empty unconditional prompt under guidance. With `word_attention`, each step's cross-attention
-    map over the prompt's tokens is kept in `run.word_attention` ((L, h, w) float16 on the host)."""
-    run = Run(prompt, seed, num_inference_steps, guidance_scale, negative_prompt, scheduler)
-    sampler = make_scheduler(pipe, scheduler)
-    if probe_step is not None:
-        run.schedule_note = schedule_note(timesteps_of(sampler, num_inference_steps),
-                                          probe_step.timesteps())
+    decoded and, with a labeler, labelled). With probes, only the small token-grid outputs of
+    every captured layer are kept; the activations are dropped. `generation.scheduler` names
+    the sampler (`schedulers.make_scheduler`); its negative prompt replaces the empty
+    unconditional prompt under guidance. With `readers.word_attention`, each step's
+    cross-attention map over the prompt's tokens is kept in `run.word_attention` ((L, h, w)
+    float16 on the host)."""
+    g, r = generation, readers
+    run = Run(g.prompt, g.seed, g.num_inference_steps, g.guidance_scale,
+              g.negative_prompt or "", g.scheduler)
+    sampler = g.sampler(pipe)
+    if r.probe_step is not None:
+        run.schedule_note = schedule_note(timesteps_of(sampler, g.num_inference_steps),
+                                          r.probe_step.timesteps())
     t0 = time.perf_counter()
-    for state in denoise(pipe, prompt, num_inference_steps=num_inference_steps,
-                         guidance_scale=guidance_scale,
-                         generator=torch.Generator().manual_seed(seed), scheduler=sampler,
-                         negative_prompt=negative_prompt or None,
-                         capture_layers=capture_layers, keep_resume=True, site=site,
-                         preview=preview, word_attention=word_attention):
-        if probes is not None:
-            run.tokens.append(step_tokens(probes, probe_step, state))
+    settings = g.denoise_settings(capture_layers=r.capture_layers, keep_resume=True, site=r.site,
+                                  word_attention=r.word_attention)
+    for state in denoise(pipe, g.prompt, settings, g.generator(), scheduler=sampler,
+                         hooks=DenoiseHooks(preview=r.preview)):
+        if r.probes is not None:
+            run.tokens.append(step_tokens(r.probes, r.probe_step, state))
         state.activations = {}
         if state.word_attention is not None:
             run.word_attention.append(state.word_attention.to(torch.float16).cpu())
             state.word_attention = None
         run.steps.append(state)
-        if state.index == num_inference_steps - 1:
+        if state.index == g.num_inference_steps - 1:
             run.image = decode_latents(pipe, state.latents)
-            if labeler is not None:
-                d, s = labeler(run.image[None])
+            if r.labeler is not None:
+                d, s = r.labeler(run.image[None])
                 run.labels = (d[0], s[0])
         run.seconds = time.perf_counter() - t0
         yield run
