@@ -146,7 +146,9 @@ def test_the_summary_reports_each_direction_with_its_opposite_and_crowding():
                      "objects_kept": n == 1, "faults": [] if n == 1 else ["edited split"],
                      "area_ratio": 1.0, "labeler_shift": s, "colour_shift": s,
                      "labeler_along": s[0] * unit(d)[0] + s[1] * unit(d)[1],
-                     "colour_along": s[0] * unit(d)[0] + s[1] * unit(d)[1]}
+                     "colour_along": s[0] * unit(d)[0] + s[1] * unit(d)[1],
+                     "objects_kept_strict": n == 1, "split": n != 1,
+                     "outside_change_no_margin": 0.02}
                  for d, s in shifts.items()}
         return {"n_objects": n, "moves": moves, "random_move": {"labeler_shift": (0.0, 0.0)}}
 
@@ -164,6 +166,14 @@ def test_the_summary_reports_each_direction_with_its_opposite_and_crowding():
     assert s["move"]["all"]["objects_kept"] == 0.5 and s["move"]["all"]["faults"] == {
         "edited split": 2}
     assert "moves: edited split 2" in table(s)
+    every = s["move"]["all"]
+    assert every["objects_kept_strict"] == 0.5 and every["split_rate"] == 0.5
+    assert every["outside_change_no_margin"] == pytest.approx(0.02)
+    # images, not moves, are resampled: each image's shares average 0.625 (1 and 0.25; 0.5 and
+    # 0.75), so every resample does; moving right, one image moved 100%, the other 50%
+    assert every["share_of_asked_ci"] == pytest.approx([0.625, 0.625])
+    assert s["move"]["right"]["share_of_asked_ci"] == pytest.approx([0.5, 1.0])
+    assert "Stricter figures, with 95% bootstrap intervals" in table(s)
 
 
 def test_an_unknown_direction_is_refused_before_any_generation():
@@ -308,3 +318,37 @@ def test_a_prompt_the_colour_segmenter_cannot_read_is_planned_and_scored_by_the_
     result = outcome(scene, scene_image(12), plan(EditRequest(8, 0), EditSettings(), scene))
     assert result.scores["colour_shift"] is None
     assert result.scores["shift_x"] == pytest.approx(8)
+
+
+def test_stricter_figures_see_a_shrunk_or_split_object_and_change_at_its_edge():
+    """Kept strictly: every object one piece within ±30% of its area (a move that halves the
+    object keeps it by the tracker, not strictly); a split is counted; the outside change with
+    no margin counts the pixels next to the object that the lenient figure leaves out."""
+    before = scene_image(4, blue_at=20)
+    scene = label(before)
+    moved = scene_image(12, blue_at=20)
+    halved = moved.copy()
+    halved[14:18, 12:20] = 90  # the lower half of the moved box is floor again
+    split = moved.copy()
+    split[10:18, 15:17] = 90  # a floor-coloured cut through the moved box
+    rim = moved.copy()
+    rim[9, 12:20] = 100  # a line of changed floor right above the moved box
+    rows = {name: move_scores(scene, image, 8, "right", 8)
+            for name, image in (("moved", moved), ("halved", halved), ("split", split),
+                                ("rim", rim))}
+    assert rows["moved"]["objects_kept_strict"] and not rows["moved"]["split"]
+    assert rows["halved"]["objects_kept"] and not rows["halved"]["objects_kept_strict"]
+    assert rows["split"]["split"] and not rows["split"]["objects_kept_strict"]
+    assert rows["rim"]["outside_change"] == rows["moved"]["outside_change"] == 0.0
+    assert rows["rim"]["outside_change_no_margin"] > 0.0
+
+
+def test_a_push_reports_how_far_it_went_as_a_share_of_the_ask():
+    before = scene_image(4)
+    darker = before.copy()
+    darker[10:18, 4:12] = (110, 15, 12)  # the box, half as bright: farther for this labeler
+    scene = label(before)
+    edit_plan = plan(EditRequest(depth_push=-2.0, objects="largest"), EditSettings(), scene)
+    row = push_row(outcome(scene, darker, edit_plan), -2.0)
+    assert row["as_asked"] and row["magnitude"] == pytest.approx(row["depth_change"] / -2.0)
+    assert row["magnitude"] > 0

@@ -67,20 +67,26 @@ def move_row(result: EditOutcome, direction: str, distance: int) -> dict:
         shift = s[f"{name}_shift"]
         row[f"{name}_shift"] = shift
         row[f"{name}_along"] = None if shift is None else shift[0] * ux + shift[1] * uy
-    return row
+    return row | strict_figures(s)
+
+
+def strict_figures(scores: dict) -> dict:
+    """The stricter figures an edit's row carries beside the lenient ones."""
+    return {k: scores[k] for k in ("objects_kept_strict", "split", "outside_change_no_margin")}
 
 
 def push_row(result: EditOutcome, delta: float) -> dict:
     """A depth push's figures: the object's labelled depth where it is after the edit against
-    where it was (z-normalised inverse depth: > 0 is nearer), and whether it went the way
-    asked."""
+    where it was (z-normalised inverse depth: > 0 is nearer), whether it went the way asked,
+    and how far (`magnitude`: the change as a share of the asked `delta`)."""
     s = result.scores
     return {"delta": delta, "depth_before": s["depth_before"], "depth_after": s["depth_after"],
             "depth_change": s["depth_change"],
             "as_asked": bool(np.sign(s["depth_change"]) == np.sign(delta)),
             "area_ratio": s["area_ratio"], "kept": s["kept"],
             "objects_kept": s["objects_kept"], "faults": s["faults"],
-            "outside_change": s["outside_change"]}
+            "outside_change": s["outside_change"],
+            "magnitude": s["depth_change"] / delta} | strict_figures(s)
 
 
 class ImageEdits:

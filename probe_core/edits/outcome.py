@@ -13,9 +13,10 @@ Each part is scored by the labeler on the edited image, against the scene before
 - a depth part: the object's labelled depth where it was and where it is after the edit (a
   push is read where the object is now), the change asked, the labelled depth map's Pearson r
   with the target before and after.
-Every part also carries whether the scene kept its objects (strictly, by connected pieces, and
-tracked object by object, with the faults) and the mean pixel change outside the edit (outside
-every part's region and the object before and after, grown by a 3-pixel margin).
+Every part also carries whether the scene kept its objects (by connected pieces, tracked object
+by object with the faults, and strictly: each tracked object one piece within ±30% of its
+area), whether the edited object split, and the mean pixel change outside the edit (outside
+every part's region and the object before and after, grown by a 3-pixel margin, and with none).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .scores import area_ratio, object_depth_change, outside_change
 from .targets import centroid
 
 SAME_OBJECT_IOU = 0.5  # colour mask vs labelled object, before: both scorers see one object
+STRICT_AREA = 0.3  # kept strictly: every object's area within this share of where it should be
 
 
 @dataclass
@@ -93,13 +95,23 @@ def centre_shift(before: np.ndarray | None, after: np.ndarray | None
     return x1 - x0, y1 - y0
 
 
+def kept_strictly(after: AfterLabels, share: float = STRICT_AREA) -> bool:
+    """Every object, followed by the tracker, in one connected piece with its area within
+    `share` of the area where it should be (the edited object's target, the others' own)."""
+    return all(components(t) == 1 and abs(t.sum() / max(e.sum(), 1) - 1) <= share
+               for t, e in zip(after.tracked, after.expected))
+
+
 def kept_scores(scene: SceneLabels, plan: EditPlan, after: AfterLabels) -> dict:
-    """Whether the scene kept its objects: strictly (as many connected pieces of labelled
-    mask as before, the edited object in one piece; two touching objects count as one) and
-    tracked object by object (`tracker.faults`)."""
+    """Whether the scene kept its objects: by the count of pieces (as many connected pieces of
+    labelled mask as before, the edited object in one piece; two touching objects count as
+    one), tracked object by object (`tracker.faults`), and strictly (tracked, each object in
+    one piece with its area within STRICT_AREA); and whether the edited object split."""
     return {"kept": after.pieces == scene.pieces and components(after.object) == 1,
             "objects_kept": not after.faults, "faults": after.faults,
-            "area_ratio": area_ratio(plan.object, after.object)}
+            "area_ratio": area_ratio(plan.object, after.object),
+            "objects_kept_strict": kept_strictly(after),
+            "split": "edited split" in after.faults}
 
 
 def mask_scores(scene: SceneLabels, plan: EditPlan, part: Part, after: AfterLabels) -> dict:
@@ -141,8 +153,9 @@ def outcome(scene: SceneLabels, edited: np.ndarray, plan: EditPlan) -> EditOutco
                                     for p in plan.parts], plan)
     after = scene.after(edited, plan.expected_at, plan.request.objects)
     common = kept_scores(scene, plan, after)
-    common["outside_change"] = outside_change(scene.image, edited,
-                                              plan.region | plan.object | after.object)
+    changed = plan.region | plan.object | after.object
+    common["outside_change"] = outside_change(scene.image, edited, changed)
+    common["outside_change_no_margin"] = outside_change(scene.image, edited, changed, margin=0)
     parts = []
     for p in plan.parts:
         if p.task == "saliency":

@@ -24,6 +24,74 @@ from .edit_settings import EditSettings
 from .suite import DIRECTIONS, EditSuite, unit
 
 SUCCESS_SHARE = 0.5  # a move succeeds when the centroid travels half the asked distance along it
+BOOTSTRAP = 2000  # resamples of the images for a 95% interval
+
+
+def bootstrap_mean(per_image: list[list[float]], seed: int = 0) -> list[float]:
+    """[low, high]: the 95% bootstrap interval of the mean of every item, the images (each a
+    list of its items: its moves, or its one push) resampled with replacement."""
+    per_image = [[x for x in items if x is not None and np.isfinite(x)] for items in per_image]
+    per_image = [items for items in per_image if items]
+    if not per_image:
+        return [float("nan"), float("nan")]
+    sums = np.array([sum(items) for items in per_image], float)
+    counts = np.array([len(items) for items in per_image], float)
+    pick = np.random.default_rng(seed).integers(0, len(sums), (BOOTSTRAP, len(sums)))
+    means = sums[pick].sum(1) / counts[pick].sum(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def bootstrap_median(values: list[float], seed: int = 0) -> list[float]:
+    """[low, high]: the 95% bootstrap interval of the median of one value per image."""
+    values = np.array([v for v in values if v is not None and np.isfinite(v)], float)
+    if not len(values):
+        return [float("nan"), float("nan")]
+    pick = np.random.default_rng(seed).integers(0, len(values), (BOOTSTRAP, len(values)))
+    medians = np.median(values[pick], axis=1)
+    return [float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))]
+
+
+def strict_move_summary(rows: list[dict], direction: str) -> dict:
+    """The stricter figures of the moves in `direction` ("all": every move), each headline
+    figure with its 95% bootstrap interval over images."""
+    per_image = [[m for k, m in r["moves"].items() if direction in ("all", k)] for r in rows]
+    moves = [m for ms in per_image for m in ms]
+
+    def share(m):
+        return m["labeler_along"] / m["distance"] if m["labeler_along"] is not None else 0.0
+
+    def values(fn):
+        return [[fn(m) for m in ms] for ms in per_image]
+
+    colour = values(lambda m: m["colour_along"] / m["distance"]
+                    if m["colour_along"] is not None and m["labeler_along"] is not None else None)
+    return {"share_of_asked_ci": bootstrap_mean(values(share)),
+            "colour_share_of_asked_ci": bootstrap_mean(colour),
+            "objects_kept_ci": bootstrap_mean(values(lambda m: float(m["objects_kept"]))),
+            "objects_kept_strict": _mean([float(m["objects_kept_strict"]) for m in moves]),
+            "objects_kept_strict_ci": bootstrap_mean(
+                values(lambda m: float(m["objects_kept_strict"]))),
+            "split_rate": _mean([float(m["split"]) for m in moves]),
+            "outside_change_no_margin": _mean([m["outside_change_no_margin"] for m in moves])}
+
+
+def strict_push_summary(asked: list[dict], control: list[dict]) -> dict:
+    """The stricter figures of one kind of push (one per image), with 95% bootstrap intervals:
+    how far it went (the change as a share of the asked one: median, share reaching half),
+    objects kept strictly, split rate, outside change with no margin."""
+    magnitude = [p["magnitude"] for p in asked]
+    return {"as_asked_ci": bootstrap_mean([[float(p["as_asked"])] for p in asked]),
+            "random_as_asked_ci": bootstrap_mean([[float(p["as_asked"])] for p in control]),
+            "median_magnitude": _median(magnitude),
+            "median_magnitude_ci": bootstrap_median(magnitude),
+            "reached_half": _mean([float(m >= 0.5) for m in magnitude]),
+            "reached_half_ci": bootstrap_mean([[float(m >= 0.5)] for m in magnitude]),
+            "objects_kept_ci": bootstrap_mean([[float(p["objects_kept"])] for p in asked]),
+            "objects_kept_strict": _mean([float(p["objects_kept_strict"]) for p in asked]),
+            "objects_kept_strict_ci": bootstrap_mean([[float(p["objects_kept_strict"])]
+                                                      for p in asked]),
+            "split_rate": _mean([float(p["split"]) for p in asked]),
+            "outside_change_no_margin": _mean([p["outside_change_no_margin"] for p in asked])}
 
 
 def _mean(xs) -> float:
@@ -75,6 +143,7 @@ def move_summary(rows: list[dict], directions: tuple[str, ...]) -> dict:
             "objects_kept": _mean([float(m["objects_kept"]) for m in moves]),
             "faults": fault_counts(moves),
         }
+        entry |= strict_move_summary(rows, d)
         if d != "all":
             opposite = list(DIRECTIONS)[(list(DIRECTIONS).index(d) + 4) % 8]
             ux, uy = unit(d)
@@ -103,7 +172,7 @@ def push_summary(rows: list[dict]) -> dict:
                          "outside_change": _mean([p["outside_change"] for p in asked]),
                          "kept": _mean([float(p["kept"]) for p in asked]),
                          "objects_kept": _mean([float(p["objects_kept"]) for p in asked]),
-                         "faults": fault_counts(asked)}
+                         "faults": fault_counts(asked)} | strict_push_summary(asked, control)
     return out
 
 
@@ -147,12 +216,48 @@ def table(summary: dict) -> str:
              f"{summary['skipped_no_object']} skipped without a visible object)", "",
              f"settings: `{json.dumps(summary['settings'])}`", ""]
     lines += _move_table(summary["move"]) + [""] + _push_table(summary["depth"])
-    lines += ["", _fault_line(summary)]
+    lines += ["", _fault_line(summary), ""] + _strict_tables(summary)
     for n, group in summary.get("by_objects", {}).items():
         lines += ["", f"#### scenes with {n} object(s) ({group['n']} images)", ""]
         lines += _move_table(group["move"], short=True) + [""] + _push_table(group["depth"])
         lines += ["", _fault_line(group)]
     return "\n".join(lines) + "\n"
+
+
+def _ci(x: float, ci: list[float]) -> str:
+    return f"{_pct(x)} [{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def _strict_tables(summary: dict) -> list[str]:
+    """The headline figures with 95% bootstrap intervals over images, and the stricter ones:
+    objects kept strictly (each one piece, area within ±30%), split rate, outside change with
+    no margin, a push's magnitude."""
+    lines = ["Stricter figures, with 95% bootstrap intervals over images:", ""]
+    if summary["move"]:
+        lines += ["| move | share of asked distance | colour segmenter's share | objects kept "
+                  "(tracked) | kept strictly | edited object split | outside change, no margin |",
+                  "|---|---|---|---|---|---|---|"]
+        for d, e in summary["move"].items():
+            lines.append(f"| {d} | {_ci(e['share_of_asked'], e['share_of_asked_ci'])} | "
+                         f"{_ci(e['colour_share_of_asked'], e['colour_share_of_asked_ci'])} | "
+                         f"{_ci(e['objects_kept'], e['objects_kept_ci'])} | "
+                         f"{_ci(e['objects_kept_strict'], e['objects_kept_strict_ci'])} | "
+                         f"{_pct(e['split_rate'])} | {_num(e['outside_change_no_margin'])} |")
+        lines.append("")
+    if summary["depth"]:
+        lines += ["| depth push | as asked | random-field control | median change / asked | "
+                  "reached half the asked change | objects kept (tracked) | kept strictly | "
+                  "edited object split | outside change, no margin |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name, e in summary["depth"].items():
+            lines.append(f"| {name} | {_ci(e['as_asked'], e['as_asked_ci'])} | "
+                         f"{_ci(e['random_as_asked'], e['random_as_asked_ci'])} | "
+                         f"{_ci(e['median_magnitude'], e['median_magnitude_ci'])} | "
+                         f"{_ci(e['reached_half'], e['reached_half_ci'])} | "
+                         f"{_ci(e['objects_kept'], e['objects_kept_ci'])} | "
+                         f"{_ci(e['objects_kept_strict'], e['objects_kept_strict_ci'])} | "
+                         f"{_pct(e['split_rate'])} | {_num(e['outside_change_no_margin'])} |")
+    return lines
 
 
 def _fault_line(summary: dict) -> str:

@@ -36,6 +36,8 @@ class AfterLabels:
     faults: list[str]  # what the edit broke, object by object (`tracker.faults`)
     pieces: int  # connected pieces of `mask`
     colour_mask: np.ndarray | None  # the colour segmenter's edited object, where it reads one
+    expected: list[np.ndarray]  # where each object should be: [edited, other 1, ...]
+    tracked: list[np.ndarray]  # each object's labelled pixels after the edit, in that order
 
 
 class SceneLabels:
@@ -80,6 +82,6 @@ class SceneLabels:
         mask = sal[0] > 0.5
         _, others = self.edited(objects)
         expected = expected_objects(expected_at, others)
-        return AfterLabels(depth[0], sal[0], mask, mask & ~others,
-                           faults(track(mask, expected), expected), components(mask),
-                           self.segment(image))
+        tracked = track(mask, expected)
+        return AfterLabels(depth[0], sal[0], mask, mask & ~others, faults(tracked, expected),
+                           components(mask), self.segment(image), expected, tracked)
