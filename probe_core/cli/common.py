@@ -52,6 +52,20 @@ def _require_probe_set(folder: str) -> None:
                                 " or pass --probes")
 
 
+def load_with_probes(args):
+    """(pipe and its preset, the probe set's expected settings, the probe set at
+    `args.probes`): the probe set checked to be there before the model loads, and refused when
+    it was made for another model."""
+    from ..models import model_name
+    from ..probing.collect import expected_settings
+    from ..probing.probes import ProbeSet
+
+    _require_probe_set(args.probes)
+    pipe, preset = _load_with_preset(args.model, args.device)
+    expect = expected_settings(pipe, model_name(args.model), args.probes)
+    return (pipe, preset), expect, ProbeSet.load(args.probes, expect=expect)
+
+
 def _default_probe_dir(model: str) -> str:
     """weights/probes/<model name>: tiny-scenes for the embedded model, e.g.
     CompVis--stable-diffusion-v1-4 for a hub id (never the shipped set for another model)."""

@@ -6,8 +6,8 @@ import argparse
 from dataclasses import replace
 
 from .. import settings
-from .common import (LABELER_HELP, _labeler, _load_with_preset, _prompts, _require_probe_set,
-                     _span, parse_range)
+from .common import (LABELER_HELP, _labeler, _load_with_preset, _prompts, _span, load_with_probes,
+                     parse_range)
 
 
 def parse_directions(text: str) -> tuple[str, ...]:
@@ -59,10 +59,7 @@ def _intervene_eval(args) -> int:
     from ..edits.evaluate import ProbedModel, evaluate_edits
     from ..edits.report import table, write_edit_report
     from ..edits.suite import DIRECTIONS, EditSuite
-    from ..models import model_name
-    from ..probing.collect import expected_settings
     from ..probing.hooks import self_attention_layers
-    from ..probing.probes import ProbeSet
 
     if args.scheduler is not None:
         from ..probing.schedulers import check_scheduler
@@ -70,16 +67,14 @@ def _intervene_eval(args) -> int:
         args.scheduler = check_scheduler(args.scheduler)  # before loading anything
     if args.pushes_only and args.method == "latent_shift":
         raise ValueError("latent_shift only moves: --pushes-only would leave nothing to run")
-    if args.method != "latent_shift":
-        _require_probe_set(args.probes)
-    pipe, preset = _load_with_preset(args.model, args.device)
-    probes = None
-    steps = args.steps or preset.num_inference_steps
-    guidance = args.guidance if args.guidance is not None else preset.guidance_scale
-    if args.method != "latent_shift":
-        expect = expected_settings(pipe, model_name(args.model), args.probes)
+    if args.method == "latent_shift":  # a control without probes
+        pipe, preset = _load_with_preset(args.model, args.device)
+        probes = None
+        steps = args.steps or preset.num_inference_steps
+        guidance = args.guidance if args.guidance is not None else preset.guidance_scale
+    else:
+        (pipe, _), expect, probes = load_with_probes(args)
         steps, guidance = expect.num_inference_steps, expect.guidance_scale
-        probes = ProbeSet.load(args.probes, expect=expect)
     edit_settings = edit_settings_from(args, self_attention_layers(pipe.unet))
     suite = EditSuite(args.directions or tuple(DIRECTIONS), moves=not args.pushes_only,
                       pushes=not args.moves_only, depth_delta=args.depth_delta)

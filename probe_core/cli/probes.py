@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from .. import settings
-from .common import (LABELER_HELP, _default_probe_dir, _labeler, _load, _load_with_preset,
-                     _prompts, _require_probe_set, _span, parse_range)
+from .common import (LABELER_HELP, _default_probe_dir, _labeler, _load_with_preset,
+                     _prompts, _span, load_with_probes, parse_range)
 
 
 def _train_probes(args) -> int:
@@ -34,17 +34,12 @@ def _train_probes(args) -> int:
 def _evaluate(args) -> int:
     from pathlib import Path
 
-    from ..models import model_name
-    from ..probing.collect import expected_settings
     from ..probing.evaluate import EvaluationRun, evaluate_probe_sets
     from ..probing.layout import load_layout
     from ..probing.probes import ProbeSet
     from ..probing.report import picked_layers
 
-    _require_probe_set(args.probes)
-    pipe = _load(args.model, args.device)
-    expect = expected_settings(pipe, model_name(args.model), args.probes)
-    probes = ProbeSet.load(args.probes, expect=expect)
+    (pipe, _), expect, probes = load_with_probes(args)
     control_dir = Path(args.probes) / "control"
     control = ProbeSet.load(control_dir, expect=expect) if control_dir.exists() else None
     picked = None
@@ -65,15 +60,9 @@ def _evaluate(args) -> int:
 
 
 def _layout_baseline(args) -> int:
-    from ..models import model_name
-    from ..probing.collect import expected_settings
     from ..probing.layout import collect_layout, save_layout
-    from ..probing.probes import ProbeSet
 
-    _require_probe_set(args.probes)
-    pipe = _load(args.model, args.device)
-    expect = expected_settings(pipe, model_name(args.model), args.probes)
-    ProbeSet.load(args.probes, expect=expect)  # refuse a set made for another model
+    (pipe, _), expect, _ = load_with_probes(args)  # refuses a set made for another model
     layout = collect_layout(pipe, _prompts(args, args.seeds), list(args.seeds),
                             _labeler(args, pipe), expect.num_inference_steps,
                             expect.guidance_scale)
