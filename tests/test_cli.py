@@ -4,11 +4,17 @@ import argparse
 import json
 
 import pytest
+from diffusers.utils import logging as diffusers_logging
 
 from probe_core.cli import main
 from probe_core.cli.common import parse_range
 from probe_core.cli.edits import parse_directions, parse_pushes
 from probe_core.world.tiny_ldm import save_pipeline
+
+# diffusers' log handler keeps the stderr it finds when first configured: configure it now, at
+# collection, not inside a test whose captured stderr is closed when that test ends (a later
+# warning would then print a logging error's traceback)
+diffusers_logging.get_logger("diffusers")
 
 
 def test_parse_range():
