@@ -2,7 +2,7 @@
 
     >>> settings = METHOD_DEFAULTS["guided"]                      # the method's defaults
     >>> settings = replace(settings, strength=0.3, steps=range(2, 6))   # a caller's overrides
-    >>> settings.edit_steps("depth"), settings.carry_at((8, 0))   # range(2, 6), 2
+    >>> settings.edit_steps("depth"), settings.move_carry_step    # range(2, 6), 2
 
 A method's defaults are an `EditSettings` value; every override is `dataclasses.replace`.
 """
@@ -42,7 +42,7 @@ class EditSettings:
         step that is not one of the edited steps or not guided."""
         if self.method not in METHODS:
             raise ValueError(f"unknown edit method {self.method!r}; methods are {METHODS}")
-        carry = self.carry_at((1, 0))
+        carry = self.move_carry_step
         if self.carry_step is not None and (carry is None or carry not in self.steps):
             raise ValueError(f"a carry step needs the guided method and one of its edit steps "
                              f"{list(self.steps)}, got {self.carry_step} with {self.method}")
@@ -60,10 +60,10 @@ class EditSettings:
         """The steps an edit led by `task` ("saliency" or "depth") runs at."""
         return self.push_steps if task == "depth" and self.push_steps is not None else self.steps
 
-    def carry_at(self, move: tuple[int, int]) -> int | None:
-        """The step a move by `move` (dx, dy) px is carried at, or None: no move, or a method
-        that does not carry."""
-        if self.method != "guided" or not self.carry_moves or tuple(move) == (0, 0):
+    @property
+    def move_carry_step(self) -> int | None:
+        """The step a move is carried at, or None: a method that does not carry moves."""
+        if self.method != "guided" or not self.carry_moves:
             return None
         return self.carry_step if self.carry_step is not None else min(self.steps)
 

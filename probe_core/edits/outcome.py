@@ -31,6 +31,7 @@ from .plan import EditPlan, Part
 from .scene import AfterLabels, SceneLabels
 from .scores import area_ratio, object_depth_change, outside_change
 from .targets import centroid
+from .tracker import faults
 
 SAME_OBJECT_IOU = 0.5  # colour mask vs labelled object, before: both scorers see one object
 STRICT_AREA = 0.3  # kept strictly: every object's area within this share of where it should be
@@ -107,11 +108,12 @@ def kept_scores(scene: SceneLabels, plan: EditPlan, after: AfterLabels) -> dict:
     labelled mask as before, the edited object in one piece; two touching objects count as
     one), tracked object by object (`tracker.faults`), and strictly (tracked, each object in
     one piece with its area within STRICT_AREA); and whether the edited object split."""
+    broke = faults(after.tracked, after.expected)
     return {"kept": after.pieces == scene.pieces and components(after.object) == 1,
-            "objects_kept": not after.faults, "faults": after.faults,
+            "objects_kept": not broke, "faults": broke,
             "area_ratio": area_ratio(plan.object, after.object),
             "objects_kept_strict": kept_strictly(after),
-            "split": "edited split" in after.faults}
+            "split": "edited split" in broke}
 
 
 def mask_scores(scene: SceneLabels, plan: EditPlan, part: Part, after: AfterLabels) -> dict:

@@ -136,7 +136,7 @@ def build_edit(request: EditRequest, settings: EditSettings, parts: list[Part],
     steered = [(p.task, shrink_mask(p.target.map, settings.saliency_shrink) | others
                 if p.task == "saliency" and not p.kept else p.target.map) for p in parts]
     (task, target), *more = steered
-    carry = settings.carry_at(request.move) if request.carries else None
+    carry = settings.move_carry_step if request.carries else None
     if carry is not None:  # the carried object may need reshaping where it lands (a scale)
         region = region | move_mask(mask, request.move_x, request.move_y).map
     return Edit(task, target, settings.method, settings.strength, settings.edit_steps(task),

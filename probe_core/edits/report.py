@@ -51,22 +51,30 @@ def bootstrap_median(values: list[float], seed: int = 0) -> list[float]:
     return [float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))]
 
 
+def share_of_asked(move: dict) -> float:
+    """How much of the asked distance a move went along its direction, by the labeler (0 where
+    the labeler lost the object)."""
+    return move["labeler_along"] / move["distance"] if move["labeler_along"] is not None else 0.0
+
+
+def colour_share(move: dict) -> float | None:
+    """The same by the colour segmenter, where both scorers read the move (else None)."""
+    if move["colour_along"] is None or move["labeler_along"] is None:
+        return None
+    return move["colour_along"] / move["distance"]
+
+
 def strict_move_summary(rows: list[dict], direction: str) -> dict:
     """The stricter figures of the moves in `direction` ("all": every move), each headline
     figure with its 95% bootstrap interval over images."""
     per_image = [[m for k, m in r["moves"].items() if direction in ("all", k)] for r in rows]
     moves = [m for ms in per_image for m in ms]
 
-    def share(m):
-        return m["labeler_along"] / m["distance"] if m["labeler_along"] is not None else 0.0
-
     def values(fn):
         return [[fn(m) for m in ms] for ms in per_image]
 
-    colour = values(lambda m: m["colour_along"] / m["distance"]
-                    if m["colour_along"] is not None and m["labeler_along"] is not None else None)
-    return {"share_of_asked_ci": bootstrap_mean(values(share)),
-            "colour_share_of_asked_ci": bootstrap_mean(colour),
+    return {"share_of_asked_ci": bootstrap_mean(values(share_of_asked)),
+            "colour_share_of_asked_ci": bootstrap_mean(values(colour_share)),
             "objects_kept_ci": bootstrap_mean(values(lambda m: float(m["objects_kept"]))),
             "objects_kept_strict": _mean([float(m["objects_kept_strict"]) for m in moves]),
             "objects_kept_strict_ci": bootstrap_mean(
@@ -80,16 +88,19 @@ def strict_push_summary(asked: list[dict], control: list[dict]) -> dict:
     how far it went (the change as a share of the asked one: median, share reaching half),
     objects kept strictly, split rate, outside change with no margin."""
     magnitude = [p["magnitude"] for p in asked]
-    return {"as_asked_ci": bootstrap_mean([[float(p["as_asked"])] for p in asked]),
-            "random_as_asked_ci": bootstrap_mean([[float(p["as_asked"])] for p in control]),
+
+    def each(key, pushes=asked):  # one item per image: its push's flag
+        return [[float(p[key])] for p in pushes]
+
+    return {"as_asked_ci": bootstrap_mean(each("as_asked")),
+            "random_as_asked_ci": bootstrap_mean(each("as_asked", control)),
             "median_magnitude": _median(magnitude),
             "median_magnitude_ci": bootstrap_median(magnitude),
             "reached_half": _mean([float(m >= 0.5) for m in magnitude]),
             "reached_half_ci": bootstrap_mean([[float(m >= 0.5)] for m in magnitude]),
-            "objects_kept_ci": bootstrap_mean([[float(p["objects_kept"])] for p in asked]),
+            "objects_kept_ci": bootstrap_mean(each("objects_kept")),
             "objects_kept_strict": _mean([float(p["objects_kept_strict"]) for p in asked]),
-            "objects_kept_strict_ci": bootstrap_mean([[float(p["objects_kept_strict"])]
-                                                      for p in asked]),
+            "objects_kept_strict_ci": bootstrap_mean(each("objects_kept_strict")),
             "split_rate": _mean([float(p["split"]) for p in asked]),
             "outside_change_no_margin": _mean([p["outside_change_no_margin"] for p in asked])}
 
@@ -122,16 +133,15 @@ def move_summary(rows: list[dict], directions: tuple[str, ...]) -> dict:
         moves = [r["moves"][k] for r in rows for k in r["moves"] if d in ("all", k)]
         if not moves:
             continue
-        share = [m["labeler_along"] / m["distance"] if m["labeler_along"] is not None else 0.0
-                 for m in moves]
-        both = [m for m in moves if m["colour_along"] is not None and m["labeler_along"] is not None]
+        share = [share_of_asked(m) for m in moves]
+        both = [m for m in moves if colour_share(m) is not None]
         same = [m for m in both if m.get("same_object")]
         entry = {
             "n": len(moves),
             "share_of_asked": _mean(share),
             "success": _mean([float(s >= SUCCESS_SHARE) for s in share]),
             "colour_n": len(both),
-            "colour_share_of_asked": _mean([m["colour_along"] / m["distance"] for m in both]),
+            "colour_share_of_asked": _mean([colour_share(m) for m in both]),
             "labeler_vs_colour_px": _mean([math.dist(m["labeler_shift"], m["colour_shift"])
                                            for m in both]),
             "colour_same_n": len(same),
@@ -186,7 +196,7 @@ def summarise(rows: list[dict], skipped: int, settings: EditSettings, suite: Edi
                         "layers": list(s.layers) if s.layers is not None else None,
                         "depth_delta": suite.depth_delta, "directions": list(suite.directions),
                         "region_margin": s.region_margin, "push_room": s.push_room,
-                        "saliency_shrink": s.saliency_shrink, "carry_step": s.carry_at((1, 0)),
+                        "saliency_shrink": s.saliency_shrink, "carry_step": s.move_carry_step,
                         "push_steps": list(s.edit_steps("depth")),
                         "push_outline": list(s.push_outline),
                         "scheduler": s.scheduler or "default"},

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .colour_segmenter import components, parse_caption, segment_colour
-from .tracker import expected_objects, faults, pieces, track
+from .tracker import expected_objects, pieces, track
 
 
 def main_object(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +33,6 @@ class AfterLabels:
     saliency: np.ndarray  # (H, W) labelled P(object)
     mask: np.ndarray  # (H, W) bool, every labelled object
     object: np.ndarray  # (H, W) bool, the edited object: labelled pixels not another object's
-    faults: list[str]  # what the edit broke, object by object (`tracker.faults`)
     pieces: int  # connected pieces of `mask`
     colour_mask: np.ndarray | None  # the colour segmenter's edited object, where it reads one
     expected: list[np.ndarray]  # where each object should be: [edited, other 1, ...]
@@ -50,10 +49,9 @@ class SceneLabels:
         self.mask = np.asarray(mask, bool)
         self.largest, self.rest = main_object(self.mask)
         self.pieces = components(self.mask)
-        objects, floor = parse_caption(prompt)
-        self.n_objects = len(objects)
-        self.colour = objects[0][1] if objects else None
-        self._segment = lambda img: segment_colour(img, self.colour, objects, floor)  # noqa: E731
+        self.objects, self.floor = parse_caption(prompt)  # [(size, colour, shape)], colour
+        self.n_objects = len(self.objects)
+        self.colour = self.objects[0][1] if self.objects else None
         self.colour_mask = self.segment(image)
 
     @classmethod
@@ -64,7 +62,8 @@ class SceneLabels:
 
     def segment(self, image: np.ndarray) -> np.ndarray | None:
         """The caption's first object by its colour (None where the colour cannot tell it)."""
-        return self._segment(image) if self.colour else None
+        return (segment_colour(image, self.colour, self.objects, self.floor) if self.colour
+                else None)
 
     def edited(self, objects: str) -> tuple[np.ndarray, np.ndarray]:
         """(the edited object, the other objects): every labelled object as one ("all"), or
@@ -82,6 +81,5 @@ class SceneLabels:
         mask = sal[0] > 0.5
         _, others = self.edited(objects)
         expected = expected_objects(expected_at, others)
-        tracked = track(mask, expected)
-        return AfterLabels(depth[0], sal[0], mask, mask & ~others, faults(tracked, expected),
-                           components(mask), self.segment(image), expected, tracked)
+        return AfterLabels(depth[0], sal[0], mask, mask & ~others, components(mask),
+                           self.segment(image), expected, track(mask, expected))
