@@ -67,7 +67,7 @@ def edit_costs(demo: ProbeDemo, run) -> dict:
 
 
 def print_table(r: dict, n: int) -> None:
-    """The results as the README's speed table (n: the run's steps)."""
+    """The results as the speed table in docs/speed.md (n: the run's steps)."""
     print("| measure | value | target |\n|---|---|---|")
     print(f"| first streamed step with overlays | {r['first_step_s']:.3f} s | <= 1 s |")
     print(f"| full {n}-step run with overlays, filmstrip, emergence plot | "

@@ -136,11 +136,12 @@ def open_image(value):
 @contextmanager
 def launched_app(models):
     """build_app(models), queued and launched locally: yields its URL, closes it after."""
-    from app import build_app
+    from app import LAUNCH, build_app
 
     app = build_app(models)
     app.queue()
-    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
+                           **LAUNCH)
     try:
         yield url
     finally:

@@ -16,8 +16,8 @@ def test_endpoints_generate_scrub_intervene_export(client):
     assert "step 3 of 3" in status and "done" in status
     x0, depth, sal, readout, caption = client.predict(1, "best", 0.3, api_name="/scrub")
     assert "step 1 of 3" in caption
-    compare, target, achieved, score, status = client.predict(8, 0, 1.0, 0.0, 0.3, 2, 2, "guided",
-                                                              api_name="/intervene")
+    *_, score, status = client.predict(8, 0, 1.0, 0.0, 0.3, 2, 2, "guided",
+                                       api_name="/intervene")
     assert "Dice with target" in score
     files, status = client.predict("best", api_name="/export")
     record = [f for f in files if str(f).endswith("run.json")]

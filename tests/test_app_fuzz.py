@@ -78,7 +78,7 @@ def test_every_endpoint_answers_every_bad_value_before_and_after_runs(client):
     out = client.predict(PROMPT, 4, 3, 4.0, "best", 0.6, 1, 4, api_name="/generate")
     assert "done" in out[-1]
     assert "Dice with target" in client.predict(8, 0, 1.0, 0.0, 0.2, 1, 2, "guided",
-                                                api_name="/intervene")[3]
+                                                api_name="/intervene")[-2]
 
 
 def test_refusals_name_the_argument(client):
@@ -117,7 +117,7 @@ def test_the_step_sliders_follow_the_run(client):
     assert (first, last) == (1, 2)  # the default steps 1-4 clamped to a 2-step run
     assert out[6]["maximum"] == out[7]["maximum"] == 2
     assert "Dice with target" in client.predict(8, 0, 1.0, 0.0, 0.2, first, last, "guided",
-                                                api_name="/intervene")[3]
+                                                api_name="/intervene")[-2]
     out = client.predict(PROMPT, 1, 5, 4.0, "best", 0.6, 1, 4, api_name="/generate")
     assert (value(out[6]), value(out[7])) == (1, 4)
 
@@ -125,7 +125,8 @@ def test_the_step_sliders_follow_the_run(client):
 def test_stop_after_a_run_keeps_it(client):
     assert "Stopped before the first step" in client.predict(api_name="/stop")[0]
     client.predict(PROMPT, 1, 2, 4.0, "best", 0.6, 1, 2, api_name="/generate")
-    assert "as it was before the edit" in client.predict(api_name="/stop")[0]
+    status, edit_status = client.predict(api_name="/stop")
+    assert "Nothing is running" in status and "as it was before the edit" in edit_status
     assert "step 2 of 2" in client.predict(2, "best", 0.6, api_name="/scrub")[-1]
 
 
@@ -150,20 +151,37 @@ def test_eight_visitors_at_once_each_get_their_own_run(client):
         assert f"step {k + 1} of {k + 1}" in scrub  # its own run, not another visitor's
 
 
-def test_a_visitor_has_at_most_one_model_job_queued_or_running(client):
-    first = client.submit(PROMPT, 1, 50, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+def _iterating(job):
     import time
 
-    while first.status().code.name not in ("PROCESSING", "ITERATING", "FINISHED"):
+    while job.status().code.name not in ("ITERATING", "FINISHED") or not job.outputs():
         time.sleep(0.02)
-    with pytest.raises(Exception, match="already have a run or an edit queued or running"):
-        client.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4, api_name="/generate")
-    if first.status().code.name != "FINISHED":  # probing an image is a model job too
-        with pytest.raises(Exception, match="already have a run or an edit queued"):
-            client.predict(None, 7100003, "", "best", api_name="/probe_image")
-    assert "done" in first.result()[-1]
+
+
+def test_a_newer_job_replaces_the_running_one_and_stop_ends_it(client):
+    first = client.submit(PROMPT, 1, 50, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    _iterating(first)
+    # an edit needs the finished run: asked during the generation, it is refused
+    with pytest.raises(Exception, match="still being generated"):
+        client.predict(8, 0, 1.0, 0.0, 0.2, 1, 2, "guided", api_name="/intervene")
+    second = client.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    assert "step 2 of 2" in second[-1] and "done" in second[-1]
+    first.result()
+    replaced = first.outputs()[-1][-1]  # it ended at a step, without a last word of its own
+    assert "of 50" in replaced and "done" not in replaced and "Stopped" not in replaced
+    # Stop: the job ends at its next step and writes the last update itself
+    third = client.submit(PROMPT, 3, 50, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    _iterating(third)
+    client.predict(api_name="/stop")
+    out = third.result()
+    match = re.search(r"Stopped at step (\d+) of 50", out[-1])
+    assert match, out[-1]
+    k = int(match.group(1))
+    assert out[3]["maximum"] == max(k, 2) and out[3]["value"] == k  # the step slider agrees
+    assert f"step {k} of 50" in client.predict(k, "best", 0.6, api_name="/scrub")[-1]
+    assert "must be between 1 and" in client.predict(k + 1, "best", 0.6, api_name="/scrub")[-1]
     assert "done" in client.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4,
-                                    api_name="/generate")[-1]  # free again once it finished
+                                    api_name="/generate")[-1]  # free again
 
 
 def test_a_bad_canvas_or_upload_is_refused_and_the_session_goes_on(client):
@@ -181,4 +199,4 @@ def test_a_bad_canvas_or_upload_is_refused_and_the_session_goes_on(client):
             client.predict(bad, None, "", "best", api_name="/probe_image")
         assert "root:" not in str(err.value)  # the file is not read back
     assert "Dice with target" in client.predict(8, 0, 1.0, 0.0, 0.2, 1, 2, "guided",
-                                                api_name="/intervene")[3]
+                                                api_name="/intervene")[-2]

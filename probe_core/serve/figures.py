@@ -164,24 +164,28 @@ class PixelPlot:
         steps = np.arange(1, n_steps + 1)
         fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.0), dpi=100,
                                  gridspec_kw={"width_ratios": [1.2, 1, 1]})
-        fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.35)
+        fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.9, wspace=0.45)
         ax = axes[0]
+        prob_ax = ax.twinx()  # P(object) on its own 0..1 axis, right
         nan = np.full(n_steps, np.nan)
         self.lines = [ax.plot(steps, nan, "-o", ms=3, color="#e8762d", label="depth probe (z)",
                               animated=True)[0],
-                      ax.plot(steps, nan, "-o", ms=3, color="#d0259c", label="P(object) probe",
-                              animated=True)[0]]
+                      prob_ax.plot(steps, nan, "-o", ms=3, color="#d0259c",
+                                   label="P(object) probe", animated=True)[0]]
         if with_labeler:
             self.lines += [ax.plot(steps, nan, ":", lw=2, color="#e8762d",
                                    label="labeler on x0: depth", animated=True)[0],
-                           ax.plot(steps, nan, ":", lw=2, color="#d0259c",
-                                   label="labeler on x0: object", animated=True)[0]]
+                           prob_ax.plot(steps, nan, ":", lw=2, color="#d0259c",
+                                        label="labeler on x0: object", animated=True)[0]]
         ax.set_xticks(steps[::max(1, n_steps // 5)])
         ax.set_xlim(0.5, n_steps + 0.5)
-        ax.set_ylim(-3.0, 3.0)  # depth in z-units; P(object) in 0..1
+        ax.set_ylim(-3.0, 3.0)
+        prob_ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("depth (z-units, + near)", fontsize=10, color="#b85a1f")
+        prob_ax.set_ylabel("P(object)", fontsize=10, color="#a01c78")
         ax.set_xlabel("denoising step", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(handles=self.lines, fontsize=9, loc="lower left")
         self.titles = [ax.set_title(" ", fontsize=10)]
         self.images = []
         for ax, title, cmap in ((axes[1], "depth probe (z), every layer", "magma"),
@@ -203,8 +207,8 @@ class PixelPlot:
         with self.lock:
             canvas.restore_region(self.background)
             series = [depth[:, chosen], prob[:, chosen]] + (list(labeler) if labeler else [])
-            for line, y in zip(self.lines, series):
-                line.set_ydata(np.clip(y, -3.0, 3.0))
+            for k, (line, y) in enumerate(zip(self.lines, series)):
+                line.set_ydata(np.clip(y, -3.0, 3.0) if k % 2 == 0 else np.clip(y, 0.0, 1.0))
             depth_range = (float(depth.min()), float(depth.max()))
             for im, arr, (low, high) in zip(self.images, (depth, prob),
                                             (depth_range, (0.0, 1.0))):

@@ -173,6 +173,12 @@ class RunBudget:
                 r.release()
                 del self._runs[key]
 
+    def forget(self, run: Run) -> None:
+        """Stop tracking `run` (a run kept for good, such as the page's example): it is never
+        released and does not count."""
+        with self._lock:
+            self._runs.pop(id(run), None)
+
     def drop_session(self, session: str) -> int:
         """Release every run of a closed session; the number released."""
         with self._lock:

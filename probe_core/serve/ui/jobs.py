@@ -1,0 +1,76 @@
+"""What every handler shares: bad input as a message in its tab's status line, and model jobs
+that take turns per session (`tickets.JobTickets`)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from contextlib import contextmanager
+from dataclasses import fields
+
+import gradio as gr
+
+from ...models import ModelUnavailableError
+from ..tickets import JobRefused, JobTickets
+from .forms import _signature
+
+
+def session_of(request) -> str | None:
+    return request.session_hash if request is not None else None
+
+
+def refusal(err) -> str:
+    return f"**Not done:** {err}"
+
+
+def shown(message):
+    """Decorate a handler whose expected failures (bad input, a model that cannot load) become
+    a message in the `message` component; every other output keeps its last good value."""
+    def decorate(fn):
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def stream(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except (ValueError, ModelUnavailableError) as err:
+                    yield {message: refusal(err)}
+            return stream
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (ValueError, ModelUnavailableError) as err:
+                return {message: refusal(err)}
+        return call
+    return decorate
+
+
+@contextmanager
+def model_job(tickets: JobTickets, request, job_id, kind: str):
+    """The job's place in its session (`tickets.Job`), ended however the job ends."""
+    job = tickets.begin(session_of(request), job_id, kind)
+    try:
+        yield job
+    finally:
+        job.end()
+
+
+def announcer(tickets: JobTickets, form_cls, kind: str):
+    """A validator (run at the click, before the job is queued) that makes the job its session's
+    newest: the older one ends at its next step. An edit asked while the session's generation
+    runs is refused with a message."""
+    n = len(fields(form_cls))
+
+    def validate(*args, **kwargs):
+        values = dict(zip([f.name for f in fields(form_cls)], args))
+        values.update(kwargs)
+        request = args[n] if len(args) > n else kwargs.get("request")
+        try:
+            tickets.announce(session_of(request), values.get("job_id"), kind)
+        except JobRefused as err:
+            return [gr.validate(False, str(err))] + [gr.validate(True, "")] * (n - 1)
+        return [gr.validate(True, "")] * n
+
+    validate.__signature__ = _signature(form_cls, {"request": gr.Request})
+    return validate

@@ -1,0 +1,68 @@
+"""Model jobs per session: a newer job replaces the older, Stop ends it, an edit waits for the
+generation; and the forms that hand actions their inputs by name."""
+
+import inspect
+
+import pytest
+
+from probe_core.serve.tickets import EDIT, GENERATE, JobRefused, JobTickets
+
+
+def test_a_newer_job_replaces_the_older_and_stop_ends_it():
+    tickets = JobTickets()
+    first = tickets.begin("a", tickets.announce("a", "job-1", GENERATE), GENERATE)
+    assert first.current()
+    other = tickets.begin("b", "job-1", GENERATE)  # another session, the same id: its own
+    second_id = tickets.announce("a", "job-2", GENERATE)
+    assert not first.current() and not first.stopped()  # replaced, not stopped
+    first.end()
+    second = tickets.begin("a", second_id, GENERATE)
+    assert second.current() and other.current()
+    assert tickets.stop("a") is True
+    assert not second.current() and second.stopped() and other.current()
+    second.end()
+    assert tickets.stop("a") is False  # nothing left to stop
+
+
+def test_an_edit_waits_for_the_generation_and_replaces_an_edit():
+    tickets = JobTickets()
+    run = tickets.begin("a", "", GENERATE)  # an API client: announced when it begins
+    with pytest.raises(JobRefused, match="still being generated"):
+        tickets.announce("a", "edit-1", EDIT)
+    run.end()
+    edit = tickets.begin("a", tickets.announce("a", "edit-1", EDIT), EDIT)
+    tickets.announce("a", "edit-2", EDIT)
+    assert not edit.current()
+    edit.end()
+    tickets.stop("a")  # a stopped generation no longer blocks an edit
+    assert tickets.announce("a", "x" * 65, EDIT).startswith("server-")  # an overlong id
+
+
+def test_a_closed_page_stops_its_jobs():
+    tickets = JobTickets()
+    job = tickets.begin("a", "job-1", GENERATE)
+    tickets.forget("a")
+    assert not job.current()
+
+
+def test_forms_name_the_api_arguments_and_fill_the_form():
+    from probe_core.serve.ui.forms import GenerateForm, ViewForm, inputs, takes
+
+    @takes(ViewForm)
+    def scrub(form):
+        return form
+
+    names = list(inspect.signature(scrub).parameters)
+    assert names == ["run", "step_value", "layer", "opacity", "model", "request"]
+    form = scrub("R", 3, "best", 0.5, "m", None)
+    assert (form.run, form.step_value, form.layer, form.opacity, form.model) == (
+        "R", 3, "best", 0.5, "m")
+
+    class Page:
+        pass
+
+    page = Page()
+    for name in inspect.signature(GenerateForm).parameters:
+        setattr(page, name, f"<{name}>")
+    assert inputs(GenerateForm, page)[:3] == ["<prompt>", "<seed>", "<steps>"]
+    assert inputs(GenerateForm, page)[-1] == "<job_id>"
