@@ -28,6 +28,7 @@ from probe_core.edits.request import EditRequest
 from probe_core.edits.run import intervene
 from probe_core.probing.generation import Generation
 from probe_core.serve.steering import SliderValues
+from probe_core.serve.ui.example import emergence_frame
 from probe_core.world.scenes import render_scene, sample_scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def print_table(r: dict, n: int) -> None:
     """The results as the speed table in docs/speed.md (n: the run's steps)."""
     print("| measure | value | target |\n|---|---|---|")
     print(f"| first streamed step with overlays | {r['first_step_s']:.3f} s | <= 1 s |")
-    print(f"| full {n}-step run with overlays, filmstrip, emergence plot | "
+    print(f"| full {n}-step run with overlays, filmstrip, emergence curves | "
           f"{r['full_run_s']:.3f} s | <= 2 s |")
     print(f"| scrub a step (cached) | {r['scrub_step_ms']:.1f} ms | <= 100 ms |")
     print(f"| switch layer (maps from the kept probe outputs) | {r['switch_layer_ms']:.1f} ms "
@@ -116,7 +117,7 @@ def main() -> int:
         for run in demo.stream(PROMPT, seed=1, word_attention=True):
             demo.view(run, len(run.steps) - 1, "best")
         demo.filmstrip(run, "best")
-        demo.emergence_plot(run, "best")
+        emergence_frame(demo.emergence(run, "best"))  # the page's emergence curves
         return run
 
     full_run()  # warm-up

@@ -86,26 +86,16 @@ def figure_to_array(fig) -> np.ndarray:
     return (rgba[..., :3] * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
 
 
-def depth_legend(width: int = 320, height: int = 44) -> np.ndarray:
-    """A horizontal colour bar for colorize_depth, labelled far ... near."""
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(width / 100, height / 100))
-    ax.imshow(np.linspace(0, 1, 256)[None], aspect="auto", cmap="magma")
-    ax.set_xticks([0, 255], ["far", "near"], fontsize=9)
-    ax.set_yticks([])
-    ax.tick_params(length=0, pad=2)
-    ax.set_title("depth probe colours", fontsize=8, pad=2)
-    fig.subplots_adjust(left=0.08, right=0.92, top=0.75, bottom=0.38)
-    return figure_to_array(fig)
+LABEL_PX = 13  # text size of a frame's title band: readable where the page shows it at 1:1
 
 
-def label_frame(frame: np.ndarray, text: str, band: int = 18) -> np.ndarray:
+def label_frame(frame: np.ndarray, text: str, band: int = 20) -> np.ndarray:
     """(H, W, 3) uint8 -> (H + band, W, 3): a dark band on top with `text` written in it."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     top = Image.new("RGB", (frame.shape[1], band), (20, 20, 20))
-    ImageDraw.Draw(top).text((4, 3), text, fill=(240, 240, 240))
+    font = ImageFont.load_default(size=LABEL_PX)
+    ImageDraw.Draw(top).text((4, 2), text, fill=(240, 240, 240), font=font)
     return np.concatenate([np.asarray(top), frame], 0)
 
 

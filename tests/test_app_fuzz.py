@@ -184,6 +184,18 @@ def test_a_newer_job_replaces_the_running_one_and_stop_ends_it(client):
                                     api_name="/generate")[-1]  # free again
 
 
+def test_one_visitors_stop_or_new_run_leaves_another_visitors_run_alone(client):
+    from gradio_client import Client
+
+    other = Client(client.src, verbose=False)
+    long_run = client.submit(PROMPT, 1, 30, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    _iterating(long_run)
+    assert "done" in other.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4,
+                                   api_name="/generate")[-1]
+    other.predict(api_name="/stop")
+    assert "step 30 of 30" in long_run.result()[-1] and "done" in long_run.result()[-1]
+
+
 def test_a_bad_canvas_or_upload_is_refused_and_the_session_goes_on(client):
     client.predict(PROMPT, 3, 2, 4.0, "best", 0.6, 1, 2, api_name="/generate")
     for bad in ("abc", {"layers": "x"}, [1, 2], {"background": None, "layers": [], "composite": None}):

@@ -212,10 +212,10 @@ def test_export_writes_a_reproducible_record(demo, run, tmp_path):
 
     gif = Image.open(tmp_path / "steps.gif")
     frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
-    assert len(frames) == 3 and frames[0].shape == (18 + 192, 3 * 192, 3)
-    band = frames[0][:18].astype(int)
+    assert len(frames) == 3 and frames[0].shape == (20 + 192, 3 * 192, 3)
+    band = frames[0][:20].astype(int)
     assert band.max() > 200 and np.median(band) < 40  # each frame says which step it is
-    assert not np.array_equal(frames[0][:18], frames[1][:18])  # "step 1 of 3", "step 2 of 3"
+    assert not np.array_equal(frames[0][:20], frames[1][:20])  # "step 1 of 3", "step 2 of 3"
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["seed"] == 4 and record["prompt"] == PROMPT
     assert record["intervention"]["settings"]["move_x"] == 4

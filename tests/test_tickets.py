@@ -17,7 +17,8 @@ def test_a_newer_job_replaces_the_older_and_stop_ends_it():
     assert not first.current() and not first.stopped()  # replaced, not stopped
     first.end()
     second = tickets.begin("a", second_id, GENERATE)
-    assert second.current() and other.current()
+    assert second.current() and other.current() and second.replaced_another()
+    assert not other.replaced_another()
     assert tickets.stop("a") is True
     assert not second.current() and second.stopped() and other.current()
     second.end()
@@ -52,8 +53,14 @@ def test_forms_name_the_api_arguments_and_fill_the_form():
     def scrub(form):
         return form
 
+    import typing
+
+    import gradio as gr
+
     names = list(inspect.signature(scrub).parameters)
     assert names == ["run", "step_value", "layer", "opacity", "model", "request"]
+    # gradio injects the request (the visitor's session) by the annotation it reads
+    assert typing.get_type_hints(scrub)["request"] is gr.Request
     form = scrub("R", 3, "best", 0.5, "m", None)
     assert (form.run, form.step_value, form.layer, form.opacity, form.model) == (
         "R", 3, "best", 0.5, "m")

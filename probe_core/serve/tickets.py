@@ -38,6 +38,7 @@ class _Session:
     latest: str = ""  # the newest job announced
     kinds: dict = field(default_factory=dict)  # job id -> kind, announced and not yet ended
     running: str = ""  # the job running now ("" none)
+    replacing: set = field(default_factory=set)  # job ids announced while another one ran
     stopped: set = field(default_factory=set)  # job ids Stop ended
     touched: float = field(default_factory=time.monotonic)
 
@@ -54,6 +55,10 @@ class Job:
     def stopped(self) -> bool:
         """Whether Stop (not a newer job) ended it."""
         return self._tickets.was_stopped(self.session, self.id)
+
+    def replaced_another(self) -> bool:
+        """Whether it was asked for while another job of its session ran (which it ended)."""
+        return self._tickets.was_replacing(self.session, self.id)
 
     def end(self) -> None:
         self._tickets.end(self.session, self.id)
@@ -91,6 +96,8 @@ class JobTickets:
                                  "finish (or press Stop) before steering it")
             # older jobs are replaced: only the running one is still waited for
             state.kinds = {j: k for j, k in state.kinds.items() if j == state.running}
+            if state.running and state.running != job_id:
+                state.replacing.add(job_id)
             state.latest = job_id
             state.kinds[job_id] = kind
         return job_id
@@ -119,11 +126,16 @@ class JobTickets:
         with self._lock:
             return job_id in self._get(session).stopped
 
+    def was_replacing(self, session: str, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._get(session).replacing
+
     def end(self, session: str, job_id: str) -> None:
         with self._lock:
             state = self._get(session)
             state.kinds.pop(job_id, None)
             state.stopped.discard(job_id)
+            state.replacing.discard(job_id)
             if state.running == job_id:
                 state.running = ""
 

@@ -69,6 +69,7 @@ def takes(form_cls, **extra):
                 form, injected = prepared(args, kwargs)
                 return handler(form, **injected)
         call.__signature__ = _signature(form_cls, extra)
+        call.__annotations__ = dict(extra)  # gradio finds what to inject by annotation
         return call
     return decorate
 

@@ -73,4 +73,5 @@ def announcer(tickets: JobTickets, form_cls, kind: str):
         return [gr.validate(True, "")] * n
 
     validate.__signature__ = _signature(form_cls, {"request": gr.Request})
+    validate.__annotations__ = {"request": gr.Request}  # gradio injects by annotation
     return validate

@@ -28,7 +28,8 @@ def _steer_controls(page: Page, home) -> None:
                          label=move_label("x", home), elem_id="move-x")
     page.move_y = Slider(-home.max_move, home.max_move, value=0, step=1,
                          label=move_label("y", home), elem_id="move-y")
-    page.scale = Slider(0.5, 2.0, value=1.0, step=0.05, label="Scale object")
+    page.scale = Slider(0.5, 2.0, value=1.0, step=0.05, label="Scale object",
+                        info="the object's size about its centre: x2 is twice as wide and tall")
     page.depth_push = Slider(-2.0, 2.0, value=0.0, step=0.1, label="Push depth (+ nearer)",
                              info="in z-units: " + GLOSSARY["z-units"], elem_id="depth-push")
     page.plan = gr.Markdown(plan_text(0, 0, 1.0, 0.0), elem_id="edit-plan")
@@ -53,12 +54,17 @@ def _steer_controls(page: Page, home) -> None:
     with gr.Accordion("Edit method and strength", open=False):
         page.method = Dropdown([("guided", "guided"), ("activation (the paper's)", "activation")],
                                value=home.default_method, label="Edit method", info=METHOD_INFO)
-        page.strength = Slider(0, 1, value=defaults.strength, step=0.01, label="Strength")
+        page.strength = Slider(0, 1, value=defaults.strength, step=0.01, label="Strength",
+                               info="activation: the edit's step size; guided: how far each "
+                                    "edited step moves the latent along the probes' gradient "
+                                    "(0: the carry alone)")
         with gr.Row():
             page.first_value = Slider(1, DEFAULT_STEPS, value=min(defaults.steps) + 1, step=1,
-                                      label="First edited step")
+                                      label="First edited step",
+                                      info="the run is re-run from here")
             page.last_value = Slider(1, DEFAULT_STEPS, value=max(defaults.steps) + 1, step=1,
-                                     label="Last edited step")
+                                     label="Last edited step",
+                                     info="later steps run unedited")
 
 
 def steer_tab(page: Page, home, first) -> None:

@@ -43,7 +43,8 @@ def _settings(page: Page, models, home) -> None:
     """Everything below Generate: seed and steps, then the rest folded."""
     with gr.Row(equal_height=True):
         page.seed = Number(label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED,
-                           scale=3, min_width=100)
+                           scale=3, min_width=100,
+                           info="the starting noise: the same seed gives the same image")
         page.dice = gr.Button("Random seed", scale=2, size="sm", min_width=80)
     page.steps = Slider(1, home.max_steps, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps",
                         info=GLOSSARY["denoising step"])
@@ -52,7 +53,8 @@ def _settings(page: Page, models, home) -> None:
                                label="Guidance scale", info=GLOSSARY["guidance scale"])
         page.layer = Dropdown(home.layer_choices(), value="best", label="Probed layer",
                               info=GLOSSARY["layer"], allow_custom_value=True)
-        page.opacity = Slider(0, 1, value=0.6, step=0.05, label="Saliency overlay opacity")
+        page.opacity = Slider(0, 1, value=0.6, step=0.05, label="Saliency overlay opacity",
+                              info="how strongly the magenta object mask covers the image")
         page.negative_prompt = Textbox(label="Negative prompt", value="", lines=1,
                                        info="replaces the empty prompt that guidance steers "
                                             "away from", elem_id="negative-prompt")
@@ -82,10 +84,10 @@ def _views(page: Page, first) -> None:
     page.status = gr.Markdown(first.status, elem_id="status")
     page.progress = gr.HTML(idle_progress(), elem_id="progress")
     with gr.Row(elem_id="watch-views"):
-        page.x0 = gr.Image(first.x0, label="Image: the model's guess of the final image (x0)",
+        page.x0 = gr.Image(first.x0, label="Image: x0, the model's current guess",
                            height=IMAGE_SIZE, min_width=IMAGE_SIZE, elem_id="x0-image",
                            elem_classes="sp-pixelated")
-        page.depth = gr.Image(first.depth, label="Depth probe: bright = near (hover: values)",
+        page.depth = gr.Image(first.depth, label="Depth probe: bright = near",
                               height=IMAGE_SIZE, min_width=IMAGE_SIZE, elem_id="depth-image",
                               elem_classes="sp-pixelated")
         page.saliency = gr.Image(first.saliency, label="Saliency probe: magenta = object",

@@ -49,7 +49,7 @@ class WatchActions:
                     if not job.current():
                         break
                     if not run.done:
-                        yield self._step(demo, run, form)
+                        yield self._step(demo, run, form, job.replaced_another())
             if not job.current() and not job.stopped():
                 return  # a newer run replaced it: that run's updates follow
             if run is not None and run.done:
@@ -57,14 +57,15 @@ class WatchActions:
             else:
                 yield self._stopped(run)
 
-    def _step(self, demo, run, form) -> dict:
+    def _step(self, demo, run, form, replacing: bool = False) -> dict:
         p, k = self.page, len(run.steps) - 1
         v = demo.view(run, k, form.layer, form.opacity)
+        note = " (the run before it was stopped for this one)" if replacing else ""
         return {p.run: run, p.x0: v.x0, p.depth: v.depth, p.saliency: v.saliency,
                 p.readout: v.readout,
                 p.step_value: gr.update(maximum=slider_max(run.num_inference_steps), value=k + 1),
                 p.progress: progress_html(k + 1, run.num_inference_steps, run.seconds),
-                p.status: f"Generating: {v.caption}"}
+                p.status: f"Generating{note}: {v.caption}"}
 
     def _finished(self, demo, run, form) -> dict:
         p, n = self.page, run.num_inference_steps
@@ -104,7 +105,7 @@ class WatchActions:
         return {p.first_value: gr.update(maximum=slider_max(n), value=lo),
                 p.last_value: gr.update(maximum=slider_max(n), value=hi)}
 
-    def stop(self, run, request=None) -> dict:
+    def stop(self, run, request: gr.Request = None) -> dict:
         """Stop this session's generation or edit. A running job ends at its next step and
         says so itself; with none running, the status says what there is."""
         p = self.page
