@@ -151,6 +151,28 @@ def test_eight_visitors_at_once_each_get_their_own_run(client):
         assert f"step {k + 1} of {k + 1}" in scrub  # its own run, not another visitor's
 
 
+@pytest.fixture
+def paced_client(tiny_pipe):
+    """The app on a model whose steps take at least 0.15 s each: a 50-step run lasts long
+    enough for a request sent while it streams to land while it streams, on a busy machine."""
+    import time
+
+    from gradio_client import Client
+
+    from probe_core.serve.facade import ProbeDemo
+    from tests.helpers import BoxLabeler, launched_app, random_probes
+
+    class PacedDemo(ProbeDemo):
+        def stream(self, *args, **kwargs):
+            for run in super().stream(*args, **kwargs):
+                yield run
+                time.sleep(0.15)
+
+    with launched_app(PacedDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe),
+                                BoxLabeler())) as url:
+        yield Client(url, verbose=False)
+
+
 def _iterating(job):
     import time
 
@@ -158,7 +180,8 @@ def _iterating(job):
         time.sleep(0.02)
 
 
-def test_a_newer_job_replaces_the_running_one_and_stop_ends_it(client):
+def test_a_newer_job_replaces_the_running_one_and_stop_ends_it(paced_client):
+    client = paced_client
     first = client.submit(PROMPT, 1, 50, 4.0, "best", 0.6, 1, 4, api_name="/generate")
     _iterating(first)
     # an edit needs the finished run: asked during the generation, it is refused
@@ -184,9 +207,10 @@ def test_a_newer_job_replaces_the_running_one_and_stop_ends_it(client):
                                     api_name="/generate")[-1]  # free again
 
 
-def test_one_visitors_stop_or_new_run_leaves_another_visitors_run_alone(client):
+def test_one_visitors_stop_or_new_run_leaves_another_visitors_run_alone(paced_client):
     from gradio_client import Client
 
+    client = paced_client
     other = Client(client.src, verbose=False)
     long_run = client.submit(PROMPT, 1, 30, 4.0, "best", 0.6, 1, 4, api_name="/generate")
     _iterating(long_run)

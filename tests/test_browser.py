@@ -62,6 +62,17 @@ def _stop_twenty_times(page):
     page.wait_for_function(f"() => document.querySelector('#status').innerText"
                            f".includes('step {max(k - 1, 1)} of 50')", timeout=30_000)
     assert page.get_by_text("Error", exact=True).count() == 0
+    # Generate three times during a run: the last replaces it, the one between never runs
+    page.locator("#generate").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText"
+                           ".includes('Generating')", timeout=60_000)
+    page.locator("#generate").click()
+    page.locator("#generate").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText"
+                           ".includes('stopped for this one')", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#status').innerText"
+                           ".includes('step 50 of 50')", timeout=120_000)
+    assert "done" in _status(page)
     page.locator("#steps input[type=number]").fill("15")
     page.locator("#steps input[type=number]").press("Enter")
 

@@ -5,7 +5,7 @@ import inspect
 
 import pytest
 
-from probe_core.serve.tickets import EDIT, GENERATE, JobRefused, JobTickets
+from probe_core.serve.tickets import EDIT, GENERATE, PROBE, JobRefused, JobTickets
 
 
 def test_a_newer_job_replaces_the_older_and_stop_ends_it():
@@ -25,25 +25,42 @@ def test_a_newer_job_replaces_the_older_and_stop_ends_it():
     assert tickets.stop("a") is False  # nothing left to stop
 
 
-def test_an_edit_waits_for_the_generation_and_replaces_an_edit():
+def test_an_edit_asked_during_a_generation_is_refused_when_its_turn_comes():
     tickets = JobTickets()
     run = tickets.begin("a", "", GENERATE)  # an API client: announced when it begins
-    with pytest.raises(JobRefused, match="still being generated"):
-        tickets.announce("a", "edit-1", EDIT)
+    edit_id = tickets.announce("a", "edit-1", EDIT)
+    assert run.current()  # an edit never replaces the generation
     run.end()
-    edit = tickets.begin("a", tickets.announce("a", "edit-1", EDIT), EDIT)
-    tickets.announce("a", "edit-2", EDIT)
-    assert not edit.current()
+    with pytest.raises(JobRefused, match="still being generated"):
+        tickets.begin("a", edit_id, EDIT)
+    edit = tickets.begin("a", tickets.announce("a", "edit-2", EDIT), EDIT)
+    assert edit.current()
+    tickets.announce("a", "edit-3", EDIT)
+    assert not edit.current()  # a newer edit replaces it
     edit.end()
-    tickets.stop("a")  # a stopped generation no longer blocks an edit
     assert tickets.announce("a", "x" * 65, EDIT).startswith("server-")  # an overlong id
 
 
-def test_a_closed_page_stops_its_jobs():
+def test_jobs_replaced_or_stopped_while_waiting_never_run():
     tickets = JobTickets()
-    job = tickets.begin("a", "job-1", GENERATE)
-    tickets.forget("a")
-    assert not job.current()
+    first = tickets.begin("a", tickets.announce("a", "g1", GENERATE), GENERATE)
+    for k in (2, 3, 4):  # three more clicks while it runs
+        tickets.announce("a", f"g{k}", GENERATE)
+    probe = tickets.announce("a", "p1", PROBE)  # another kind waits its turn, replaces nothing
+    assert not first.current()
+    first.end()
+    for k in (2, 3):  # replaced before they started: they do not come back
+        job = tickets.begin("a", f"g{k}", GENERATE)
+        assert not job.current() and not job.stopped()
+        job.end()
+    last = tickets.begin("a", "g4", GENERATE)
+    assert last.current() and last.replaced_another()
+    last.end()
+    tickets.stop("a")  # Stop before the probe started: it ends before its first step
+    waiting = tickets.begin("a", probe, PROBE)
+    assert not waiting.current() and waiting.stopped()
+    waiting.end()
+    assert tickets.stop("a") is False
 
 
 def test_forms_name_the_api_arguments_and_fill_the_form():

@@ -66,9 +66,9 @@ def build_app(models: ModelChoice | ProbeDemo, exports: ExportFolder | None = No
         app.load(watch.load, None, [page.run], api_visibility="private", **QUIET)
 
         def on_unload(request: gr.Request):
-            """A closed tab's cached activations go now, not when gradio's state expires."""
+            """A closed tab's cached activations go now, not when gradio's state expires (its
+            job record goes when idle: gradio closes a closed page's running job itself)."""
             RUN_BUDGET.drop_session(request.session_hash)
-            tickets.forget(request.session_hash)
 
         app.unload(on_unload)
     return app
@@ -92,12 +92,13 @@ def _wire_watch(page, watch, look, tickets, exports) -> None:
     event = p.generate.click(generate, gen_inputs, outputs, api_name="generate",
                              validator=announcer(tickets, GenerateForm, GENERATE),
                              js=job_js(len(gen_inputs), "status"), **MODEL_JOBS)
-    event.then(takes(CompareForm)(look.refresh_compare), inputs(CompareForm, p),
-               [p.compare_image, p.compare_text, p.compare_status], api_visibility="private",
-               **QUIET)
-    p.prompt.submit(generate, gen_inputs, outputs, api_visibility="private",
-                    validator=announcer(tickets, GenerateForm, GENERATE),
-                    js=job_js(len(gen_inputs), "status"), **MODEL_JOBS)
+    submitted = p.prompt.submit(generate, gen_inputs, outputs, api_visibility="private",
+                                validator=announcer(tickets, GenerateForm, GENERATE),
+                                js=job_js(len(gen_inputs), "status"), **MODEL_JOBS)
+    for then in (event.then, submitted.then):  # B, the current run, redrawn in Compare
+        then(takes(CompareForm)(look.refresh_compare), inputs(CompareForm, p),
+             [p.compare_image, p.compare_text, p.compare_status], api_visibility="private",
+             **QUIET)
     p.stop.click(watch.stop, [p.run], [p.status, p.edit_status], api_name="stop",
                  queue=False)
     p.dice.click(watch.random_seed, None, p.seed, api_name="random_seed")

@@ -67,7 +67,8 @@ def example_view(demo) -> FirstView:
 
 
 def session_copy(run: Run | None) -> Run | None:
-    """The example run for one session: shared steps, its own caches and edit."""
+    """The example run for one session: shared steps, its own caches and edit. Never hand a
+    copy to the run budget: releasing it would drop the shared steps' resume points."""
     if run is None:
         return None
     return replace(run, maps=dict(run.maps), x0_full=dict(run.x0_full),

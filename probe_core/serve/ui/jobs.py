@@ -11,7 +11,7 @@ from dataclasses import fields
 import gradio as gr
 
 from ...models import ModelUnavailableError
-from ..tickets import JobRefused, JobTickets
+from ..tickets import JobTickets
 from .forms import _signature
 
 
@@ -57,20 +57,27 @@ def model_job(tickets: JobTickets, request, job_id, kind: str):
 
 
 def announcer(tickets: JobTickets, form_cls, kind: str):
-    """A validator (run at the click, before the job is queued) that makes the job its session's
-    newest: the older one ends at its next step. An edit asked while the session's generation
-    runs is refused with a message."""
+    """A validator (run at the click, before the job is queued) that makes the job its
+    session's newest of its kind: the older one ends at its next step. An edit asked while the
+    session's generation runs is refused: at once for an API caller that sent no job id, else
+    in its tab's status line when its turn comes (a refusal here would be drawn on no visible
+    input)."""
     n = len(fields(form_cls))
+    names = [f.name for f in fields(form_cls)]
 
     def validate(*args, **kwargs):
-        values = dict(zip([f.name for f in fields(form_cls)], args))
+        values = dict(zip(names, args))
         values.update(kwargs)
-        request = args[n] if len(args) > n else kwargs.get("request")
-        try:
-            tickets.announce(session_of(request), values.get("job_id"), kind)
-        except JobRefused as err:
-            return [gr.validate(False, str(err))] + [gr.validate(True, "")] * (n - 1)
-        return [gr.validate(True, "")] * n
+        session = session_of(args[n] if len(args) > n else kwargs.get("request"))
+        valid = [gr.validate(True, "")] * n
+        if session is None:  # no session to keep jobs apart in: the job announces itself
+            return valid
+        sent = values.get("job_id")
+        job_id = tickets.announce(session, sent, kind)
+        if not sent and tickets.take_refusal(session, job_id):
+            return [gr.validate(False, "the scene is still being generated: wait for the run "
+                                       "to finish (or press Stop) before steering it")] + valid[1:]
+        return valid
 
     validate.__signature__ = _signature(form_cls, {"request": gr.Request})
     validate.__annotations__ = {"request": gr.Request}  # gradio injects by annotation

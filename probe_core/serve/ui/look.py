@@ -10,7 +10,7 @@ from ...settings import DISPLAY_SIZE
 from ..inputs import step_number
 from ..model_choice import model_key
 from ..tickets import PROBE
-from .jobs import model_job
+from .jobs import model_job, session_of
 from .layout_tabs import move_label
 from .layout_watch import model_line
 from .watch import int_or, slider_max
@@ -24,6 +24,8 @@ class LookActions:
     def pixel(self, run, layer, model, evt: gr.SelectData = None) -> dict:
         """A click on the image: that pixel through the run."""
         demo = self.models.get(model)
+        if evt is None:
+            raise ValueError("click a pixel of the image")
         x, y = (int(v) * demo.image_size // DISPLAY_SIZE for v in evt.index[:2])
         return {self.page.pixel: demo.inspect_pixel(run, x, y, layer),
                 self.page.look_status: f"Pixel (x {x}, y {y}) of the {demo.image_size}-px "
@@ -47,11 +49,13 @@ class LookActions:
     # ------------------------------------------------------------------ Your image
     def probe_image(self, form, request=None):
         """An upload (or else the held-out render of a seed) read by the probes."""
-        p, demo = self.page, self.models.get(form.model)
+        p = self.page
         with model_job(self.tickets, request, form.job_id, PROBE) as job:
-            if not job.current():
-                yield {p.probe_status: "Stopped before it started."}
+            if not job.current():  # stopped or replaced before it started
+                if job.stopped():
+                    yield {p.probe_status: "Stopped before it started."}
                 return
+            demo = self.models.get(form.model)
             with_render = form.render_seed not in (None, "") and form.upload is None
             view = demo.probe_image(None if with_render else form.upload,
                                     form.probe_prompt or "",
@@ -100,9 +104,9 @@ class LookActions:
         return out
 
     # ------------------------------------------------------------------ the model
-    def load_model(self, name, current) -> dict:
-        """Switch this session's model; on failure stay on the current one and say why, in
-        the model line only."""
+    def load_model(self, name, current, request: gr.Request = None) -> dict:
+        """Switch this session's model (its running jobs stop: their runs belong to the model
+        they ran on); on failure stay on the current one and say why, in the model line only."""
         p = self.page
         try:
             demo = self.models.get(model_key(name))
@@ -112,6 +116,7 @@ class LookActions:
             return {p.model: current, p.model_pick: gr.update(value=current),
                     p.model_line: f"**Could not load that model.** {reason} Still on "
                                   f"**{self.models.get(current).name}**."}
+        self.tickets.stop(session_of(request))
         words = demo.vocabulary()
         choices = demo.layer_choices()
         method = defaults_of(demo.default_method) or METHOD_DEFAULTS[DEFAULT_METHOD]

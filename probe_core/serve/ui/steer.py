@@ -47,22 +47,28 @@ class SteerActions:
     def intervene(self, form, request=None):
         """Re-run the generation with the edit, streaming its steps; Stop or a newer job ends
         it at its next step, the run left as it was."""
-        p, demo = self.page, self.models.get(form.model)
-        sliders = slider_values(form)
+        p = self.page
         with model_job(self.tickets, request, form.job_id, EDIT) as job:
+            if not job.current():  # stopped or replaced before it started
+                if job.stopped():
+                    yield {p.edit_progress: idle_progress("stopped"),
+                           p.edit_status: "Stopped before it started."}
+                return
+            demo, sliders = self.models.get(form.model), slider_values(form)
             t0, n = time.perf_counter(), form.run.num_inference_steps if form.run else 1
             updates = demo.intervene(form.run, sliders)
             with closing(updates):
                 for update in updates:
-                    if not job.current():
-                        break
-                    if isinstance(update, EditView):
+                    if isinstance(update, EditView):  # done (and kept): shown even if
+                        # Stop came while it was being scored
                         yield {p.compare_slider: (update.before, update.after),
                                p.target: update.target, p.achieved: update.achieved,
                                p.score: update.score, p.edited: update.after,
                                p.edit_progress: idle_progress("edit done"),
                                p.edit_status: DONE}
                         return
+                    if not job.current():
+                        break
                     yield {p.edited: update.x0,
                            p.edit_progress: progress_html(update.step + 1, n,
                                                           time.perf_counter() - t0,

@@ -38,8 +38,13 @@ class WatchActions:
     def generate(self, form, request=None):
         """Stream a run step by step; Stop or a newer job ends it at its next step, and this
         job writes the last update itself."""
-        demo = self.models.get(form.model)
         with model_job(self.tickets, request, form.job_id, GENERATE) as job:
+            if not job.current():  # stopped or replaced before it started: the run stays
+                if job.stopped():
+                    yield {self.page.progress: idle_progress("stopped"),
+                           self.page.status: "Stopped before it started."}
+                return
+            demo = self.models.get(form.model)
             run = None
             stream = demo.stream(form.prompt, form.seed, form.steps, form.guidance,
                                  session_of(request), form.negative_prompt or "",
@@ -157,6 +162,8 @@ class WatchActions:
 
     def tile(self, form, evt: gr.SelectData = None) -> dict:
         """A filmstrip tile jumps to its step."""
+        if evt is None:
+            raise ValueError("click a tile of the filmstrip")
         index = evt.index if not isinstance(evt.index, (list, tuple)) else evt.index[0]
         return self._show_step(form, int(index) + 1)
 
