@@ -114,7 +114,8 @@ def test_generate_watch_the_probes_and_steer(app_url, tmp_path):
         page.get_by_label("Prompt", exact=True).fill("a large red sphere and a small blue box on "
                                                      "a gray checkered floor")
         page.locator("#generate").click()
-        expect(page.get_by_text("done: drag the step slider").first).to_be_visible(timeout=60_000)
+        page.wait_for_function("() => /step 15 of 15 .* done/.test("
+                               "document.querySelector('#status').innerText)", timeout=60_000)
         page.screenshot(path=str(shots / "app_watch.png"))
         # a filmstrip tile jumps to its step
         page.locator("#filmstrip .thumbnail-item").nth(2).click()
