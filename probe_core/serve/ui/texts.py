@@ -31,8 +31,8 @@ GLOSSARY = {
                "its labels trained the probes, and it scores the runs here.",
     "Dice": "overlap of two masks: 1 = identical, 0 = no overlap.",
     "Pearson r": "correlation of two maps: 1 = same pattern, 0 = unrelated.",
-    "z-units": "depth values standardised per image (0 = the image's mean depth, 1 = one "
-               "standard deviation nearer).",
+    "z-units": "inverse depth standardised per image (0 = the image's mean, +1 = one "
+               "standard deviation nearer than that).",
     "guidance scale": "how strongly the image follows the prompt (classifier-free guidance).",
     "sampler (scheduler)": "the rule that turns the model's noise estimate into the next step's "
                            "image; the model's own is the one its probes were fitted on.",
