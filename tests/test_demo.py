@@ -79,7 +79,11 @@ def test_emergence_of_a_run_reads_its_cached_maps(demo, run):
         assert e.probe_dice[k] == pytest.approx(dice(s > 0.5, fs > 0.5))
         assert e.probe_pearson[k] == pytest.approx(pearson(d, fd))
     assert len(e.labeler_dice) == 3
-    assert demo.emergence_plot(run).ndim == 3
+    from probe_core.serve.ui.example import emergence_frame
+
+    curves = emergence_frame(e)  # what the page plots: four curves of three steps
+    assert len(curves) == 12 and curves["curve"].nunique() == 4
+    assert list(curves["score"][:3]) == pytest.approx(e.probe_dice)
 
 
 def test_intervene_streams_and_scores(demo, run):

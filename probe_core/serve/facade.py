@@ -244,15 +244,6 @@ class ProbeDemo:
             x0_labels = self.x0_labels(run)
         return figures.emergence_scores(self._all_maps(run, layer), x0_labels, run.labels)
 
-    def emergence_plot(self, run: Run, layer: str | None = "best",
-                       step: int | None = None) -> np.ndarray | None:
-        """The emergence figure of a finished run; `step` (0-based), the step shown, marked."""
-        e = self.emergence(run, layer)
-        if step is not None:
-            step = self.check_step(run, step) + 1
-        return None if e is None else figures.emergence_plot(
-            e, self.layer_label(self.resolve_layer(layer)), step)
-
     def heatmap(self) -> np.ndarray | None:
         """Layer x step heat maps of held-out probe scores from the shipped evaluation."""
         if not self.evaluation:

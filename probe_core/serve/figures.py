@@ -2,7 +2,7 @@
 
     >>> layer_label(unet.config, "up_blocks.1.attentions.2.transformer_blocks.0.attn1")  # 'up1.2 (8x8)'
     >>> tiles = filmstrip_tiles(x0_images, maps)            # [(tile, "step 1"), ...]
-    >>> plot = emergence_plot(scores, "up1.2 (8x8)")         # (H, W, 3) uint8
+    >>> scores = emergence_scores(maps, x0_labels, final_labels)   # Emergence: per-step curves
 """
 
 from __future__ import annotations
@@ -112,32 +112,6 @@ def emergence_scores(maps: list[tuple], x0_labels: list[tuple] | None,
             e.labeler_dice.append(dice(ls > 0.5, final_labels[1] > 0.5))
             e.labeler_pearson.append(pearson(ld, final_labels[0]))
     return e
-
-
-def emergence_plot(e: Emergence, label: str, step: int | None = None) -> np.ndarray:
-    """The emergence curves of a run; `step` (1-based), the step shown, is marked."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 2.9))
-    ax.plot(e.steps, e.probe_dice, "-o", ms=3, color="#d0259c",
-            label="saliency probe vs its final mask (Dice)")
-    ax.plot(e.steps, e.probe_pearson, "-o", ms=3, color="#e8762d",
-            label="depth probe vs its final map (Pearson)")
-    if e.labeler_dice:
-        ax.plot(e.steps, e.labeler_dice, ":", color="#d0259c", lw=2,
-                label="labeler on x0 image vs final (Dice)")
-        ax.plot(e.steps, e.labeler_pearson, ":", color="#e8762d", lw=2,
-                label="labeler on x0 image vs final (Pearson)")
-    if step is not None:
-        ax.axvline(step, color="#444444", lw=1.2, ls="--")
-        ax.annotate(f"step {step}", (step, 1.0), xytext=(3, -2), textcoords="offset points",
-                    fontsize=8, va="top", color="#444444")
-    ax.set_xlabel("denoising step")
-    ax.set_ylim(-0.05, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6.5, loc="lower right")
-    ax.set_title(f"When does the scene appear? layer {label}", fontsize=9)
-    fig.tight_layout()
-    return figure_to_array(fig)
 
 
 def layer_by_step(ax, arr: np.ndarray, labels: list[str], steps: list[int], cmap: str,

@@ -34,6 +34,10 @@ REMEMBERED = 64  # job ids a session remembers having seen (a replaced one must 
 SWEEP_S = 60.0  # how often idle sessions are looked for
 
 
+REFUSAL = ("the scene was still being generated when this edit was asked: steer it once the "
+           "run is done (or press Stop first)")
+
+
 class JobRefused(ValueError):
     """A job that may not run (an edit asked while the session's generation ran)."""
 
@@ -130,17 +134,12 @@ class JobTickets:
         direct API call) is announced now."""
         with self._lock:
             state = self._get(session)
-            if isinstance(job_id, str) and job_id in state.refused:
-                state.refused.discard(job_id)
-                raise JobRefused("the scene was still being generated when this edit was "
-                                 "asked: steer it now that the run is done (or Stop first)")
             if not (isinstance(job_id, str) and job_id in state.seen):
                 job_id = self._job_id(job_id)
                 self._announce(state, job_id, kind)
-                if job_id in state.refused:
-                    state.refused.discard(job_id)
-                    raise JobRefused("the scene is still being generated: wait for the run "
-                                     "to finish (or press Stop) before steering it")
+            if job_id in state.refused:
+                state.refused.discard(job_id)
+                raise JobRefused(REFUSAL)
             if job_id in state.live:
                 state.running = job_id
         return Job(self, session, job_id, kind)

@@ -89,12 +89,10 @@ def _wire_watch(page, watch, look, tickets, exports) -> None:
                p.first_value, p.last_value, p.painted, p.word, p.word_image, p.word_compare,
                p.word_text, p.readout, p.original, p.pick, p.edited, p.progress, p.status]
     gen_inputs = inputs(GenerateForm, p)
-    event = p.generate.click(generate, gen_inputs, outputs, api_name="generate",
-                             validator=announcer(tickets, GenerateForm, GENERATE),
-                             js=job_js(len(gen_inputs), "status"), **MODEL_JOBS)
-    submitted = p.prompt.submit(generate, gen_inputs, outputs, api_visibility="private",
-                                validator=announcer(tickets, GenerateForm, GENERATE),
-                                js=job_js(len(gen_inputs), "status"), **MODEL_JOBS)
+    job = dict(validator=announcer(tickets, GenerateForm, GENERATE),
+               js=job_js(len(gen_inputs), "status"), **MODEL_JOBS)
+    event = p.generate.click(generate, gen_inputs, outputs, api_name="generate", **job)
+    submitted = p.prompt.submit(generate, gen_inputs, outputs, api_visibility="private", **job)
     for then in (event.then, submitted.then):  # B, the current run, redrawn in Compare
         then(takes(CompareForm)(look.refresh_compare), inputs(CompareForm, p),
              [p.compare_image, p.compare_text, p.compare_status], api_visibility="private",

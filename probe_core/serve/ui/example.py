@@ -28,31 +28,29 @@ def emergence_frame(e: Emergence | None) -> pd.DataFrame:
 
 
 @dataclass
-class FirstView:
+class FinishedView:
     """A finished run's views at its last step, as the page shows them."""
-    prompt: str
-    status: str
+    run: Run
+    caption: str  # the last step's
     x0: object
     depth: object
     saliency: object
     readout: str
-    steps: int
     film: list
     emergence: pd.DataFrame
     image: object  # (S, S, 3) the final image at display size
     words: list
-    run: Run | None
+    status: str = ""  # the page's status line, where it is not the caption
 
 
-def finished_view(demo, run: Run, layer: str = "best", opacity: float = 0.6) -> FirstView:
+def finished_view(demo, run: Run, layer: str = "best", opacity: float = 0.6) -> FinishedView:
     v = demo.view(run, len(run.steps) - 1, layer, opacity)
-    return FirstView(run.prompt, v.caption, v.x0, v.depth, v.saliency, v.readout,
-                     run.num_inference_steps, demo.filmstrip(run, layer),
-                     emergence_frame(demo.emergence(run, layer)),
-                     to_size(run.image, DISPLAY_SIZE), demo.words(run), run)
+    return FinishedView(run, v.caption, v.x0, v.depth, v.saliency, v.readout,
+                        demo.filmstrip(run, layer), emergence_frame(demo.emergence(run, layer)),
+                        to_size(run.image, DISPLAY_SIZE), demo.words(run))
 
 
-def example_view(demo) -> FirstView:
+def example_view(demo) -> FinishedView:
     """The first example prompt at seed 0 and the default steps, generated now."""
     prompt = demo.example_prompts(1)[0]
     run = None

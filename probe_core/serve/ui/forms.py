@@ -38,24 +38,35 @@ def _signature(form_cls, extra: dict) -> inspect.Signature:
     return inspect.Signature(params)
 
 
+def called_as_form(fn, form_cls, extra: dict):
+    """Give `fn(*args)` the form's fields and `extra` as its parameters for gradio: their names
+    (the API's argument names) and the annotations gradio injects the request and event by."""
+    fn.__signature__ = _signature(form_cls, extra)
+    fn.__annotations__ = dict(extra)
+    return fn
+
+
+def bind(form_cls, extra: dict, args, kwargs):
+    """What gradio passed, by name: the filled form, and the injected arguments (`extra`'s
+    names) that came with it."""
+    names = [f.name for f in fields(form_cls)]
+    values = dict(zip(names, args))
+    values.update({k: v for k, v in kwargs.items() if k in names})
+    injected = dict(zip(extra, args[len(names):]))
+    injected.update({k: v for k, v in kwargs.items() if k in extra})
+    return form_cls(**values), injected
+
+
 def takes(form_cls, **extra):
     """Decorate handler(form, **extra) so that gradio calls it with the form's fields as
     arguments (`extra`: gradio-injected arguments by annotation, e.g. request=gr.Request)."""
-    names = [f.name for f in fields(form_cls)]
     extra = {"request": gr.Request, **extra}
-
-    def split(args, kwargs):
-        values = dict(zip(names, args))
-        values.update({k: v for k, v in kwargs.items() if k in names})
-        injected = dict(zip(extra, args[len(names):]))
-        injected.update({k: v for k, v in kwargs.items() if k in extra})
-        return form_cls(**values), injected
 
     def decorate(handler):
         accepted = set(inspect.signature(handler).parameters)
 
         def prepared(args, kwargs):
-            form, injected = split(args, kwargs)
+            form, injected = bind(form_cls, extra, args, kwargs)
             return form, {k: v for k, v in injected.items() if k in accepted}
 
         if inspect.isgeneratorfunction(handler):
@@ -68,9 +79,7 @@ def takes(form_cls, **extra):
             def call(*args, **kwargs):
                 form, injected = prepared(args, kwargs)
                 return handler(form, **injected)
-        call.__signature__ = _signature(form_cls, extra)
-        call.__annotations__ = dict(extra)  # gradio finds what to inject by annotation
-        return call
+        return called_as_form(call, form_cls, extra)
     return decorate
 
 

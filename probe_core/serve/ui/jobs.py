@@ -11,8 +11,8 @@ from dataclasses import fields
 import gradio as gr
 
 from ...models import ModelUnavailableError
-from ..tickets import JobTickets
-from .forms import _signature
+from ..tickets import REFUSAL, JobTickets
+from .forms import bind, called_as_form
 
 
 def session_of(request) -> str | None:
@@ -63,22 +63,17 @@ def announcer(tickets: JobTickets, form_cls, kind: str):
     in its tab's status line when its turn comes (a refusal here would be drawn on no visible
     input)."""
     n = len(fields(form_cls))
-    names = [f.name for f in fields(form_cls)]
+    extra = {"request": gr.Request}
 
     def validate(*args, **kwargs):
-        values = dict(zip(names, args))
-        values.update(kwargs)
-        session = session_of(args[n] if len(args) > n else kwargs.get("request"))
+        form, injected = bind(form_cls, extra, args, kwargs)
+        session = session_of(injected.get("request"))
         valid = [gr.validate(True, "")] * n
         if session is None:  # no session to keep jobs apart in: the job announces itself
             return valid
-        sent = values.get("job_id")
-        job_id = tickets.announce(session, sent, kind)
-        if not sent and tickets.take_refusal(session, job_id):
-            return [gr.validate(False, "the scene is still being generated: wait for the run "
-                                       "to finish (or press Stop) before steering it")] + valid[1:]
+        job_id = tickets.announce(session, form.job_id, kind)
+        if not form.job_id and tickets.take_refusal(session, job_id):
+            return [gr.validate(False, REFUSAL)] + valid[1:]
         return valid
 
-    validate.__signature__ = _signature(form_cls, {"request": gr.Request})
-    validate.__annotations__ = {"request": gr.Request}  # gradio injects by annotation
-    return validate
+    return called_as_form(validate, form_cls, extra)

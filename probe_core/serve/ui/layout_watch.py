@@ -10,7 +10,7 @@ from ...probing.schedulers import DEFAULT as DEFAULT_SCHEDULER
 from ...probing.schedulers import SCHEDULERS
 from ...settings import DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED
 from ..model_choice import CHOICES
-from .raw_inputs import Dropdown, Number, Radio, Slider, Textbox  # noqa: F401
+from .raw_inputs import Dropdown, Number, Slider, Textbox
 from .texts import GLOSSARY, HOVER_JS, PITCH, idle_progress, legends_html
 
 IMAGE_SIZE = 256  # pixels a side of every image view
@@ -98,7 +98,8 @@ def _views(page: Page, first) -> None:
         gr.HTML(legends_html(), elem_id="legends")
         page.readout = gr.HTML(first.readout, js_on_load=HOVER_JS, elem_id="depth-readout")
     with gr.Row(equal_height=True):
-        page.step_value = Slider(1, max(first.steps, 2), value=first.steps, step=1,
+        n = first.run.num_inference_steps
+        page.step_value = Slider(1, max(n, 2), value=n, step=1,
                                  label="Step (drag to scrub through the run)", scale=6,
                                  elem_id="step")
         page.play = gr.Button("Play steps", size="sm", scale=1, elem_id="play")
@@ -112,7 +113,7 @@ def watch_tab(page: Page, models, home, first) -> None:
         # image both in the first screen
         with gr.Row(elem_id="watch-main"):
             with gr.Column(scale=1, min_width=300, elem_id="watch-controls"):
-                page.prompt = Textbox(label="Prompt", value=first.prompt, lines=2,
+                page.prompt = Textbox(label="Prompt", value=first.run.prompt, lines=2,
                                       elem_id="prompt")
                 with gr.Row(elem_id="watch-buttons"):
                     page.generate = gr.Button("Generate", variant="primary", elem_id="generate",

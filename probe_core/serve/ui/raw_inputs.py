@@ -11,41 +11,32 @@ does for every custom component; it is ignored by git.
 import gradio as gr
 
 
-class Slider(gr.Slider):
+class _AsSent:
+    """Mixed in before a gradio component: its value unconverted, and drawn as that component
+    in the browser."""
+
     def preprocess(self, payload):
         return payload
 
     def get_block_name(self):
-        return "slider"
+        return type(self).__mro__[2].__name__.lower()  # the gradio class after this mixin
 
 
-class Number(gr.Number):
-    def preprocess(self, payload):
-        return payload
-
-    def get_block_name(self):
-        return "number"
+class Slider(_AsSent, gr.Slider):
+    pass
 
 
-class Textbox(gr.Textbox):
-    def preprocess(self, payload):
-        return payload
-
-    def get_block_name(self):
-        return "textbox"
+class Number(_AsSent, gr.Number):
+    pass
 
 
-class Dropdown(gr.Dropdown):
-    def preprocess(self, payload):
-        return payload
-
-    def get_block_name(self):
-        return "dropdown"
+class Textbox(_AsSent, gr.Textbox):
+    pass
 
 
-class Radio(gr.Radio):
-    def preprocess(self, payload):
-        return payload
+class Dropdown(_AsSent, gr.Dropdown):
+    pass
 
-    def get_block_name(self):
-        return "radio"
+
+class Radio(_AsSent, gr.Radio):
+    pass

@@ -8,11 +8,9 @@ from contextlib import closing
 
 import gradio as gr
 
-from ...settings import DISPLAY_SIZE
-from ...viz import to_size
 from ..inputs import step_number
 from ..tickets import GENERATE
-from .example import emergence_frame, session_copy
+from .example import emergence_frame, finished_view, session_copy
 from .jobs import model_job, session_of
 from .texts import idle_progress, progress_html
 
@@ -74,17 +72,15 @@ class WatchActions:
 
     def _finished(self, demo, run, form) -> dict:
         p, n = self.page, run.num_inference_steps
-        v = demo.view(run, n - 1, form.layer, form.opacity)
-        image = to_size(run.image, DISPLAY_SIZE)
+        v = finished_view(demo, run, form.layer, form.opacity)
         return {p.run: run, p.x0: v.x0, p.depth: v.depth, p.saliency: v.saliency,
                 p.readout: v.readout, p.step_value: gr.update(maximum=slider_max(n), value=n),
-                p.film: demo.filmstrip(run, form.layer),
-                p.emergence: emergence_frame(demo.emergence(run, form.layer)),
-                p.painted: image, p.word: gr.update(choices=demo.words(run), value=None),
+                p.film: v.film, p.emergence: v.emergence,
+                p.painted: v.image, p.word: gr.update(choices=v.words, value=None),
                 p.word_image: None, p.word_compare: None,
                 p.word_text: ("Pick a word to see where it attends." if run.word_attention
                               else "This run kept no word attention."),
-                p.original: image, p.pick: image, p.edited: None,
+                p.original: v.image, p.pick: v.image, p.edited: None,
                 p.progress: progress_html(n, n, run.seconds),
                 p.status: f"{v.caption} · {run.seconds:.2f} s · done: drag the step slider to "
                           "scrub" + (f"\n\n{run.schedule_note}" if run.schedule_note else ""),
