@@ -65,6 +65,15 @@ def test_labeler_probes_and_evaluation_end_to_end(tiny_pipe, tmp_path, capsys):
                  "--prompts", str(prompts), "--steps", "2", "--out", str(probes)]) == 0
     assert (probes / "probes.safetensors").exists()
     assert (probes / "control" / "probes.safetensors").exists()
+    # the edit control: the same set's settings, fitted to shuffled labels
+    assert main(["shuffled-probes", "--model", str(model), "--labeler", str(lab), "--probes",
+                 str(probes), "--seeds", "0-5", "--prompts", str(prompts)]) == 0
+    from probe_core.probing.probes import ProbeSet
+
+    trained, shuffled = ProbeSet.load(probes), ProbeSet.load(probes / "shuffled")
+    assert shuffled.settings == trained.settings and "shuffled" in shuffled.extra["control"]
+    assert set(shuffled.weights) == set(trained.weights)
+    assert any(not (shuffled.weights[k] == trained.weights[k]).all() for k in trained.weights)
     assert main(["evaluate", "--model", str(model), "--labeler", str(lab), "--probes",
                  str(probes), "--seeds", "6-8", "--out", str(report)]) == 0
     metrics = json.loads((report / "metrics.json").read_text())

@@ -5,6 +5,8 @@
     python -m probe_core train-probes --seeds 100000-100399 --out weights/probes/tiny-scenes
     python -m probe_core evaluate --seeds 200000-200149 --out docs/probe-eval
     python -m probe_core intervene-eval --seeds 300000-300059 --method guided
+    python -m probe_core intervene-report --seeds 310000-310039 --out /tmp/validation
+    python -m probe_core shuffled-probes --seeds 100000-100399
     python -m probe_core import-paper-probes probes.zip --out weights/probes/sd-v1-4-paper
     python -m probe_core render --seeds 0-15 --out docs/renders.png
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import edits, probes, render, train
+from . import edit_report, edits, probes, render, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parsers(sub)  # train-model, train-labeler
     probes.add_parsers(sub)  # train-probes, evaluate
     edits.add_parser(sub)  # intervene-eval
-    probes.add_probe_set_tool_parsers(sub)  # layout-baseline, import-paper-probes
+    edit_report.add_parser(sub)  # intervene-report
+    probes.add_probe_set_tool_parsers(sub)  # layout-baseline, shuffled-probes,
+    # import-paper-probes
     render.add_parser(sub)  # render
     return p
 

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 
 from .. import settings
+from ..edits.edit_settings import METHOD_DEFAULTS
 from .common import (LABELER_HELP, _labeler, _load_with_preset, _prompts, _span, load_with_probes,
                      parse_range)
 
@@ -31,7 +32,6 @@ def parse_pushes(text: str) -> tuple[str, ...]:
 
 def edit_settings_from(args, available_layers: list[str]):
     """The method's `EditSettings` with every override the command line gives, in one call."""
-    from ..edits.edit_settings import METHOD_DEFAULTS
 
     d = METHOD_DEFAULTS[args.method]
     carry = ({} if args.carry_step is None else
@@ -98,7 +98,9 @@ def add_parser(sub) -> None:
                    help=f"e.g. {_span(settings.SEEDS.edit_test)} (report), "
                         f"{_span(settings.SEEDS.edit_validation)} (tuning)")
     e.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
-    e.add_argument("--method", choices=["guided", "activation", "latent_shift"], default="guided")
+    e.add_argument("--method", choices=list(METHOD_DEFAULTS), default="guided",
+                   help="guided (the default), its controls guidance_only and carry_only, "
+                        "activation (the paper's), latent_shift (a control for moves)")
     e.add_argument("--strength", type=float)
     e.add_argument("--edit-steps", dest="edit_steps", type=parse_range,
                    help="step indices to edit, e.g. 0-3 (default: the method's)")

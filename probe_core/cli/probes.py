@@ -70,6 +70,19 @@ def _layout_baseline(args) -> int:
     return 0
 
 
+def _shuffled_probes(args) -> int:
+    from ..probing.shuffled import fit_shuffled_probes
+
+    (pipe, _), expect, probes = load_with_probes(args)  # the trained set's own settings
+    shuffled = fit_shuffled_probes(pipe, probes.settings, _labeler(args, pipe),
+                                   _prompts(args, args.seeds), list(args.seeds), args.lam)
+    out = args.out or f"{args.probes}/shuffled"
+    shuffled.save(out)
+    print(f"saved {len(shuffled.keys())} probes fitted to shuffled labels to "
+          f"{settings.shown_path(out)}")
+    return 0
+
+
 def _import_paper_probes(args) -> int:
     from ..sd.paper_probes import import_paper_probes
 
@@ -150,6 +163,21 @@ def add_probe_set_tool_parsers(sub) -> None:
                     help=f"the probe set's training seeds, e.g. {_span(settings.SEEDS.probe_train)}")
     lb.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
     lb.set_defaults(func=_layout_baseline)
+
+    sp = sub.add_parser("shuffled-probes",
+                        help="fit the edit control: a probe set like --probes, each image's "
+                             "activations against another image's labels")
+    sp.add_argument("--model", default=str(settings.EMBEDDED_MODEL))
+    sp.add_argument("--labeler", help=LABELER_HELP)
+    sp.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
+    sp.add_argument("--probes", default=str(settings.EMBEDDED_PROBES),
+                    help="the trained probe set whose settings the control copies")
+    sp.add_argument("--seeds", type=parse_range, required=True,
+                    help=f"its training seeds, e.g. {_span(settings.SEEDS.probe_train)}")
+    sp.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
+    sp.add_argument("--lam", type=float, default=1e-3, help="relative ridge penalty")
+    sp.add_argument("--out", help="where to save it (default: PROBES/shuffled)")
+    sp.set_defaults(func=_shuffled_probes)
 
     ip = sub.add_parser("import-paper-probes",
                         help="convert the authors' SD v1.4 probe files into a probe set")

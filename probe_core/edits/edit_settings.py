@@ -36,6 +36,12 @@ class EditSettings:
     push_outline: tuple[str, ...] = ()  # guided: these depth pushes ("nearer", "farther") also
     # steer the saliency probes toward the objects where they are (depth, not outline, changes)
     scheduler: str | None = None  # a `schedulers.SCHEDULERS` label; None: the run's own
+    name: str = ""  # the variant's name in METHOD_DEFAULTS when it is not the method's own
+
+    @property
+    def label(self) -> str:
+        """The name a report, an export and the app's menu give these settings."""
+        return self.name or self.method
 
     def check(self) -> "EditSettings":
         """These settings, or ValueError naming what cannot run: an unknown method, or a carry
@@ -55,6 +61,13 @@ class EditSettings:
             return first, last
         top = num_inference_steps - 1
         return min(first, top), min(last, top)
+
+    def as_one_edit(self, first: int, last: int, strength: float | None = None
+                    ) -> "EditSettings":
+        """These settings as the app's sliders run them: every part of an edit (a push too)
+        at steps first..last (0-based), with `strength` where given."""
+        return replace(self, steps=range(first, last + 1), push_steps=None,
+                       strength=self.strength if strength is None else strength)
 
     def edit_steps(self, task: str) -> range:
         """The steps an edit led by `task` ("saliency" or "depth") runs at."""
@@ -95,12 +108,20 @@ class EditSettings:
 # - a farther push also keeps the objects' outlines (push_outline): farther 87 -> 90% as asked
 #   (control 54% both), objects kept 62 -> 79%, none gone (3 before), area x0.58 -> x0.84; for
 #   nearer pushes it costs 95 -> 85% (a nearer object grows).
+# Two variants of guided are its controls, each a method a visitor can pick:
+# - guidance_only: the probes' gradient without the carry, at the steps tuned for it before the
+#   carry existed (0-3, the moved object's outline peeled by a pixel); pushes as guided.
+# - carry_only: the carry alone (strength 0: no probe gradient); it moves, it cannot push.
+_GUIDED = EditSettings(
+    "guided", 0.2, range(5, 9), 2,
+    ("up_blocks.1.attentions.0.transformer_blocks.0.attn1",
+     "up_blocks.1.attentions.1.transformer_blocks.0.attn1"),
+    region_margin=0, carry_moves=True, push_steps=range(2, 6), push_outline=("farther",))
 METHOD_DEFAULTS = {
-    "guided": EditSettings(
-        "guided", 0.2, range(5, 9), 2,
-        ("up_blocks.1.attentions.0.transformer_blocks.0.attn1",
-         "up_blocks.1.attentions.1.transformer_blocks.0.attn1"),
-        region_margin=0, carry_moves=True, push_steps=range(2, 6), push_outline=("farther",)),
+    "guided": _GUIDED,
+    "guidance_only": replace(_GUIDED, name="guidance_only", steps=range(0, 4),
+                             carry_moves=False, saliency_shrink=1),
+    "carry_only": replace(_GUIDED, name="carry_only", strength=0.0),
     "activation": EditSettings("activation", 0.05, range(0, 3), 32),
     "latent_shift": EditSettings("latent_shift", 1.0, range(6, 7), 1),
 }

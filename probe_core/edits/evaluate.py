@@ -2,7 +2,8 @@
 
 For every (prompt, seed): generate the original and label it. The edited object is the largest
 connected piece of the labelled object mask (in a crowded scene the others should stay put:
-every request asks for `objects="largest"`).
+every request asks for `objects="largest"`), or, with the suite's `objects="all"`, every
+labelled object as one (what the app's sliders move and push).
 - Moves in 8 directions (right, down-right, down, ..., up-right), each by a quarter of the image
   width or less, so the object stays wholly in frame (a direction with under MIN_MOVE pixels of
   room is skipped). The opposite of a direction is the direction 180 degrees away, so every
@@ -12,8 +13,10 @@ every request asks for `objects="largest"`).
   field of the same size inside the object (its control).
 Every edit is planned by `plan.plan` and scored by `outcome.outcome`, the scorer the app's
 verdict card reads: the labeler and, where the caption's colour tells the object apart, a
-colour segmenter that does not use the labeler; each object followed through the edit by
-`tracker`. `report` summarises the rows.
+colour segmenter that does not use the labeler (for pushes its near/far verdict from the
+object's bottom edge and area); each object followed through the edit by `tracker`; every
+edit's row also says whether the app's verdict card (`verdict.verdict`) would pass it.
+`report` summarises the rows.
 
     >>> model = ProbedModel(pipe, probes, labeler, num_inference_steps=15, guidance_scale=4.0)
     >>> summary, examples = evaluate_edits(model, EditSuite(), METHOD_DEFAULTS["guided"],
@@ -40,6 +43,7 @@ from .request import EditRequest
 from .run import intervene, run_generation
 from .scene import SceneLabels
 from .suite import MIN_MOVE, EditSuite, move_vector, random_depth_field, room, unit
+from .verdict import verdict
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ def move_row(result: EditOutcome, direction: str, distance: int) -> dict:
     s = result.scores
     ux, uy = unit(direction)
     row = {"direction": direction, "distance": distance, "kept": s["kept"],
+           "verdict": verdict(result)[0],
            "objects_kept": s["objects_kept"], "faults": s["faults"],
            "same_object": s["same_object"], "outside_change": s["outside_change"],
            "area_ratio": s["area_ratio"]}
@@ -78,15 +83,22 @@ def strict_figures(scores: dict) -> dict:
 def push_row(result: EditOutcome, delta: float) -> dict:
     """A depth push's figures: the object's labelled depth where it is after the edit against
     where it was (z-normalised inverse depth: > 0 is nearer), whether it went the way asked,
-    and how far (`magnitude`: the change as a share of the asked `delta`)."""
+    and how far (`magnitude`: the change as a share of the asked `delta`); and the colour
+    scorer's verdict (`colour_depth`: None where it cannot read the object)."""
     s = result.scores
+    colour = s["colour_depth_verdict"]
     return {"delta": delta, "depth_before": s["depth_before"], "depth_after": s["depth_after"],
             "depth_change": s["depth_change"],
             "as_asked": bool(np.sign(s["depth_change"]) == np.sign(delta)),
+            "verdict": verdict(result)[0],
             "area_ratio": s["area_ratio"], "kept": s["kept"],
             "objects_kept": s["objects_kept"], "faults": s["faults"],
             "outside_change": s["outside_change"],
-            "magnitude": s["depth_change"] / delta} | strict_figures(s)
+            "magnitude": s["depth_change"] / delta,
+            "colour_verdict": colour, "same_object": s["same_object"],
+            "colour_as_asked": None if colour is None else bool(colour == np.sign(delta)),
+            "colour_bottom_shift": s["colour_bottom_shift"],
+            "colour_area_ratio": s["colour_area_ratio"]} | strict_figures(s)
 
 
 class ImageEdits:
@@ -120,16 +132,17 @@ def add_moves(edits: ImageEdits, suite: EditSuite, row: dict, examples: list) ->
     `examples` as (prompt, before, the asked scene, edited)."""
     scene = edits.scene
     limit = scene.mask.shape[1] // 4
+    moved, others = scene.edited(suite.objects)
     for direction in suite.directions:
-        distance = room(scene.largest, direction, limit)
+        distance = room(moved, direction, limit)
         if distance < MIN_MOVE:
             continue
         dx, dy = move_vector(direction, distance)
-        result = edits(EditRequest(dx, dy, objects="largest"))
+        result = edits(EditRequest(dx, dy, objects=suite.objects))
         row["moves"][direction] = move_row(result, direction, distance)
         if direction == suite.directions[0]:
             examples.append((edits.generation.prompt, edits.before,
-                             result.plan.parts[0].target.map | scene.rest, result.image))
+                             result.plan.parts[0].target.map | others, result.image))
 
 
 def add_controls_and_pushes(edits: ImageEdits, suite: EditSuite, row: dict, rng) -> None:
@@ -139,17 +152,18 @@ def add_controls_and_pushes(edits: ImageEdits, suite: EditSuite, row: dict, rng)
     angle = rng.uniform(0, 2 * math.pi)  # drawn either way: the pushes' controls follow
     dx, dy = (int(round(limit / 2 * math.cos(angle))), int(round(limit / 2 * math.sin(angle))))
     if suite.moves:
-        result = edits(EditRequest(dx, dy, objects="largest"))
+        result = edits(EditRequest(dx, dy, objects=suite.objects))
         row["random_move"] = {"dx": dx, "dy": dy,
                               "labeler_shift": result.scores["labeler_shift"]}
     if edits.settings.method == "latent_shift" or not suite.pushes:
         return
+    pushed = edits.scene.edited(suite.objects)[0]
     for name, delta in (("nearer", suite.depth_delta), ("farther", -suite.depth_delta)):
-        field = random_depth_field(edits.scene.largest, delta, rng)
-        row[f"push_{name}"] = push_row(edits(EditRequest(depth_push=delta, objects="largest")),
-                                       delta)
+        field = random_depth_field(pushed, delta, rng)
+        row[f"push_{name}"] = push_row(edits(EditRequest(depth_push=delta,
+                                                         objects=suite.objects)), delta)
         row[f"push_{name}_random"] = push_row(edits(EditRequest(
-            depth_push=delta, depth_field=field, objects="largest")), delta)
+            depth_push=delta, depth_field=field, objects=suite.objects)), delta)
 
 
 def evaluate_edits(model: ProbedModel, suite: EditSuite, settings: EditSettings,
@@ -166,10 +180,10 @@ def evaluate_edits(model: ProbedModel, suite: EditSuite, settings: EditSettings,
         check_scheduler(settings.scheduler)
     rng = np.random.default_rng(0)
     rows, examples, skipped = [], [], 0
-    for prompt, seed in tqdm(list(zip(prompts, seeds)), desc=f"edits ({settings.method})",
+    for prompt, seed in tqdm(list(zip(prompts, seeds)), desc=f"edits ({settings.label})",
                              disable=not progress):
         edits = ImageEdits(model, settings, prompt, seed)
-        if edits.scene.largest.sum() < 4:
+        if edits.scene.edited(suite.objects)[0].sum() < 4:
             skipped += 1
             continue
         row = edits.row()

@@ -12,11 +12,13 @@ Each part is scored by the labeler on the edited image, against the scene before
   object cut off at the image edge;
 - a depth part: the object's labelled depth where it was and where it is after the edit (a
   push is read where the object is now), the change asked, the labelled depth map's Pearson r
-  with the target before and after.
+  with the target before and after, and the colour scorer's near/far verdict from the
+  object's bottom edge and area (`colour_depth`, no labeler).
 Every part also carries whether the scene kept its objects (by connected pieces, tracked object
 by object with the faults, and strictly: each tracked object one piece within ±30% of its
 area), whether the edited object split, and the mean pixel change outside the edit (outside
-every part's region and the object before and after, grown by a 3-pixel margin, and with none).
+every part's region and the object before and after, grown by a 3-pixel margin, and with none),
+and whether the colour segmenter's object is the edited one (IoU >= SAME_OBJECT_IOU before).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..metrics import dice, iou, pearson
+from .colour_depth import colour_depth
 from .colour_segmenter import components
 from .plan import EditPlan, Part
 from .scene import AfterLabels, SceneLabels
@@ -78,7 +81,7 @@ class EditOutcome:
         pixels (None: not carried, also for a move under half a latent pixel)."""
         r, s = self.plan.request, self.plan.settings
         steps = self.plan.edit.steps
-        return {"method": s.method, "strength": s.strength, "move_x": r.move_x,
+        return {"method": s.label, "strength": s.strength, "move_x": r.move_x,
                 "move_y": r.move_y, "scale": r.scale, "depth_push": r.depth_push,
                 "drawn": r.drawn, "depth_shift": [r.shift_x, r.shift_y],
                 "region_margin": s.region_margin, "saliency_shrink": s.saliency_shrink,
@@ -128,9 +131,7 @@ def mask_scores(scene: SceneLabels, plan: EditPlan, part: Part, after: AfterLabe
             "area_before": int(m0.sum()), "area_after": int(m1.sum()),
             "asked_x": tx - x0, "asked_y": ty - y0, "target_cut": part.cut,
             "labeler_shift": centre_shift(m0, m1),
-            "colour_shift": centre_shift(colour_before, after.colour_mask),
-            "same_object": bool(colour_before is not None
-                                and iou(colour_before, m0) >= SAME_OBJECT_IOU)}
+            "colour_shift": centre_shift(colour_before, after.colour_mask)}
 
 
 def depth_scores(scene: SceneLabels, plan: EditPlan, part: Part, after: AfterLabels) -> dict:
@@ -143,7 +144,8 @@ def depth_scores(scene: SceneLabels, plan: EditPlan, part: Part, after: AfterLab
     now = scene.depth[plan.object].mean() if plan.object.any() else np.nan
     return {"depth_before": d0, "depth_after": d1, "depth_change": d1 - d0,
             "asked": float(goal - now), "map_r_before": pearson(scene.depth, part.target.map),
-            "map_r_after": pearson(after.depth, part.target.map)}
+            "map_r_after": pearson(after.depth, part.target.map),
+            **colour_depth(scene.colour_mask, after.colour_mask)}
 
 
 def outcome(scene: SceneLabels, edited: np.ndarray, plan: EditPlan) -> EditOutcome:
@@ -158,6 +160,8 @@ def outcome(scene: SceneLabels, edited: np.ndarray, plan: EditPlan) -> EditOutco
     changed = plan.region | plan.object | after.object
     common["outside_change"] = outside_change(scene.image, edited, changed)
     common["outside_change_no_margin"] = outside_change(scene.image, edited, changed, margin=0)
+    common["same_object"] = bool(scene.colour_mask is not None
+                                 and iou(scene.colour_mask, plan.object) >= SAME_OBJECT_IOU)
     parts = []
     for p in plan.parts:
         if p.task == "saliency":

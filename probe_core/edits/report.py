@@ -80,7 +80,9 @@ def strict_move_summary(rows: list[dict], direction: str) -> dict:
             "objects_kept_strict_ci": bootstrap_mean(
                 values(lambda m: float(m["objects_kept_strict"]))),
             "split_rate": _mean([float(m["split"]) for m in moves]),
-            "outside_change_no_margin": _mean([m["outside_change_no_margin"] for m in moves])}
+            "outside_change_no_margin": _mean([m["outside_change_no_margin"] for m in moves]),
+            "verdict_pass": _mean([float(m.get("verdict", False)) for m in moves]),
+            "verdict_pass_ci": bootstrap_mean(values(lambda m: float(m.get("verdict", False))))}
 
 
 def strict_push_summary(asked: list[dict], control: list[dict]) -> dict:
@@ -89,8 +91,8 @@ def strict_push_summary(asked: list[dict], control: list[dict]) -> dict:
     objects kept strictly, split rate, outside change with no margin."""
     magnitude = [p["magnitude"] for p in asked]
 
-    def each(key, pushes=asked):  # one item per image: its push's flag
-        return [[float(p[key])] for p in pushes]
+    def each(key, pushes=asked):  # one item per image: its push's flag (None: not read)
+        return [[None if p.get(key) is None else float(p[key])] for p in pushes]
 
     return {"as_asked_ci": bootstrap_mean(each("as_asked")),
             "random_as_asked_ci": bootstrap_mean(each("as_asked", control)),
@@ -102,7 +104,15 @@ def strict_push_summary(asked: list[dict], control: list[dict]) -> dict:
             "objects_kept_strict": _mean([float(p["objects_kept_strict"]) for p in asked]),
             "objects_kept_strict_ci": bootstrap_mean(each("objects_kept_strict")),
             "split_rate": _mean([float(p["split"]) for p in asked]),
-            "outside_change_no_margin": _mean([p["outside_change_no_margin"] for p in asked])}
+            "outside_change_no_margin": _mean([p["outside_change_no_margin"] for p in asked]),
+            "verdict_pass": _mean([float(p.get("verdict", False)) for p in asked]),
+            "verdict_pass_ci": bootstrap_mean(each("verdict")),
+            "colour_n": sum(p.get("colour_as_asked") is not None for p in asked),
+            "colour_as_asked": _mean([float(p["colour_as_asked"]) for p in asked
+                                      if p.get("colour_as_asked") is not None]),
+            "colour_as_asked_ci": bootstrap_mean(each("colour_as_asked")),
+            "random_colour_as_asked": _mean([float(p["colour_as_asked"]) for p in control
+                                             if p.get("colour_as_asked") is not None])}
 
 
 def _mean(xs) -> float:
@@ -190,7 +200,7 @@ def summarise(rows: list[dict], skipped: int, settings: EditSettings, suite: Edi
     """The report of one evaluation: its settings, moves and pushes overall and by the number
     of objects in the scene, and every image's row."""
     s = settings
-    out = {"method": s.method, "n": len(rows), "skipped_no_object": skipped,
+    out = {"method": s.label, "n": len(rows), "skipped_no_object": skipped,
            "settings": {"strength": s.strength, "steps": list(s.steps),
                         "iterations": s.iterations,
                         "layers": list(s.layers) if s.layers is not None else None,
@@ -199,7 +209,7 @@ def summarise(rows: list[dict], skipped: int, settings: EditSettings, suite: Edi
                         "saliency_shrink": s.saliency_shrink, "carry_step": s.move_carry_step,
                         "push_steps": list(s.edit_steps("depth")),
                         "push_outline": list(s.push_outline),
-                        "scheduler": s.scheduler or "default"},
+                        "scheduler": s.scheduler or "default", "objects": suite.objects},
            "move": move_summary(rows, suite.directions), "depth": push_summary(rows),
            "by_objects": {}}
     for n in sorted({r["n_objects"] for r in rows}):
@@ -245,20 +255,23 @@ def _strict_tables(summary: dict) -> list[str]:
     lines = ["Stricter figures, with 95% bootstrap intervals over images:", ""]
     if summary["move"]:
         lines += ["| move | share of asked distance | colour segmenter's share | objects kept "
-                  "(tracked) | kept strictly | edited object split | outside change, no margin |",
-                  "|---|---|---|---|---|---|---|"]
+                  "(tracked) | kept strictly | edited object split | outside change, no margin | "
+                  "the app's verdict: worked |",
+                  "|---|---|---|---|---|---|---|---|"]
         for d, e in summary["move"].items():
             lines.append(f"| {d} | {_ci(e['share_of_asked'], e['share_of_asked_ci'])} | "
                          f"{_ci(e['colour_share_of_asked'], e['colour_share_of_asked_ci'])} | "
                          f"{_ci(e['objects_kept'], e['objects_kept_ci'])} | "
                          f"{_ci(e['objects_kept_strict'], e['objects_kept_strict_ci'])} | "
-                         f"{_pct(e['split_rate'])} | {_num(e['outside_change_no_margin'])} |")
+                         f"{_pct(e['split_rate'])} | {_num(e['outside_change_no_margin'])} | "
+                         f"{_ci(e['verdict_pass'], e['verdict_pass_ci'])} |")
         lines.append("")
     if summary["depth"]:
         lines += ["| depth push | as asked | random-field control | median change / asked | "
                   "reached half the asked change | objects kept (tracked) | kept strictly | "
-                  "edited object split | outside change, no margin |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "edited object split | outside change, no margin | the app's verdict: worked | "
+                  "colour scorer (bottom edge and area): n, as asked; its random-field control |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, e in summary["depth"].items():
             lines.append(f"| {name} | {_ci(e['as_asked'], e['as_asked_ci'])} | "
                          f"{_ci(e['random_as_asked'], e['random_as_asked_ci'])} | "
@@ -266,7 +279,10 @@ def _strict_tables(summary: dict) -> list[str]:
                          f"{_ci(e['reached_half'], e['reached_half_ci'])} | "
                          f"{_ci(e['objects_kept'], e['objects_kept_ci'])} | "
                          f"{_ci(e['objects_kept_strict'], e['objects_kept_strict_ci'])} | "
-                         f"{_pct(e['split_rate'])} | {_num(e['outside_change_no_margin'])} |")
+                         f"{_pct(e['split_rate'])} | {_num(e['outside_change_no_margin'])} | "
+                         f"{_ci(e['verdict_pass'], e['verdict_pass_ci'])} | {e['colour_n']}, "
+                         f"{_ci(e['colour_as_asked'], e['colour_as_asked_ci'])}; "
+                         f"{_pct(e['random_colour_as_asked'])} |")
     return lines
 
 

@@ -38,10 +38,14 @@ class EditSuite:
     moves: bool = True  # run the moves and the random move (their control)
     pushes: bool = True  # run the depth pushes and their random-field controls
     depth_delta: float = 2.0  # size of a depth push, z-units of inverse depth
+    objects: str = "largest"  # what every edit moves or pushes: "largest" (the others stay)
+    # or "all" (every labelled object as one, as the app's sliders do)
 
     def check(self) -> "EditSuite":
         """This suite, or ValueError naming an unknown direction or an empty suite."""
         check_directions(self.directions)
+        if self.objects not in ("all", "largest"):
+            raise ValueError(f"objects must be 'all' or 'largest', got {self.objects!r}")
         if not (self.moves or self.pushes):
             raise ValueError("an evaluation with neither moves nor pushes runs nothing")
         return self

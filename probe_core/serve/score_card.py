@@ -43,7 +43,7 @@ def part_table(part: PartOutcome) -> str:
 def score_card(edit: EditOutcome) -> str:
     steps = edit.plan.edit.steps
     first, last = min(steps) + 1, max(steps) + 1
-    head = (f"**{edit.description}** via `{edit.settings.method}` at steps {first}-{last} in "
+    head = (f"**{edit.description}** via `{edit.settings.label}` at steps {first}-{last} in "
             f"{edit.seconds:.2f} s" + probe_steps_line(edit.probe_steps))
     if not edit.scores:
         return head + " (no labeler: not scored)"

@@ -9,11 +9,11 @@ into what the library plans, an `EditRequest` and the method's `EditSettings`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..edits.edit_settings import METHODS, EditSettings, defaults_of
+from ..edits.edit_settings import METHOD_DEFAULTS, EditSettings, defaults_of
 from ..edits.plan import KEEP_OUTLINES
 from ..edits.request import DRAWN, EditRequest
 from .inputs import MAX_SIDE, bounded, echo
@@ -94,9 +94,10 @@ def steer_request(sliders: SliderValues, limits: SteerLimits,
     """(what is asked, how: the method's defaults with the asked strength and steps), each
     value checked; ValueError naming the first bad one."""
     method = sliders.method or default_method
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {echo(method)}")
     settings = defaults_of(method)
+    if settings is None:
+        raise ValueError(f"method must be one of {', '.join(METHOD_DEFAULTS)}, got "
+                         f"{echo(method)}")
     m = limits.max_move
     dx = int(round(bounded("move x", sliders.move_x, -m, m)))
     dy = int(round(bounded("move y", sliders.move_y, -m, m)))
@@ -114,9 +115,7 @@ def steer_request(sliders: SliderValues, limits: SteerLimits,
     sx = int(round(bounded("depth shift x", sliders.shift_x, -m, m)))
     sy = int(round(bounded("depth shift y", sliders.shift_y, -m, m)))
     mask = check_painted(sliders.painted, limits.image_size) if drawn == "paint" else None
-    # the sliders' steps are every part's: a push runs at them too
-    settings = replace(settings, strength=strength, steps=range(first, last + 1),
-                       push_steps=None)
+    settings = settings.as_one_edit(first, last, strength)
     return EditRequest(dx, dy, factor, push, drawn, sx, sy, mask), settings
 
 

@@ -13,7 +13,13 @@ from .texts import ABOUT, GLOSSARY, glossary_markdown, idle_progress, legends_ht
 
 METHOD_INFO = ("guided: a move first carries the object's latent to its new place, then the "
                "probes' gradient steers the latent (a farther push keeps the objects' "
-               "outlines); activation: the paper's edit of the probed activations")
+               "outlines); its two halves, to see what each does: the probes' gradient "
+               "without the carry, and the carry without the probes (it moves, it cannot "
+               "push); activation: the paper's edit of the probed activations")
+METHOD_CHOICES = [("guided (carry, then the probes' gradient)", "guided"),
+                  ("probes' gradient only (no carry)", "guidance_only"),
+                  ("carry only (no probes: a control)", "carry_only"),
+                  ("activation (the paper's)", "activation")]
 
 
 def move_label(axis: str, demo) -> str:
@@ -52,8 +58,8 @@ def _steer_controls(page: Page, home) -> None:
             canvas_size=(DISPLAY_SIZE, DISPLAY_SIZE), fixed_canvas=True, height=380,
             min_width=330, elem_id="paint")
     with gr.Accordion("Edit method and strength", open=False):
-        page.method = Dropdown([("guided", "guided"), ("activation (the paper's)", "activation")],
-                               value=home.default_method, label="Edit method", info=METHOD_INFO)
+        page.method = Dropdown(METHOD_CHOICES, value=home.default_method, label="Edit method",
+                               info=METHOD_INFO)
         page.strength = Slider(0, 1, value=defaults.strength, step=0.01, label="Strength",
                                info="activation: the edit's step size; guided: how far each "
                                     "edited step moves the latent along the probes' gradient "
