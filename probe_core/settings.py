@@ -55,6 +55,8 @@ class SeedRanges:
     probe_validation: range = range(210_000, 210_100)  # where the best layers are picked
     edit_test: range = range(300_000, 300_060)  # the edit report's images
     edit_validation: range = range(310_000, 310_040)  # where edit settings were tuned
+    edit_sealed: range = range(431_000, 431_080)  # the edit protocol's sealed test range: run
+    # once after the design was frozen (`intervene-report`); a retune needs a new range
     segmenter_validation: range = range(7_000_000, 7_000_200)  # renders the colour segmenter
     segmenter_test: range = range(7_100_000, 7_100_200)  # was checked on / is scored on
     model_train: int = 1_000_000  # first seed of the embedded model's training scenes

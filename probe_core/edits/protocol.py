@@ -51,8 +51,8 @@ def protocol_runs() -> tuple[ProtocolRun, ...]:
         ProtocolRun("guided", "guided", "the default: a move carries the object's latent, then "
                     "the probes' gradient steers the latent; the largest object, the others "
                     "stay"),
-        ProtocolRun("carry-only", "carry_only", "control: the carry alone, no probes "
-                    "(strength 0)", pushes=False, probes="none"),
+        ProtocolRun("carry-only", "carry_only", "control: the carry alone (strength 0: the "
+                    "probes are never read)", pushes=False),
         ProtocolRun("guidance-only", "guidance_only", "control: the probes' gradient without "
                     "the carry (its own steps, 0-3)", pushes=False),
         ProtocolRun("shuffled-probes", "guided", "control: the default method steering with "
