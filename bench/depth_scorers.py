@@ -12,7 +12,10 @@ the camera is skipped), and each pair is scored as an edit would be:
   caption's first object, found by its colour, where the colour tells it apart.
 Also the labeler's depth against exact depth inside each object (Pearson r within the exact
 mask of the largest object, renders with at least 30 object pixels) and across objects (the
-object's mean labelled depth against its exact mean). 95% bootstrap intervals over renders.
+object's mean labelled depth against its exact mean), and how far an object must come toward
+the camera for its exact depth to change by what a push asks (WORLD_MOVES scene units nearer:
+the median change in z-units, and the share reaching +1, half the evaluation's asked push).
+95% bootstrap intervals over renders.
 Writes docs/interventions/depth-scorers.json.
 """
 
@@ -39,6 +42,14 @@ DZ = 0.75  # scene units the object is moved along the camera's axis
 SEEDS = range(7_200_000, 7_200_400)
 OUT = settings.DOCS / "interventions" / "depth-scorers.json"
 MIN_OBJECT_PX = 30
+WORLD_MOVES = (0.75, 1.5, 2.5)  # scene units toward the camera
+
+
+def exact_change(before, after, k: int) -> float | None:
+    """The exact change of object k's mean z-normalised inverse depth between two renders."""
+    z0, z1 = inverse_depth_target(before.depth), inverse_depth_target(after.depth)
+    m0, m1 = before.object_ids == k, after.object_ids == k
+    return float(z1[m1].mean() - z0[m0].mean()) if m0.any() and m1.any() else None
 
 
 def moved(spec, k: int, dz: float):
@@ -102,6 +113,7 @@ def main() -> int:
     labeler = SceneLabeler.load(settings.EMBEDDED_LABELER)
     pairs: dict[str, list[dict]] = {"nearer": [], "farther": []}
     within, means = [], []
+    world: dict[float, list[float]] = {d: [] for d in WORLD_MOVES}
     for seed in range(args.seeds[0], args.seeds[1] + 1):
         spec = sample_scene(seed)
         before = render_scene(spec)
@@ -111,6 +123,11 @@ def main() -> int:
         within.append(r)
         means.append((labelled, exact))
         k = int(np.argmax(before.areas))
+        for d in WORLD_MOVES:
+            spec2 = moved(spec, k, -d)
+            change = exact_change(before, render_scene(spec2), k) if spec2 else None
+            if change is not None:
+                world[d].append(change)
         for name, dz in (("nearer", -DZ), ("farther", DZ)):
             spec2 = moved(spec, k, dz)
             if spec2 is not None:
@@ -136,6 +153,9 @@ def main() -> int:
                               "median": float(np.median(rs)),
                               "ci_mean": bootstrap_mean([[r] for r in rs])}
     out["object_mean_r"] = {"n": int(ok.sum()), "r": pearson(labelled[ok], exact[ok])}
+    out["world_move_nearer"] = {str(d): {"n": len(v), "median_z_change": float(np.median(v)),
+                                         "share_reaching_1": float(np.mean(np.array(v) >= 1.0))}
+                                for d, v in world.items()}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))

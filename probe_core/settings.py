@@ -53,7 +53,8 @@ class SeedRanges:
     probe_train: range = range(100_000, 100_400)  # images the shipped probes are fitted on
     probe_test: range = range(200_000, 200_150)  # held-out images the probes are scored on
     probe_validation: range = range(210_000, 210_100)  # where the best layers are picked
-    edit_test: range = range(300_000, 300_060)  # the edit report's images
+    edit_test: range = range(300_000, 300_060)  # the old edit report's images (looked at in
+    # every design round since: validation seeds now)
     edit_validation: range = range(310_000, 310_040)  # where edit settings were tuned
     edit_sealed: range = range(431_000, 431_080)  # the edit protocol's sealed test range: run
     # once after the design was frozen (`intervene-report`); a retune needs a new range

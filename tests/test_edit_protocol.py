@@ -157,7 +157,7 @@ def test_the_protocol_runs_every_control_resumes_and_reports(monkeypatch, tmp_pa
     assert {t["key"] for t in report["targets"]} >= {"probes_add_colour", "nearer_shuffled"}
     assert all(isinstance(t["met"], bool) for t in report["targets"])
     page = (tmp_path / "report.md").read_text()
-    assert "sealed range 0-0" in page and "Targets of the default method" in page
+    assert "seeds 0-0 (not a sealed range" in page and "Targets of the default method" in page
     assert all(f"`{name}`" in page for name in names)
 
 

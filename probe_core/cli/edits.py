@@ -95,8 +95,8 @@ def add_parser(sub) -> None:
     e.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
     e.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
     e.add_argument("--seeds", type=parse_range, required=True,
-                   help=f"e.g. {_span(settings.SEEDS.edit_test)} (report), "
-                        f"{_span(settings.SEEDS.edit_validation)} (tuning)")
+                   help=f"e.g. {_span(settings.SEEDS.edit_validation)} (tuning); the sealed "
+                        f"report ({_span(settings.SEEDS.edit_sealed)}) is intervene-report's")
     e.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
     e.add_argument("--method", choices=list(METHOD_DEFAULTS), default="guided",
                    help="guided (the default), its controls guidance_only and carry_only, "
