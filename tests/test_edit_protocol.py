@@ -181,3 +181,21 @@ def test_an_evaluation_of_every_object_moves_them_as_one(monkeypatch):
                      EditSettings("guided", 0.2, range(2), 1), [CAPTION], [0], progress=False)
     scene = label(before)
     assert np.array_equal(seen[0].target, np.roll(scene.mask, 8, axis=1) & scene.mask.any())
+
+
+def test_the_score_card_gives_the_colour_scorers_second_opinion_on_a_push():
+    from probe_core.serve.score_card import score_card
+
+    before = scene_image(4)
+    nearer = np.full_like(before, 90)
+    nearer[9:21, 3:15] = (220, 30, 25)  # the red box lower and larger
+    scene = label(before)
+    card = score_card(outcome(scene, nearer, plan(EditRequest(depth_push=2.0), EditSettings(),
+                                                   scene)))
+    assert "Second opinion, no labeler" in card and ": nearer." in card
+    unread = label(before)
+    unread.colour_mask = None  # a colour the segmenter cannot tell apart
+    unread.segment = lambda image: None
+    card = score_card(outcome(unread, nearer, plan(EditRequest(depth_push=2.0), EditSettings(),
+                                                   unread)))
+    assert "Second opinion" not in card

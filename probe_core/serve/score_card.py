@@ -37,7 +37,23 @@ def part_table(part: PartOutcome) -> str:
             f"| object depth (z units, + = near; asked {s['asked']:+.2f}) | "
             f"{s['depth_before']:+.2f} | {s['depth_after']:+.2f} |\n"
             + (f"| depth map's Pearson r with the target | {s['map_r_before']:+.2f} | "
-               f"{s['map_r_after']:+.2f} |\n" if "map_r_before" in s else "") + "\n")
+               f"{s['map_r_after']:+.2f} |\n" if "map_r_before" in s else "") + "\n"
+            + colour_depth_line(s))
+
+
+COLOUR_VERDICTS = {1: "nearer", -1: "farther", 0: "no verdict (its cues disagree)"}
+
+
+def colour_depth_line(scores: dict) -> str:
+    """The second opinion on a depth change, from a scorer that never sees the labeler: the
+    object found by its caption's colour, its bottom edge and area (empty where it cannot
+    read the object)."""
+    said = scores.get("colour_depth_verdict")
+    if said is None:
+        return ""
+    return (f"Second opinion, no labeler (the object by its colour): bottom edge "
+            f"{scores['colour_bottom_shift']:+.0f} px (+ = lower, nearer), area "
+            f"x{scores['colour_area_ratio']:.2f}: {COLOUR_VERDICTS[said]}.\n\n")
 
 
 def score_card(edit: EditOutcome) -> str:
