@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .edit_settings import METHOD_DEFAULTS, EditSettings
@@ -88,8 +88,6 @@ def run_protocol(model: ProbedModel, probe_sets: dict, prompts: list[str], seeds
                  ) -> list[Path]:
     """Every protocol run (or those named in `only`) not yet done in `out`: `probe_sets` maps
     "trained" and "shuffled" to a ProbeSet. Returns the folders written."""
-    from dataclasses import replace
-
     out = Path(out)
     written = []
     for run in protocol_runs():
