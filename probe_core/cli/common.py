@@ -10,6 +10,21 @@ LABELER_HELP = ("a scene-labeler folder, 'hf' (DPT-Large + CLIPSeg) or 'DEPTH_MO
                 "default: weights/labeler for the embedded model, 'hf' for others")
 
 
+def add_probe_set_command(sub, name: str, helptext: str, seeds_help: str,
+                          probes_help: str | None = None) -> argparse.ArgumentParser:
+    """A sub-command that loads a model, its labeler and a probe set and generates images from
+    seeds (and prompts): the arguments they share (--model, --labeler, --device, --probes,
+    --seeds, --prompts)."""
+    c = sub.add_parser(name, help=helptext)
+    c.add_argument("--model", default=str(settings.EMBEDDED_MODEL))
+    c.add_argument("--labeler", help=LABELER_HELP)
+    c.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
+    c.add_argument("--probes", default=str(settings.EMBEDDED_PROBES), help=probes_help)
+    c.add_argument("--seeds", type=parse_range, required=True, help=seeds_help)
+    c.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
+    return c
+
+
 def _span(seeds: range) -> str:
     """range(100, 200) -> '100-199', as --seeds takes it."""
     return f"{seeds[0]}-{seeds[-1]}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import settings
-from .common import LABELER_HELP, _labeler, _prompts, load_with_probes, parse_range
+from .common import _labeler, _prompts, add_probe_set_command, load_with_probes
 
 
 def _intervene_report(args) -> int:
@@ -23,11 +23,11 @@ def _intervene_report(args) -> int:
                          f"{', '.join(sorted(names))}")
     if not args.summarise_only:
         shuffled_dir = Path(args.shuffled or Path(args.probes) / "shuffled")
-        (pipe, _), expect, probes = load_with_probes(args)
-        if not (shuffled_dir / "probes.json").is_file():
+        if not (shuffled_dir / "probes.json").is_file():  # before the model loads
             raise FileNotFoundError(f"no shuffled-label probe set at "
                                     f"{settings.shown_path(shuffled_dir)} (make it with "
                                     "`scene-probe shuffled-probes`)")
+        (pipe, _), expect, probes = load_with_probes(args)
         probe_sets = {"trained": probes, "shuffled": ProbeSet.load(shuffled_dir, expect=expect)}
         model = ProbedModel(pipe, probes, _labeler(args, pipe), expect.num_inference_steps,
                             expect.guidance_scale)
@@ -43,18 +43,11 @@ def _intervene_report(args) -> int:
 
 def add_parser(sub) -> None:
     """Register intervene-report on the `scene-probe` sub-parsers."""
-    r = sub.add_parser("intervene-report",
-                       help="run the edit protocol (default method and controls) on a seed "
-                            "range and write its headline report")
-    r.add_argument("--model", default=str(settings.EMBEDDED_MODEL))
-    r.add_argument("--labeler", help=LABELER_HELP)
-    r.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
-    r.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
+    r = add_probe_set_command(
+        sub, "intervene-report", "run the edit protocol (default method and controls) on a "
+        "seed range and write its headline report", "a validation range to tune on, or the "
+        "sealed range (400000-499999, run once after the design is frozen)")
     r.add_argument("--shuffled", help="the shuffled-label probe set (default: PROBES/shuffled)")
-    r.add_argument("--seeds", type=parse_range, required=True,
-                   help="a validation range to tune on, or the sealed range (400000-499999, "
-                        "run once after the design is frozen)")
-    r.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
     r.add_argument("--out", help="report folder (default: docs/interventions/test-FIRSTSEED)")
     r.add_argument("--only", nargs="+", default=[],
                    help="run only these protocol runs (e.g. to share the work between "

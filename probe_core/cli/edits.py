@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from .. import settings
 from ..edits.edit_settings import METHOD_DEFAULTS
-from .common import (LABELER_HELP, _labeler, _load_with_preset, _prompts, _span, load_with_probes,
-                     parse_range)
+from .common import (_labeler, _load_with_preset, _prompts, _span, add_probe_set_command,
+                     load_with_probes, parse_range)
 
 
 def parse_directions(text: str) -> tuple[str, ...]:
@@ -89,15 +89,10 @@ def _intervene_eval(args) -> int:
 
 def add_parser(sub) -> None:
     """Register intervene-eval on the `scene-probe` sub-parsers."""
-    e = sub.add_parser("intervene-eval", help="score interventions and their controls")
-    e.add_argument("--model", default=str(settings.EMBEDDED_MODEL))
-    e.add_argument("--labeler", help=LABELER_HELP)
-    e.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
-    e.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
-    e.add_argument("--seeds", type=parse_range, required=True,
-                   help=f"e.g. {_span(settings.SEEDS.edit_validation)} (tuning); the sealed "
-                        f"report ({_span(settings.SEEDS.edit_sealed)}) is intervene-report's")
-    e.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
+    e = add_probe_set_command(
+        sub, "intervene-eval", "score interventions and their controls",
+        f"e.g. {_span(settings.SEEDS.edit_validation)} (tuning); the sealed report "
+        f"({_span(settings.SEEDS.edit_sealed)}) is intervene-report's")
     e.add_argument("--method", choices=list(METHOD_DEFAULTS), default="guided",
                    help="guided (the default), its controls guidance_only and carry_only, "
                         "activation (the paper's), latent_shift (a control for moves)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from .. import settings
-from .common import (LABELER_HELP, _default_probe_dir, _labeler, _load_with_preset,
-                     _prompts, _span, load_with_probes, parse_range)
+from .common import (LABELER_HELP, _default_probe_dir, _labeler, _load_with_preset, _prompts,
+                     _span, add_probe_set_command, load_with_probes, parse_range)
 
 
 def _train_probes(args) -> int:
@@ -151,30 +151,19 @@ def add_parsers(sub) -> None:
 
 
 def add_probe_set_tool_parsers(sub) -> None:
-    """Register layout-baseline and import-paper-probes on the `scene-probe` sub-parsers."""
-    lb = sub.add_parser("layout-baseline",
-                        help="save the image-blind layout control with a probe set made before "
-                             "train-probes saved it (its training seeds again)")
-    lb.add_argument("--model", default=str(settings.EMBEDDED_MODEL))
-    lb.add_argument("--labeler", help=LABELER_HELP)
-    lb.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
-    lb.add_argument("--probes", default=str(settings.EMBEDDED_PROBES))
-    lb.add_argument("--seeds", type=parse_range, required=True,
-                    help=f"the probe set's training seeds, e.g. {_span(settings.SEEDS.probe_train)}")
-    lb.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
+    """Register layout-baseline, shuffled-probes and import-paper-probes on the `scene-probe`
+    sub-parsers."""
+    lb = add_probe_set_command(
+        sub, "layout-baseline", "save the image-blind layout control with a probe set made "
+        "before train-probes saved it (its training seeds again)",
+        f"the probe set's training seeds, e.g. {_span(settings.SEEDS.probe_train)}")
     lb.set_defaults(func=_layout_baseline)
 
-    sp = sub.add_parser("shuffled-probes",
-                        help="fit the edit control: a probe set like --probes, each image's "
-                             "activations against another image's labels")
-    sp.add_argument("--model", default=str(settings.EMBEDDED_MODEL))
-    sp.add_argument("--labeler", help=LABELER_HELP)
-    sp.add_argument("--device", help="cuda or cpu (default: cuda + float16 when present)")
-    sp.add_argument("--probes", default=str(settings.EMBEDDED_PROBES),
-                    help="the trained probe set whose settings the control copies")
-    sp.add_argument("--seeds", type=parse_range, required=True,
-                    help=f"its training seeds, e.g. {_span(settings.SEEDS.probe_train)}")
-    sp.add_argument("--prompts", help="file with one prompt a line, cycled over the seeds")
+    sp = add_probe_set_command(
+        sub, "shuffled-probes", "fit the edit control: a probe set like --probes, each image's "
+        "activations against another image's labels",
+        f"its training seeds, e.g. {_span(settings.SEEDS.probe_train)}",
+        "the trained probe set whose settings the control copies")
     sp.add_argument("--lam", type=float, default=1e-3, help="relative ridge penalty")
     sp.add_argument("--out", help="where to save it (default: PROBES/shuffled)")
     sp.set_defaults(func=_shuffled_probes)

@@ -41,6 +41,7 @@ FLOOR_COLOURS = {
 }
 FLOOR_PATTERNS = ("checkered", "striped", "plain")
 SIZES = {"small": (0.28, 0.38), "large": (0.50, 0.65)}  # object half-size range, scene units
+MIN_GAP = 0.15  # scene units kept free between two objects' footprints
 
 
 @dataclass
@@ -85,6 +86,12 @@ class RenderedScene:
     areas: list[float] = field(default_factory=list)  # pixel fraction per object
 
 
+def crowds(objects: list[SceneObject], x: float, z: float, radius: float) -> bool:
+    """Whether an object of `radius` standing at floor position (x, z) would come within
+    MIN_GAP of any of `objects`."""
+    return any(np.hypot(x - o.x, z - o.z) < radius + o.radius + MIN_GAP for o in objects)
+
+
 def sample_scene(seed: int, n_objects: int | None = None) -> SceneSpec:
     """A random scene spec; the same seed always gives the same spec."""
     rng = np.random.default_rng(seed)
@@ -102,7 +109,7 @@ def sample_scene(seed: int, n_objects: int | None = None) -> SceneSpec:
         z = float(rng.uniform(2.6, 5.5))
         half_w = z * np.tan(fov / 2) * 0.75
         x = float(rng.uniform(-half_w, half_w))
-        if any(np.hypot(x - o.x, z - o.z) < r + o.radius + 0.15 for o in objects):
+        if crowds(objects, x, z, r):
             continue
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         colour = list(OBJECT_COLOURS)[int(rng.integers(len(OBJECT_COLOURS)))]
