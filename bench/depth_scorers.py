@@ -7,7 +7,7 @@ as far away from it (the rest of the scene unchanged; a move that would hit anot
 the camera is skipped), and each pair is scored as an edit would be:
 - the labeler: the change of the object's mean labelled depth (z-normalised inverse depth),
   read in its largest labelled piece before and after; its sign is the verdict, and its size
-  against the exact change (the same reading on the exact depth and mask);
+  against the exact change (the moved object's mean exact depth, by its exact mask);
 - the colour scorer (`edits.colour_depth`, no labeler): the bottom edge and area of the
   caption's first object, found by its colour, where the colour tells it apart.
 Also the labeler's depth against exact depth inside each object (Pearson r within the exact
@@ -36,7 +36,7 @@ from probe_core.edits.report import bootstrap_mean
 from probe_core.edits.scene import main_object
 from probe_core.metrics import pearson
 from probe_core.world.labeler import SceneLabeler, inverse_depth_target
-from probe_core.world.scenes import render_scene, sample_scene
+from probe_core.world.scenes import crowds, render_scene, sample_scene
 
 DZ = 0.75  # scene units the object is moved along the camera's axis
 SEEDS = range(7_200_000, 7_200_400)
@@ -59,8 +59,7 @@ def moved(spec, k: int, dz: float):
     z = obj.z + dz
     if z - obj.radius < 1.0:
         return None
-    if any(j != k and np.hypot(obj.x - o.x, z - o.z) < obj.radius + o.radius + 0.15
-           for j, o in enumerate(spec.objects)):
+    if crowds([o for j, o in enumerate(spec.objects) if j != k], obj.x, z, obj.radius):
         return None
     objects = list(spec.objects)
     objects[k] = replace(obj, z=z)
@@ -71,28 +70,26 @@ def object_reading(depth: np.ndarray, mask: np.ndarray) -> float:
     return float(depth[mask].mean()) if mask.any() else float("nan")
 
 
-def score_pair(labeler, before, after, caption: str) -> dict:
-    """One render pair (before, after: RenderedScene) read by both scorers and exactly."""
+def score_pair(labeler, before, after, k: int) -> dict:
+    """One render pair (before, after: RenderedScene) whose object k moved, read by both
+    scorers and exactly."""
     (d0, d1), (s0, s1) = labeler(np.stack([before.image, after.image]))
     m0, m1 = main_object(s0 > 0.5)[0], main_object(s1 > 0.5)[0]
-    z0, z1 = inverse_depth_target(before.depth), inverse_depth_target(after.depth)
-    objects, floor = parse_caption(caption)
+    objects, floor = parse_caption(before.caption)
     colour = objects[0][1] if objects else None
     segment = (lambda img: segment_colour(img, colour, objects, floor)) if colour else None
     reading = colour_depth(segment(before.image), segment(after.image)) if segment else {}
     return {"labeler_change": object_reading(d1, m1) - object_reading(d0, m0),
-            "exact_change": object_reading(z1, after.mask) - object_reading(z0, before.mask),
+            "exact_change": exact_change(before, after, k),
             "colour_verdict": reading.get("colour_depth_verdict")}
 
 
-def within_object(labeler, scene) -> tuple[float | None, float, float]:
-    """(Pearson r of labelled and exact depth inside the largest object, or None when it is
-    small; its labelled mean; its exact mean)."""
+def within_object(labeler, scene, k: int) -> tuple[float | None, float, float]:
+    """(Pearson r of labelled and exact depth inside object k, or None when it is small; its
+    labelled mean; its exact mean)."""
     depth, _ = labeler(scene.image[None])
     exact = inverse_depth_target(scene.depth)
-    ids = scene.object_ids
-    k = int(np.argmax(scene.areas))
-    mask = ids == k
+    mask = scene.object_ids == k
     r = pearson(depth[0][mask], exact[mask]) if mask.sum() >= MIN_OBJECT_PX else None
     return r, object_reading(depth[0], mask), object_reading(exact, mask)
 
@@ -119,10 +116,10 @@ def main() -> int:
         before = render_scene(spec)
         if not spec.objects or max(before.areas) == 0:
             continue
-        r, labelled, exact = within_object(labeler, before)
+        k = int(np.argmax(before.areas))
+        r, labelled, exact = within_object(labeler, before, k)
         within.append(r)
         means.append((labelled, exact))
-        k = int(np.argmax(before.areas))
         for d in WORLD_MOVES:
             spec2 = moved(spec, k, -d)
             change = exact_change(before, render_scene(spec2), k) if spec2 else None
@@ -131,13 +128,13 @@ def main() -> int:
         for name, dz in (("nearer", -DZ), ("farther", DZ)):
             spec2 = moved(spec, k, dz)
             if spec2 is not None:
-                pairs[name].append(score_pair(labeler, before, render_scene(spec2),
-                                              before.caption))
+                pairs[name].append(score_pair(labeler, before, render_scene(spec2), k))
     out = {"seeds": list(args.seeds), "dz_scene_units": DZ, "pairs": {}}
     for name, sign in (("nearer", 1), ("farther", -1)):
         rows = pairs[name]
         ratio = [r["labeler_change"] / r["exact_change"] for r in rows
-                 if abs(r["exact_change"]) > 1e-6 and np.isfinite(r["labeler_change"])]
+                 if r["exact_change"] is not None and abs(r["exact_change"]) > 1e-6
+                 and np.isfinite(r["labeler_change"])]
         out["pairs"][name] = {
             "n": len(rows), "exact": share(rows, "exact_change", sign),
             "labeler": share(rows, "labeler_change", sign),
@@ -145,7 +142,8 @@ def main() -> int:
             "colour_unclear": float(np.mean([r["colour_verdict"] == 0 for r in rows
                                              if r["colour_verdict"] is not None])),
             "labeler_over_exact_change_median": float(np.median(ratio)),
-            "exact_change_median_z": float(np.median([r["exact_change"] for r in rows]))}
+            "exact_change_median_z": float(np.median([r["exact_change"] for r in rows
+                                                      if r["exact_change"] is not None]))}
     rs = [r for r in within if r is not None and np.isfinite(r)]
     labelled, exact = np.array(means, float).T
     ok = np.isfinite(labelled) & np.isfinite(exact)
