@@ -1,10 +1,13 @@
-"""Load a pipeline by name: the embedded tiny-scenes model, a Stable Diffusion hub id, or a folder.
+"""Load a pipeline by name: the embedded tiny-scenes model, a hub id, or a folder.
 
     >>> pipe, preset = load_model("CompVis/stable-diffusion-v1-4")   # LMS, 15 steps, 512, 7.5
     >>> pipe, preset = load_model("tiny-scenes")                     # the embedded default
+    >>> pipe, preset = load_model("stabilityai/stable-diffusion-xl-base-1.0")  # SDXL, 1024
     >>> pipe, preset = load_model("/path/to/a/diffusers/folder")
 
-A preset holds the generation settings probes are tied to (the paper's for SD v1.x).
+Any family of `probe_core.families` loads (SD 1.x / 2.x, SDXL, PixArt, SD3, FLUX): the folder
+or repo's own pipeline class is used. A preset holds the generation settings probes are tied
+to (the paper's for SD v1.x, each model's native resolution and steps for the others).
 Device and dtype default to CUDA + float16 when a GPU is present, else CPU + float32.
 A model that cannot be loaded (offline and not cached, or no such folder) raises
 `ModelUnavailableError` saying what to do.
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from .families import FAMILIES, family_of
 from .settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, EMBEDDED_MODEL, EMBEDDED_NAME
 
 EMBEDDED = EMBEDDED_NAME
@@ -33,6 +37,18 @@ class ModelPreset:
     image_size: int
     guidance_scale: float
     negative_prompt: str = ""  # the unconditional half: the empty prompt
+    family: str = "sd"  # probe_core.families name
+    gated: bool = False  # the hub asks for a licence to be accepted and a token
+
+
+# A family's settings for a folder with no preset: its stock pipeline's defaults (the model's
+# own scheduler, "" below), the paper's for SD 1.x / 2.x.
+FAMILY_DEFAULTS = {
+    "sdxl": dict(scheduler="", num_inference_steps=30, guidance_scale=5.0),
+    "pixart": dict(scheduler="", num_inference_steps=20, guidance_scale=4.5),
+    "sd3": dict(scheduler="", num_inference_steps=28, guidance_scale=7.0),
+    "flux": dict(scheduler="", num_inference_steps=4, guidance_scale=0.0),
+}
 
 
 # The paper's setting: LMS, 15 steps, 512x512, guidance 7.5, empty negative prompt.
@@ -43,6 +59,21 @@ PRESETS = {
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelPreset(
         "stable-diffusion-v1-5/stable-diffusion-v1-5", **PAPER),
     EMBEDDED: ModelPreset(EMBEDDED, "DDIMScheduler", DEFAULT_STEPS, 64, DEFAULT_GUIDANCE),
+    # the other families at their native size and their model cards' steps and guidance
+    "stabilityai/stable-diffusion-2-1": ModelPreset(
+        "stabilityai/stable-diffusion-2-1", "DDIMScheduler", 25, 768, 7.5),
+    "stabilityai/stable-diffusion-xl-base-1.0": ModelPreset(
+        "stabilityai/stable-diffusion-xl-base-1.0", "EulerDiscreteScheduler", 30, 1024, 5.0,
+        family="sdxl"),
+    "stabilityai/stable-diffusion-3-medium-diffusers": ModelPreset(
+        "stabilityai/stable-diffusion-3-medium-diffusers", "FlowMatchEulerDiscreteScheduler",
+        28, 1024, 7.0, family="sd3", gated=True),
+    "PixArt-alpha/PixArt-XL-2-512x512": ModelPreset(
+        "PixArt-alpha/PixArt-XL-2-512x512", "DPMSolverMultistepScheduler", 20, 512, 4.5,
+        family="pixart"),
+    "black-forest-labs/FLUX.1-schnell": ModelPreset(
+        "black-forest-labs/FLUX.1-schnell", "FlowMatchEulerDiscreteScheduler", 4, 1024, 0.0,
+        family="flux"),
 }
 
 
@@ -92,15 +123,18 @@ def model_name(model: str) -> str:
 
 def preset_for(model: str, pipe=None) -> ModelPreset:
     """The named preset; else, for a folder, the embedded model's settings if `train-model`
-    made it and the paper's otherwise, at the folder's image size."""
+    made it, its family's stock settings for SDXL and the transformers, and the paper's
+    otherwise, at the folder's image size."""
     if model in PRESETS:
         return PRESETS[model]
-    size = pipe.unet.config.sample_size * pipe.vae_scale_factor if pipe is not None else 512
+    family = family_of(pipe) if pipe is not None else FAMILIES["sd"]
+    size = family.default_size(pipe)[0] if pipe is not None else 512
     if is_scene_model(model):
         base = PRESETS[EMBEDDED]
         return ModelPreset(str(model), base.scheduler, base.num_inference_steps, size,
                            base.guidance_scale)
-    return ModelPreset(str(model), **{**PAPER, "image_size": size})
+    settings = FAMILY_DEFAULTS.get(family.name, PAPER)
+    return ModelPreset(str(model), **{**settings, "image_size": size}, family=family.name)
 
 
 MAX_NAME = 256  # characters in a model id or folder path
@@ -130,11 +164,33 @@ def _is_dir(path) -> bool:
         return False
 
 
+def unavailable_message(model: str, err: Exception, is_folder: bool) -> str:
+    """One line saying why `model` could not be loaded here and what to do."""
+    preset = PRESETS.get(str(model))
+    if type(err).__name__ == "GatedRepoError" or (preset is not None and preset.gated
+                                                  and "401" in str(err)):
+        return (f"{model} is gated on the Hugging Face hub: accept its licence at "
+                f"https://huggingface.co/{model}, then log in (`hf auth login`) or set HF_TOKEN "
+                f"where it is downloaded.")
+    where = ("the folder is not a complete diffusers pipeline with safetensors weights"
+             if is_folder else
+             "it is not in the local Hugging Face cache (as safetensors) and the hub cannot "
+             "be reached (offline, or HF_HUB_OFFLINE=1)")
+    gated = (f" It is gated: accept its licence at https://huggingface.co/{model} and log in "
+             f"(`hf auth login`) before downloading." if preset is not None and preset.gated
+             else "")
+    return (f"could not load {model!r}: {where}. Download it once where there is internet "
+            f"(`hf download {model}`) or pass a local diffusers folder; the embedded "
+            f"'{EMBEDDED}' model always works.{gated} ({type(err).__name__}: "
+            f"{without_paths(str(err))[:200]})")
+
+
 def load_model(model: str = EMBEDDED, device: str | None = None,
                torch_dtype: torch.dtype | None = None, cache_dir: str | None = None):
-    """(StableDiffusionPipeline on `device`, ModelPreset), with the preset's scheduler set."""
+    """(the model's diffusers pipeline on `device`, ModelPreset), with the preset's scheduler
+    set. Any family of `probe_core.families`; another pipeline is refused."""
     import diffusers
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
 
     check_model_name(model)
     device, torch_dtype = pick_device(device, torch_dtype, model)
@@ -147,22 +203,31 @@ def load_model(model: str = EMBEDDED, device: str | None = None,
                                     f"a hub id such as {', '.join(PRESETS)}")
     try:
         # safetensors only: a folder or repo with pickled (.bin) weights is refused, not loaded
-        pipe = StableDiffusionPipeline.from_pretrained(
-            source, dtype=torch_dtype, safety_checker=None, requires_safety_checker=False,
-            cache_dir=cache_dir, use_safetensors=True)
+        pipe = DiffusionPipeline.from_pretrained(
+            source, dtype=torch_dtype, cache_dir=cache_dir, use_safetensors=True,
+            **_safety_off(source))
     except Exception as err:  # any failure to read the model is "cannot be loaded here"
-        where = ("the folder is not a complete diffusers pipeline with safetensors weights"
-                 if is_folder else
-                 "it is not in the local Hugging Face cache (as safetensors) and the hub cannot "
-                 "be reached (offline, or HF_HUB_OFFLINE=1)")
-        raise ModelUnavailableError(
-            f"could not load {model!r}: {where}. Download it once where there is internet "
-            f"(`hf download {model}`) or pass a local diffusers folder; the embedded "
-            f"'{EMBEDDED}' model always works. ({type(err).__name__}: "
-            f"{without_paths(str(err))[:200]})") from None
+        raise ModelUnavailableError(unavailable_message(model, err, is_folder)) from None
+    try:
+        family_of(pipe)
+    except ValueError as err:
+        raise ModelUnavailableError(f"{model!r} loads as {type(pipe).__name__}, which scene-probe "
+                                    f"cannot step through: {err}") from None
     preset = preset_for(model, pipe)
-    scheduler_cls = getattr(diffusers, preset.scheduler)
-    if type(pipe.scheduler) is not scheduler_cls:
-        pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+    if preset.scheduler:
+        scheduler_cls = getattr(diffusers, preset.scheduler)
+        if type(pipe.scheduler) is not scheduler_cls:
+            pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device), preset
+
+
+def _safety_off(source) -> dict:
+    """Stable Diffusion 1.x / 2.x pipelines load without their safety checker (probing reads
+    the raw image); other pipelines take no such arguments."""
+    index = Path(str(source)) / "model_index.json"
+    try:
+        wants = "safety_checker" in index.read_text() if index.is_file() else True
+    except OSError:
+        wants = True
+    return dict(safety_checker=None, requires_safety_checker=False) if wants else {}

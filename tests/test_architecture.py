@@ -7,7 +7,7 @@ from pathlib import Path
 import probe_core
 
 PACKAGE = Path(probe_core.__file__).parent
-LEVEL = {"settings": 0, "metrics": 0, "viz": 0, "offline": 0, "models": 0,
+LEVEL = {"settings": 0, "metrics": 0, "viz": 0, "offline": 0, "families": 0, "models": 0,
          "world": 1, "probing": 1, "edits": 2, "sd": 2, "serve": 3, "cli": 4,
          "__init__": 5, "__main__": 5}
 INDEPENDENT = {("world", "probing"), ("probing", "world"), ("edits", "sd"), ("sd", "edits")}

@@ -173,6 +173,7 @@ def test_guided_step_stays_finite_in_float16():
     import torch
 
     from probe_core.edits.methods import Edit, GuidedEdit
+    from probe_core.families import Conditioning
 
     class Stub(GuidedEdit):
         def __init__(self):
@@ -184,7 +185,7 @@ def test_guided_step_stays_finite_in_float16():
             return (latents.float() * 1e-6).sum()  # gradient 1e-6: below float16's range
 
     latents = torch.ones(1, 4, 2, 2, dtype=torch.float16)
-    out = Stub()(latents, 0, 0, torch.zeros(2, 1, 1), None)
+    out = Stub()(latents, 0, 0, Conditioning(torch.zeros(2, 1, 1), True), None)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
     assert torch.allclose(out.float(), torch.full_like(out.float(), 0.8), atol=1e-2)
 
@@ -194,6 +195,7 @@ def test_a_guided_edit_with_a_region_moves_only_its_latent_pixels():
     import torch
 
     from probe_core.edits.methods import Edit, GuidedEdit
+    from probe_core.families import Conditioning
 
     region = np.zeros((32, 32), bool)
     region[0:8, 0:4] = True  # latent pixels (0-1, 0) of an 8x8 latent (4 px each)
@@ -209,7 +211,7 @@ def test_a_guided_edit_with_a_region_moves_only_its_latent_pixels():
 
     latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     for margin, moved in ((0, (slice(0, 2), slice(0, 1))), (1, (slice(0, 3), slice(0, 2)))):
-        out = Stub(margin)(latents, 0, 0, torch.zeros(2, 1, 1), None)
+        out = Stub(margin)(latents, 0, 0, Conditioning(torch.zeros(2, 1, 1), True), None)
         changed = (out != latents).any(1)[0]  # (8, 8)
         want = torch.zeros(8, 8, dtype=torch.bool)
         want[moved] = True
@@ -233,7 +235,7 @@ def test_a_carried_move_permutes_the_latent_entering_its_step(setup):
     edit = Edit("saliency", move_mask(mask, 8, 0).map, "guided", strength=0.0, steps=range(1, 3),
                 shift=(8, 0), moved_from=mask, carry_step=1)
     layers = self_attention_layers(pipe.unet)
-    editor = GuidedEdit(edit, probes, pipe.unet, layers, {i: i for i in range(4)})
+    editor = GuidedEdit(edit, probes, pipe, layers, {i: i for i in range(4)})
     x = original[0].latents  # (1, 4, 8, 8): the latent entering step 1; 4 image px a latent px
     expected = carry_latents(x, latent_source(mask, (8, 8)), 2, 0)
     assert torch.equal(editor(x, 1, None, None, None), expected)

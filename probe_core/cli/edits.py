@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 
 from .. import settings
+from ..families import denoiser_of
 from ..edits.edit_settings import METHOD_DEFAULTS
 from .common import (_labeler, _load_with_preset, _prompts, _span, add_probe_set_command,
                      load_with_probes, parse_range)
@@ -75,7 +76,7 @@ def _intervene_eval(args) -> int:
     else:
         (pipe, _), expect, probes = load_with_probes(args)
         steps, guidance = expect.num_inference_steps, expect.guidance_scale
-    edit_settings = edit_settings_from(args, self_attention_layers(pipe.unet))
+    edit_settings = edit_settings_from(args, self_attention_layers(denoiser_of(pipe)))
     suite = EditSuite(args.directions or tuple(DIRECTIONS), moves=not args.pushes_only,
                       pushes=not args.moves_only, depth_delta=args.depth_delta)
     model = ProbedModel(pipe, probes, _labeler(args, pipe), steps, guidance)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..families import Conditioning, family_of
 from ..probing.hooks import capture, token_grid
 from ..probing.probes import ProbeSet
 from ..probing.readout import apply_probe, area_means
@@ -190,9 +191,11 @@ class GuidedEdit:
     """`latent_edit` for denoise: gradient steps on the latent through the UNet and the probes,
     at the edit's steps."""
 
-    def __init__(self, edit: Edit, probes: ProbeSet, unet, layers: list[str],
+    def __init__(self, edit: Edit, probes: ProbeSet, pipe, layers: list[str],
                  probe_steps: dict[int, int]):
-        self.edit, self.probes, self.unet = edit, probes, unet
+        self.edit, self.probes = edit, probes
+        self.family = family_of(pipe)
+        self.unet = self.family.denoiser(pipe)
         self.probe_steps = probe_steps  # run step -> the probe set's step
         self.layers = [l for l in layers if any(
             (task, probe_steps[s], l) in probes.weights for s in edit.steps
@@ -202,11 +205,12 @@ class GuidedEdit:
         self.where: torch.Tensor | None = None  # (1, 1, h, w) 0/1: where the latent may move
         self.carried: tuple[int, int] | None = None  # (dx, dy) latent pixels, once carried
 
-    def loss(self, latents, step, t, cond_embeds, scheduler):
-        x = scheduler.scale_model_input(latents, t)
+    def loss(self, latents, step, t, cond: Conditioning, scheduler):
+        """latents: (1, C, h, w) on the grid; cond: the conditional half."""
+        x = self.family.scale_input(scheduler, self.family.from_grid(latents), t)
         with capture(self.unet, self.layers, conditional_only=False, detach=False,
                      site=self.probes.settings.site) as acts:
-            self.unet(x, t, encoder_hidden_states=cond_embeds, return_dict=False)
+            self.family.predict(self.unet, x, t, cond)
         losses = []
         if self.targets is None:
             self.targets = [(task, TokenTargets(target, tuple(latents.shape[-2:])))
@@ -220,12 +224,12 @@ class GuidedEdit:
                                              target))
         return torch.stack(losses).sum() if losses else None
 
-    def __call__(self, latents, step, t, prompt_embeds, scheduler):
+    def __call__(self, latents, step, t, conditioning: Conditioning, scheduler):
         if step == self.edit.carry_step:
             latents = self.carry(latents, scheduler)
         if step not in self.edit.steps or self.edit.strength == 0 or not self.layers:
             return latents
-        cond = prompt_embeds[-1:]  # the conditional embedding: the probes read that half
+        cond = conditioning.conditional_half()  # the probes read that half
         x = latents.detach().clone()
         first = None
         with torch.enable_grad():
@@ -298,7 +302,7 @@ class LatentShift:
         self.dx = int(round(edit.shift[0] / vae_scale_factor))
         self.dy = int(round(edit.shift[1] / vae_scale_factor))
 
-    def __call__(self, latents, step, t, prompt_embeds, scheduler):
+    def __call__(self, latents, step, t, conditioning, scheduler):
         if step != self.first:
             return latents
         return shift_latents(latents, self.dx, self.dy)

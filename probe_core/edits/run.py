@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..families import denoiser_of, family_of
 from ..probing.denoise import DenoiseHooks, ResumePoint, StepState, decode_latents, denoise
 from ..probing.generation import Generation
 from ..probing.hooks import resolve_layers
@@ -64,14 +65,15 @@ def resume_point(original: list[StepState], step: int) -> ResumePoint | None:
 
 def editor_for(pipe, probes: ProbeSet | None, edit: Edit, probe_steps: dict[int, int]):
     """(the method's editor, the `denoise` hooks that apply it)."""
-    layers = resolve_layers(pipe.unet, edit.layers if edit.layers is not None else (
+    layers = resolve_layers(denoiser_of(pipe), edit.layers if edit.layers is not None else (
         probes.settings.layers if probes is not None and probes.settings.layers else None))
     if edit.method == "activation":
-        latent_hw = (pipe.unet.config.sample_size, pipe.unet.config.sample_size)
+        family = family_of(pipe)
+        latent_hw = family.latent_size(pipe, family.default_size(pipe))
         editor = ActivationEdit(edit, probes, latent_hw, probe_steps)
         return editor, DenoiseHooks(activation_edit=editor, edit_layers=layers)
     if edit.method == "guided":
-        editor = GuidedEdit(edit, probes, pipe.unet, layers, probe_steps)
+        editor = GuidedEdit(edit, probes, pipe, layers, probe_steps)
     else:
         editor = LatentShift(edit, pipe.vae_scale_factor)
     return editor, DenoiseHooks(latent_edit=editor)

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..settings import shown_path
-from .denoise import DenoiseSettings, decode_latents, denoise, encode
+from ..families import denoiser_of, family_of
+from .denoise import DenoiseSettings, decode_latents, denoise
 from .hooks import capture, resolve_layers
 from .fitting import FitOptions, fit_probe_set
 from .probes import ProbeSet, ProbeSettings, unet_fingerprint
@@ -106,14 +107,16 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler,
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
     num_inference_steps, guidance_scale = options.num_inference_steps, options.guidance_scale
     keep_x0, site = options.keep_x0, options.site
-    layers = resolve_layers(pipe.unet, options.layers)
+    family = family_of(pipe)
+    layers = resolve_layers(family.denoiser(pipe), options.layers)
     acts: dict = {}
     control: dict = {}
     inputs: dict = {}
     depths, sals, x0s = [], [], []
     latent_hw = None
     for prompt, seed in tqdm(list(zip(prompts, seeds)), desc="collect", disable=not progress):
-        embeds, do_cfg = encode(pipe, prompt, guidance_scale)
+        cond = (family.encode(pipe, prompt, guidance_scale, None, family.default_size(pipe))
+                if control_unet is not None else None)
         settings = DenoiseSettings(num_inference_steps, guidance_scale, capture_layers=layers,
                                    decode_x0=keep_x0, site=site)
         steps = list(denoise(pipe, prompt, settings, torch.Generator().manual_seed(int(seed))))
@@ -123,9 +126,10 @@ def collect(pipe, prompts: list[str], seeds: list[int], labeler,
             for layer, a in st.activations.items():
                 acts.setdefault((st.index, layer), []).append(a.half().cpu())
             if control_unet is not None:
-                x = torch.cat([st.unet_input] * 2) if do_cfg else st.unet_input
-                with capture(control_unet, layers, conditional_only=do_cfg, site=site) as c:
-                    control_unet(x, st.timestep, encoder_hidden_states=embeds)
+                x = family.from_grid(st.unet_input)
+                x = torch.cat([x] * 2) if cond.do_cfg else x
+                with capture(control_unet, layers, conditional_only=cond.do_cfg, site=site) as c:
+                    family.predict(control_unet, x, st.model_timestep, cond)
                 for layer, a in c.items():
                     control.setdefault((st.index, layer), []).append(a[0].half().cpu())
         final = decode_latents(pipe, steps[-1].latents)
@@ -164,10 +168,10 @@ def settings_for(pipe, model_name: str, num_inference_steps: int, guidance_scale
     return ProbeSettings(
         model=model_name, scheduler=type(pipe.scheduler).__name__,
         num_inference_steps=num_inference_steps,
-        image_size=pipe.unet.config.sample_size * pipe.vae_scale_factor,
-        guidance_scale=float(guidance_scale), layers=resolve_layers(pipe.unet, layers),
-        model_fingerprint=unet_fingerprint(pipe.unet), site=site, readout=readout,
-        depth_offset=depth_offset)
+        image_size=family_of(pipe).default_size(pipe)[0],
+        guidance_scale=float(guidance_scale), layers=resolve_layers(denoiser_of(pipe), layers),
+        model_fingerprint=unet_fingerprint(denoiser_of(pipe)), site=site, readout=readout,
+        depth_offset=depth_offset, family=family_of(pipe).name)
 
 
 def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:

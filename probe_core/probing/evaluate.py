@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..families import denoiser_of
 from ..metrics import dice, partial_correlation, partial_correlation_given, pearson, rmse
 from .collect import CollectSettings, ProbeData, collect, permuted_unet
 from .hooks import token_grid
@@ -186,7 +187,7 @@ def train_probe_sets(pipe, settings: ProbeSettings, labeler, prompts: list[str],
     Runs through shards.train_sharded: chunks on disk (resumable), one process or several
     under `accelerate launch`, the same result either way."""
     return train_sharded(pipe, settings, labeler, prompts, seeds, out, run,
-                         permuted_unet(pipe.unet))
+                         permuted_unet(denoiser_of(pipe)))
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     layers instead of choosing them on these images."""
     chunk_size, layout, picked = run.chunk_size, run.layout, run.picked
     s = probes.settings
-    control_unet = permuted_unet(pipe.unet) if control is not None else None
+    control_unet = permuted_unet(denoiser_of(pipe)) if control is not None else None
     per: dict = {"probes": [], "control": [], "x0": [], "layout": []}
     inputs: dict = {}  # step -> [(n, 4, h, w)] the UNet's input latents, chunk by chunk
     depths = []

@@ -13,10 +13,17 @@ transformer block that holds it (`...transformer_blocks.0`): the residual stream
 self-attention, cross-attention and the feed-forward, also (B, HW, C). Under classifier-free
 guidance the batch is [uncond, cond]; with `conditional_only=True` only the conditional half
 is captured or edited. Hooks exist only inside the `with` block.
+
+Transformer denoisers are read the same way: a layer is a block's attention module (PixArt
+`transformer_blocks.N.attn1`; SD3 and FLUX `transformer_blocks.N.attn`, FLUX's single-stream
+`single_transformer_blocks.N.attn`) and `site="block"` its block. Joint text-image modules
+return (text, image) pairs; only the image tokens, (B, HW, C) in the latent grid's row-major
+order, are captured or edited.
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -27,6 +34,14 @@ PAPER_SUFFIX = ".attn1.to_out.0"  # the authors' name for the same tensor
 
 EditFn = Callable[[torch.Tensor, str], torch.Tensor]  # (output (B, HW, C), layer) -> output
 SITES = ("attn1", "block")  # what a layer name reads: its self-attention output, or its block's
+# a transformer block's joint attention (SD3, FLUX): its own name ends in ".attn"
+JOINT_ATTENTION = re.compile(r"^(single_)?transformer_blocks\.\d+\.attn$")
+_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2, "transformer_blocks": 3,
+          "single_transformer_blocks": 4}
+
+
+def _is_layer_name(name: str) -> bool:
+    return name.endswith(SELF_ATTENTION_SUFFIX) or bool(JOINT_ATTENTION.match(name))
 
 
 def self_attention_layers(unet: torch.nn.Module) -> list[str]:
@@ -34,9 +49,8 @@ def self_attention_layers(unet: torch.nn.Module) -> list[str]:
     (down blocks, mid block, up blocks; diffusers registers up_blocks before mid_block).
 
     SD v1.x gives 16: down_blocks.0-2 (2 each), mid_block (1), up_blocks.1-3 (3 each)."""
-    names = [name for name, _ in unet.named_modules() if name.endswith(SELF_ATTENTION_SUFFIX)]
-    rank = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
-    return sorted(names, key=lambda n: (rank.get(n.split(".")[0], 3),
+    names = [name for name, _ in unet.named_modules() if _is_layer_name(name)]
+    return sorted(names, key=lambda n: (_ORDER.get(n.split(".")[0], 5),
                                         [int(p) for p in n.split(".") if p.isdigit()]))
 
 
@@ -60,7 +74,7 @@ def resolve_layers(unet: torch.nn.Module, layers: list[str] | None) -> list[str]
 
 def _is_self_attention(unet: torch.nn.Module, name: str) -> bool:
     """Whether `name` is the dotted name of a self-attention module of `unet`."""
-    if not name.endswith(SELF_ATTENTION_SUFFIX):
+    if not _is_layer_name(name):
         return False
     try:
         unet.get_submodule(name)
@@ -72,7 +86,39 @@ def _is_self_attention(unet: torch.nn.Module, name: str) -> bool:
 def _module(unet: torch.nn.Module, name: str, site: str = "attn1") -> torch.nn.Module:
     if site not in SITES:
         raise ValueError(f"unknown probe site {site!r}; sites are {SITES}")
-    return unet.get_submodule(name if site == "attn1" else name[: -len(SELF_ATTENTION_SUFFIX)])
+    return unet.get_submodule(name if site == "attn1" else name.rsplit(".", 1)[0])
+
+
+def _attach(unet: torch.nn.Module, name: str, site: str, on_image) -> list:
+    """Hook `name` at `site` so that `on_image(image)` sees its image tokens (B, HW, C) on
+    every forward pass; what it returns (or None: unchanged) replaces them. Joint blocks
+    return (text, image), joint attention (image, text); a single-stream block's attention
+    runs over [text; image] tokens, whose text length its block's input tells."""
+    module = _module(unet, name, site)
+    handles, text = [], {}
+    mixed = site == "attn1" and name.startswith("single_")
+    if mixed:
+        def remember_text(block, args, kwargs):
+            words = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
+            text["length"] = words.shape[1]
+        handles.append(unet.get_submodule(name.rsplit(".", 1)[0]).register_forward_pre_hook(
+            remember_text, with_kwargs=True))
+
+    def hook(mod, args, output):
+        index = None if torch.is_tensor(output) else (
+            1 if type(mod).__name__.endswith("TransformerBlock") else 0)
+        whole = output if index is None else output[index]
+        cut = text["length"] if mixed else 0
+        new = on_image(whole[:, cut:])
+        if new is None:
+            return None
+        if cut:
+            new = torch.cat([whole[:, :cut], new], dim=1)
+        return new if index is None else tuple(
+            new if k == index else part for k, part in enumerate(output))
+
+    handles.append(module.register_forward_hook(hook))
+    return handles
 
 
 def _conditional(out: torch.Tensor, conditional_only: bool) -> slice:
@@ -96,15 +142,15 @@ def capture(unet: torch.nn.Module, layers: list[str] | None = None,
     handles = []
 
     def make_hook(name):
-        def hook(module, args, output):
-            rows = output[_conditional(output, conditional_only)]
+        def record(image):
+            rows = image[_conditional(image, conditional_only)]
             store[name] = rows.detach() if detach else rows
 
-        return hook
+        return record
 
     try:
         for name in names:
-            handles.append(_module(unet, name, site).register_forward_hook(make_hook(name)))
+            handles += _attach(unet, name, site, make_hook(name))
         yield store
     finally:
         for h in handles:
@@ -121,21 +167,21 @@ def edit(unet: torch.nn.Module, fn: EditFn, layers: list[str] | None = None,
     handles = []
 
     def make_hook(name):
-        def hook(module, args, output):
-            rows = _conditional(output, conditional_only)
-            new = fn(output[rows], name)
-            if new.shape != output[rows].shape:
-                raise ValueError(f"edit of {name} changed shape {tuple(output[rows].shape)} "
+        def replace(image):
+            rows = _conditional(image, conditional_only)
+            new = fn(image[rows], name)
+            if new.shape != image[rows].shape:
+                raise ValueError(f"edit of {name} changed shape {tuple(image[rows].shape)} "
                                  f"-> {tuple(new.shape)}")
-            out = output.clone()
-            out[rows] = new.to(output.dtype)
+            out = image.clone()
+            out[rows] = new.to(image.dtype)
             return out
 
-        return hook
+        return replace
 
     try:
         for name in names:
-            handles.append(_module(unet, name, site).register_forward_hook(make_hook(name)))
+            handles += _attach(unet, name, site, make_hook(name))
         yield
     finally:
         for h in handles:

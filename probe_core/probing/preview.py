@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..families import family_of
 from .denoise import decode_latents
 
 # RGB in [-1, 1] from SD v1.x's scaled latents (x0 in the UNet's space): the factors that the
@@ -97,13 +98,20 @@ def is_sd_v1_vae(pipe) -> bool:
             and tuple(config.block_out_channels) == (128, 256, 512, 512))
 
 
+def latent_side(pipe) -> int:
+    """The side of the pipeline's default latent grid."""
+    family = family_of(pipe)
+    return family.latent_size(pipe, family.default_size(pipe))[0]
+
+
 def choose_preview(pipe, kind: str = "auto", linear=None):
     """A preview for `pipe`. auto: the full decode for small latents (at most SMALL_LATENT a
     side); else TAESD when cached, else the linear map (`linear` = (factors, bias), or SD v1.x's
     for its VAE), else the full decode. Asking for one that cannot be had raises ValueError."""
     if kind not in PREVIEWS:
         raise ValueError(f"unknown preview {kind!r}; previews are {PREVIEWS}")
-    if kind == "decode" or (kind == "auto" and pipe.unet.config.sample_size <= SMALL_LATENT):
+    if kind == "decode" or (kind == "auto"
+                            and latent_side(pipe) <= SMALL_LATENT):
         return DecodePreview(pipe)
     if kind == "taesd" and not is_sd_v1_vae(pipe):
         raise ValueError("TAESD decodes SD v1.x's VAE latents; this model has another VAE")

@@ -53,8 +53,12 @@ class ProbeSettings:
     # depth output = offset + W a: "none" (the paper's) or "layout" (the training labels' mean
     # map on the layer's token grid)
     depth_offset: str = "none"
+    family: str = "sd"  # probe_core.families name of the model (sets saved before: "sd")
 
     def differences(self, other: "ProbeSettings") -> list[str]:
+        if self.family != other.family:  # say it first and alone: nothing else can match
+            return [f"the probes were trained on a {self.family} model ({self.model!r}), "
+                    f"the run uses a {other.family} model ({other.model!r})"]
         out = []
         for key in ("model", "scheduler", "num_inference_steps", "image_size", "guidance_scale",
                     "site"):

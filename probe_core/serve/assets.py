@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ..probing.collect import expected_settings
+from ..families import denoiser_of
 from ..probing.probes import ProbeMismatchError, ProbeSet, unet_fingerprint
 from ..settings import shown_path
 from ..world.labeler import SceneLabeler
@@ -56,7 +57,7 @@ def check_evaluation(ev) -> dict:
 
 def model_warning(pipe, shipped_fingerprint: str) -> str:
     """A notice when a model's UNet is not the one shipped (damaged or replaced files)."""
-    found = unet_fingerprint(pipe.unet)
+    found = unet_fingerprint(denoiser_of(pipe))
     if found == shipped_fingerprint:
         return ""
     return (f"The model's weights are not the shipped ones (fingerprint {found}, shipped "

@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import settings
+from ..families import denoiser_of, family_of
 from ..edits.edit_settings import DEFAULT_METHOD
 from ..probing.cross_attention import word_tokens
 from ..probing.denoise import decode_latents
@@ -61,8 +62,8 @@ class ProbeDemo:
         self.pipe, self.name, self.probes, self.labeler = pipe, name, probes, labeler
         self.evaluation = evaluation
         self.notice = notice  # why probes or labeler are missing, shown in the app
-        self.layers = self_attention_layers(pipe.unet)
-        self.image_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        self.layers = self_attention_layers(denoiser_of(pipe))
+        self.image_size = family_of(pipe).default_size(pipe)[0]
         self.site = probes.settings.site if probes is not None else "attn1"
         self.probe_steps = (ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps)
                             if probes is not None else None)
@@ -111,7 +112,7 @@ class ProbeDemo:
         return scene_captions(settings.SEEDS.examples[:n])
 
     def layer_label(self, layer: str) -> str:
-        return figures.layer_label(self.pipe.unet.config, layer)
+        return figures.layer_label(denoiser_of(self.pipe).config, layer)
 
     def best_layer(self) -> str:
         """The layer with the best held-out saliency Dice at the last step (shipped evaluation),

@@ -19,8 +19,12 @@ from ..viz import (colorize_depth, figure_to_array, heat_overlay, label_frame,
 
 
 def layer_label(unet_config, layer: str) -> str:
-    """'up_blocks.1.attentions.2.transformer_blocks.0.attn1' -> 'up1.2 (8x8)'."""
+    """'up_blocks.1.attentions.2.transformer_blocks.0.attn1' -> 'up1.2 (8x8)'; a transformer's
+    'transformer_blocks.3.attn' -> 'block 3', 'single_transformer_blocks.5.attn' ->
+    'single 5'."""
     parts = layer.split(".")
+    if parts[0] in ("transformer_blocks", "single_transformer_blocks"):
+        return f"{'single' if parts[0].startswith('single') else 'block'} {parts[1]}"
     n_levels = len(unet_config.block_out_channels)
     latent = unet_config.sample_size
     if parts[0] == "mid_block":

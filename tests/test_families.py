@@ -1,0 +1,226 @@
+"""Every model family runs through the one step loop: SD 2.x v-prediction, SDXL, PixArt, SD3
+and FLUX, each a tiny untrained pipeline built from its diffusers config (no downloads)."""
+
+import numpy as np
+import pytest
+import torch
+
+from probe_core.families import family_of
+from probe_core.sd.random_pipes import FAMILY_NAMES, IMAGE_SIZE, random_pipeline
+from probe_core.probing.denoise import DenoiseHooks, DenoiseSettings, denoise
+from probe_core.probing.hooks import self_attention_layers
+
+PROMPT = "a red sphere on a gray floor"
+SETTINGS = dict(num_inference_steps=3, guidance_scale=4.0, height=IMAGE_SIZE, width=IMAGE_SIZE)
+EXPECTED = {"sd2-v": "sd", "sdxl": "sdxl", "pixart": "pixart", "sd3": "sd3", "flux": "flux"}
+
+
+@pytest.fixture(scope="module", params=FAMILY_NAMES)
+def family_pipe(request):
+    return request.param, random_pipeline(request.param)
+
+
+def _stock(name, pipe, seed):
+    extra = {"use_resolution_binning": False} if name == "pixart" else {}
+    return pipe(PROMPT, output_type="latent", generator=torch.Generator().manual_seed(seed),
+                **SETTINGS, **extra).images
+
+
+def _ours(pipe, seed, **settings):
+    return list(denoise(pipe, PROMPT, DenoiseSettings(**{**SETTINGS, **settings}),
+                        generator=torch.Generator().manual_seed(seed)))
+
+
+def test_each_family_is_recognised(family_pipe):
+    name, pipe = family_pipe
+    assert family_of(pipe).name == EXPECTED[name]
+
+
+def test_probing_every_layer_equals_the_stock_pipeline(family_pipe):
+    name, pipe = family_pipe
+    stock = _stock(name, pipe, seed=5)
+    steps = _ours(pipe, 5, capture_layers=None)
+    assert torch.equal(family_of(pipe).from_grid(steps[-1].latents), stock)
+    assert len(steps) == SETTINGS["num_inference_steps"]
+    assert steps[-1].activations and steps[-1].x0_image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+
+
+def test_activations_are_image_tokens_on_the_latent_grid(family_pipe):
+    """Every layer gives (HW, C) with HW a power-of-two tiling of the latent grid (joint
+    blocks' text tokens split off), and latents come back on the grid (1, C, h, w)."""
+    _, pipe = family_pipe
+    steps = _ours(pipe, 1, capture_layers=None, site="block")
+    latent = steps[-1].latents
+    assert latent.ndim == 4 and latent.shape[0] == 1
+    h, w = latent.shape[-2:]
+    for layer, acts in steps[-1].activations.items():
+        n = acts.shape[0]
+        assert any(n == (h >> k) * (w >> k) for k in range(4)), (layer, n, h, w)
+
+
+def test_an_activation_edit_changes_the_run_and_only_its_image_tokens(family_pipe):
+    """Zeroing one layer's image tokens changes the result; the edit sees (B, HW, C)."""
+    _, pipe = family_pipe
+    layer = self_attention_layers(family_of(pipe).denoiser(pipe))[0]
+    seen = []
+
+    def zero(output, name):
+        seen.append(tuple(output.shape))
+        return output * 0
+
+    plain = _ours(pipe, 2)[-1].latents
+    hooks = DenoiseHooks(activation_edit=lambda i: zero if i == 0 else None,
+                         edit_layers=[layer])
+    edited = list(denoise(pipe, PROMPT, DenoiseSettings(**SETTINGS),
+                          generator=torch.Generator().manual_seed(2), hooks=hooks))[-1].latents
+    assert not torch.equal(plain, edited)
+    assert len(seen) == 1 and seen[0][-1] > 0 and seen[0][0] == 1  # the conditional half
+
+
+def test_flux_single_stream_attention_gives_only_image_tokens():
+    pipe = random_pipeline("flux")
+    denoiser = family_of(pipe).denoiser(pipe)
+    layers = self_attention_layers(denoiser)
+    single = [name for name in layers if name.startswith("single_")]
+    assert single and layers[-1] == single[-1]  # double-stream blocks first
+    steps = _ours(pipe, 0, capture_layers=single)
+    double = _ours(pipe, 0, capture_layers=[layers[0]])
+    n_image = double[-1].activations[layers[0]].shape[0]
+    assert all(acts.shape[0] == n_image for acts in steps[-1].activations.values())
+
+
+def test_flow_matching_x0_preview_is_the_clean_latent_at_the_last_step():
+    """For flow matching x0 = x_t - sigma v; at the last step the preview and the sampled
+    latents agree closely (sigma goes to zero)."""
+    pipe = random_pipeline("sd3")
+    steps = _ours(pipe, 4, num_inference_steps=6)
+    first, last = steps[0], steps[-1]
+    assert first.x0_latents.shape == first.latents.shape
+    gap_last = (last.x0_latents - last.latents).abs().mean()
+    gap_first = (first.x0_latents - first.latents).abs().mean()
+    assert gap_last < gap_first
+
+
+def test_v_prediction_preview_without_the_schedulers_x0():
+    """SD 2.x v-prediction under DPM-Solver (whose step reports no x0): the preview reads the
+    output as v, so the last step's x0 lies near the sampled latents; read as epsilon it
+    would not."""
+    from probe_core.probing.schedulers import make_scheduler
+
+    pipe = random_pipeline("sd2-v")
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    scheduler = make_scheduler(pipe, "DPM-Solver multistep")
+    steps = list(denoise(pipe, PROMPT, DenoiseSettings(**{**SETTINGS, "num_inference_steps": 8}),
+                         generator=torch.Generator().manual_seed(3), scheduler=scheduler))
+    last = steps[-1]
+    gap = (last.x0_latents - last.latents).abs().mean()
+    assert gap < 0.25 * last.latents.abs().mean()
+
+
+@pytest.fixture(scope="module")
+def saved_families(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("families")
+    for name in FAMILY_NAMES:
+        random_pipeline(name).save_pretrained(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_load_model_opens_each_family_from_a_folder(saved_families, name):
+    from probe_core.models import load_model
+
+    pipe, preset = load_model(str(saved_families / name))
+    assert family_of(pipe).name == EXPECTED[name] == preset.family
+    assert preset.image_size == family_of(pipe).default_size(pipe)[0]
+
+
+def test_a_gated_model_gets_a_one_line_message_on_how_to_get_access(monkeypatch):
+    from diffusers import DiffusionPipeline
+    from huggingface_hub.errors import GatedRepoError
+
+    from probe_core.models import ModelUnavailableError, load_model
+
+    def refuse(*args, **kwargs):
+        raise GatedRepoError("401 Client Error: access to this repo is restricted")
+
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", refuse)
+    model = "stabilityai/stable-diffusion-3-medium-diffusers"
+    with pytest.raises(ModelUnavailableError) as err:
+        load_model(model)
+    text = str(err.value)
+    assert "\n" not in text and "gated" in text and f"huggingface.co/{model}" in text
+    assert "HF_TOKEN" in text or "hf auth login" in text
+
+
+def test_presets_name_each_family_at_its_native_size():
+    from probe_core.models import PRESETS
+
+    native = {"stabilityai/stable-diffusion-2-1": ("sd", 768),
+              "stabilityai/stable-diffusion-xl-base-1.0": ("sdxl", 1024),
+              "stabilityai/stable-diffusion-3-medium-diffusers": ("sd3", 1024),
+              "PixArt-alpha/PixArt-XL-2-512x512": ("pixart", 512),
+              "black-forest-labs/FLUX.1-schnell": ("flux", 1024)}
+    for model, (family, size) in native.items():
+        assert (PRESETS[model].family, PRESETS[model].image_size) == (family, size)
+
+
+# ---------------------------------------------------------------- probes and edits per family
+
+E2E_FAMILIES = ("sdxl", "pixart", "sd3")  # FLUX's pipeline fixes 1024 px: too big for CPU tests
+
+
+@pytest.mark.parametrize("name", E2E_FAMILIES)
+def test_probes_train_evaluate_and_steer_an_edit_on_each_family(tmp_path, name):
+    """Train probes on the family's activations (sharded, with the permuted-model control),
+    evaluate them on held-out seeds, load them in the app's facade, generate, and run a
+    scored guided move from the sliders."""
+    import json
+
+    from probe_core.probing.collect import settings_for
+    from probe_core.probing.evaluate import (EvaluationRun, evaluate_probe_sets,
+                                             train_probe_sets)
+    from probe_core.probing.probes import ProbeSet
+    from probe_core.serve.facade import ProbeDemo
+    from probe_core.serve.steering import SliderValues
+
+    from .helpers import BoxLabeler
+
+    pipe = random_pipeline(name)
+    denoiser = family_of(pipe).denoiser(pipe)
+    layers = self_attention_layers(denoiser)[:2]
+    settings = settings_for(pipe, name, 3, 4.0, layers=layers)
+    labeler = BoxLabeler()
+    train_probe_sets(pipe, settings, labeler, [PROMPT] * 4, list(range(4)), str(tmp_path / "p"))
+    probes = ProbeSet.load(tmp_path / "p", expect=settings)
+    control = ProbeSet.load(tmp_path / "p" / "control")
+    metrics = evaluate_probe_sets(pipe, probes, control, labeler, [PROMPT] * 2, [10, 11],
+                                  str(tmp_path / "eval"), EvaluationRun(progress=False))
+    assert (tmp_path / "eval" / "metrics.json").is_file() and metrics
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())
+
+    demo = ProbeDemo(pipe, name, probes, labeler)
+    *_, run = demo.stream(PROMPT, seed=4, num_inference_steps=3, guidance_scale=4.0)
+    assert run.done and run.image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    for method in ("activation", "guided"):  # the default for such models, the probes' gradient
+        *_, final = demo.intervene(run, SliderValues(move_x=8, first_step=1, last_step=1,
+                                                     strength=0.3, method=method))
+        assert final.after.shape == final.before.shape
+        assert not np.array_equal(final.after, final.before), method
+        assert f"via `{method}`" in final.score and "object centre moved" in final.score
+
+
+def test_probes_of_one_family_are_refused_on_another_naming_both(tmp_path):
+    from probe_core.probing.collect import expected_settings, settings_for
+    from probe_core.probing.probes import ProbeMismatchError, ProbeSet
+
+    sd3 = random_pipeline("sd3")
+    layer = self_attention_layers(family_of(sd3).denoiser(sd3))[0]
+    probes = ProbeSet(settings_for(sd3, "tiny-sd3", 3, 4.0, layers=[layer]))
+    probes.add("depth", 0, layer, torch.zeros(1, 16))
+    probes.add("saliency", 0, layer, torch.zeros(2, 16))
+    probes.save(tmp_path)
+    sdxl = random_pipeline("sdxl")
+    with pytest.raises(ProbeMismatchError) as err:
+        ProbeSet.load(tmp_path, expect=expected_settings(sdxl, "tiny-sdxl", tmp_path))
+    text = str(err.value)
+    assert "sd3" in text and "sdxl" in text and "tiny-sd3" in text and "tiny-sdxl" in text
