@@ -111,3 +111,40 @@ def test_graphed_adam_equals_eager_adam_and_the_reference(task, lr):
     assert graph_errors() == []
     ref, first, final = reference_adam(task, weight, acts, target, lr, 32)
     assert torch.allclose(graphed[0], ref, rtol=1e-4, atol=1e-5)
+
+
+def _cuda_tensors(value, seen=None) -> int:
+    """How many CUDA tensors `value` holds, through dataclasses, dicts, lists and objects."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if torch.is_tensor(value):
+        return int(value.is_cuda)
+    if isinstance(value, dict):
+        return sum(_cuda_tensors(v, seen) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_cuda_tensors(v, seen) for v in value)
+    if hasattr(value, "__dict__") and not isinstance(value, torch.nn.Module):
+        return sum(_cuda_tensors(v, seen) for v in vars(value).values())
+    return 0
+
+
+def test_a_run_on_the_host_holds_no_cuda_tensor_and_resumes_on_the_gpu(cuda_pipe, monkeypatch):
+    """ZeroGPU: between calls nothing of a run may stay on the GPU; an edit from its cached
+    steps moves the resume point back and gives the same image as without the move."""
+    from probe_core.serve.facade import ProbeDemo
+    from probe_core.serve.steering import SliderValues
+
+    from .helpers import BoxLabeler, random_probes
+
+    demo = ProbeDemo(cuda_pipe, "tiny", random_probes(cuda_pipe), BoxLabeler())
+    sliders = SliderValues(move_x=8, first_step=1, last_step=1, strength=0.3)
+    *_, plain = demo.stream(PROMPT, 4, 3, 4.0)
+    *_, plain_edit = demo.intervene(plain, sliders)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    *_, run = demo.stream(PROMPT, 4, 3, 4.0)
+    assert _cuda_tensors(run) == 0
+    *_, edit = demo.intervene(run, sliders)
+    assert _cuda_tensors(run) == 0  # the edited run kept on the run, on the host too
+    np.testing.assert_array_equal(edit.after, plain_edit.after)

@@ -166,7 +166,7 @@ def test_presets_name_each_family_at_its_native_size():
 
 # ---------------------------------------------------------------- probes and edits per family
 
-E2E_FAMILIES = ("sdxl", "pixart", "sd3")  # FLUX's pipeline fixes 1024 px: too big for CPU tests
+E2E_FAMILIES = ("sdxl", "pixart", "sd3", "flux")
 
 
 @pytest.mark.parametrize("name", E2E_FAMILIES)
@@ -224,3 +224,55 @@ def test_probes_of_one_family_are_refused_on_another_naming_both(tmp_path):
         ProbeSet.load(tmp_path, expect=expected_settings(sdxl, "tiny-sdxl", tmp_path))
     text = str(err.value)
     assert "sd3" in text and "sdxl" in text and "tiny-sd3" in text and "tiny-sdxl" in text
+
+
+def test_a_flow_model_refuses_a_noise_prediction_sampler():
+    from probe_core.probing.schedulers import make_scheduler
+
+    pipe = random_pipeline("flux")
+    assert type(make_scheduler(pipe)).__name__ == "FlowMatchEulerDiscreteScheduler"
+    with pytest.raises(ValueError, match="flow matching"):
+        make_scheduler(pipe, "LMS")
+
+
+def test_the_probe_step_map_reads_a_flow_models_shifted_schedule():
+    """FLUX shifts its timesteps by the image's tokens: the probe set's schedule is the one a
+    run at the default size takes, so a run's steps map to themselves."""
+    from probe_core.probing.schedulers import timesteps_of
+    from probe_core.probing.step_map import ProbeStepMap
+
+    pipe = random_pipeline("flux")
+    steps = _ours(pipe, 0, num_inference_steps=4, height=None, width=None)
+    run_t = [st.timestep for st in steps]
+    assert list(timesteps_of(pipe.scheduler, 4, pipe)) == run_t
+    assert ProbeStepMap(pipe.scheduler, 4, pipe).for_run(4) == {i: i for i in range(4)}
+
+
+def test_a_probe_set_of_another_hidden_size_is_refused_naming_both_widths(tmp_path):
+    from probe_core.probing.collect import load_probes_for, settings_for
+    from probe_core.probing.probes import ProbeMismatchError, ProbeSet
+
+    pipe = random_pipeline("sdxl")
+    layer = self_attention_layers(family_of(pipe).denoiser(pipe))[0]
+    probes = ProbeSet(settings_for(pipe, "tiny-sdxl", 3, 4.0, layers=[layer]))
+    probes.add("depth", 0, layer, torch.zeros(1, 7))
+    probes.add("saliency", 0, layer, torch.zeros(2, 7))
+    probes.save(tmp_path)
+    with pytest.raises(ProbeMismatchError, match="reads 7 channels") as err:
+        load_probes_for(pipe, "tiny-sdxl", tmp_path)
+    assert "has 32" in str(err.value) or "has 16" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["sdxl", "sd3"])
+def test_the_apps_model_choice_opens_a_family_folder(saved_families, name, tmp_path):
+    """A visitor naming a saved SDXL or SD3 folder gets it with its family's preset; without
+    probes it generates and says what is missing."""
+    from probe_core.serve.model_choice import demo_for_model
+
+    demo = demo_for_model(str(saved_families / name), probes_root=tmp_path)
+    assert demo.preset.family == name and demo.probes is None
+    assert "No usable probe set" in demo.notice
+    assert demo.layers == self_attention_layers(family_of(demo.pipe).denoiser(demo.pipe))
+    *_, run = demo.stream(PROMPT, seed=0, num_inference_steps=2,
+                          guidance_scale=demo.preset.guidance_scale)
+    assert run.done and run.image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)

@@ -21,14 +21,14 @@ def test_small_latents_get_the_full_decode(tiny_pipe):
 
 
 def test_impossible_previews_are_refused(tiny_pipe):
-    for kind, match in (("taesd", "SD v1.x"), ("linear", "no linear"), ("fast", "unknown")):
+    for kind, match in (("taesd", "another VAE"), ("linear", "no linear"), ("fast", "unknown")):
         with pytest.raises(ValueError, match=match):
             P.choose_preview(tiny_pipe, kind)
 
 
 def test_an_sd_vae_without_taesd_in_the_cache_gets_the_published_linear_map(tiny_pipe,
                                                                            monkeypatch):
-    monkeypatch.setattr(P, "is_sd_v1_vae", lambda pipe: True)
+    monkeypatch.setattr(P, "vae_kind", lambda pipe: "sd")
     monkeypatch.setattr(P, "SMALL_LATENT", 4)
     chosen = P.choose_preview(tiny_pipe)  # offline, empty cache: no TAESD
     assert isinstance(chosen, P.LinearPreview) and chosen.name == "linear latent->RGB"
@@ -70,3 +70,57 @@ def test_figures_scale_a_small_preview_to_the_maps():
     assert view.depth.shape == view.saliency.shape == view.x0.shape
     tile, _ = filmstrip_tiles([x0], [maps])[0]
     assert tile.ndim == 3
+
+
+def _vae_config(channels, scaling, shift=None, blocks=(128, 256, 512, 512)):
+    from types import SimpleNamespace
+
+    from diffusers.configuration_utils import FrozenDict
+
+    config = FrozenDict(latent_channels=channels, scaling_factor=scaling, shift_factor=shift,
+                        block_out_channels=blocks)
+    return SimpleNamespace(vae=SimpleNamespace(config=config))
+
+
+def test_each_published_vae_is_known_by_its_latent_space():
+    assert P.vae_kind(_vae_config(4, 0.18215)) == "sd"
+    assert P.vae_kind(_vae_config(4, 0.13025)) == "sdxl"
+    assert P.vae_kind(_vae_config(16, 1.5305, 0.0609)) == "sd3"
+    assert P.vae_kind(_vae_config(16, 0.3611, 0.1159)) == "flux"
+    assert P.vae_kind(_vae_config(16, 0.3611, 0.0)) is None  # no shift: another VAE
+    assert P.vae_kind(_vae_config(4, 0.18215, blocks=(8, 8))) is None  # a tiny VAE
+    for kind, (factors, bias) in P.LATENT_RGB.items():
+        channels = 16 if kind in ("sd3", "flux") else 4
+        assert np.asarray(factors).shape == (channels, 3) and len(bias) == 3
+
+
+@pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
+def test_every_family_gets_its_linear_map_or_its_taesd(family, monkeypatch, tmp_path):
+    """Without TAESD in the cache a family's published linear map; with one (a random-weight
+    AutoencoderTiny of the family's latent channels, saved locally), TAESD decoding the VAE's
+    own latent space, from x0 on the grid."""
+    from diffusers import AutoencoderTiny
+
+    from probe_core.families import family_of
+    from probe_core.sd.random_pipes import random_pipeline
+
+    pipe = random_pipeline(family)
+    monkeypatch.setattr(P, "vae_kind", lambda pipe: family)
+    monkeypatch.setattr(P, "SMALL_LATENT", 4)
+    chosen = P.choose_preview(pipe)
+    assert isinstance(chosen, P.LinearPreview)
+    assert torch.equal(chosen.factors, torch.tensor(P.LATENT_RGB[family][0]))
+    channels = len(P.LATENT_RGB[family][0])  # the real VAE's channels
+    x0 = torch.randn(1, channels, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert chosen(x0).shape == (8, 8, 3)
+    torch.manual_seed(0)
+    AutoencoderTiny(latent_channels=channels, encoder_block_out_channels=(8, 8, 8, 8),
+                    decoder_block_out_channels=(8, 8, 8, 8)).save_pretrained(tmp_path / family)
+    monkeypatch.setitem(P.TAESD, family, str(tmp_path / family))
+    tiny = P.choose_preview(pipe)
+    assert isinstance(tiny, P.TinyAutoencoderPreview)
+    image = tiny(x0)
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    raw = family_of(pipe).vae_input(pipe, x0)
+    expected = P.to_uint8(tiny.vae.decode(raw, return_dict=False)[0].detach())
+    np.testing.assert_array_equal(image, expected)

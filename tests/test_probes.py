@@ -295,3 +295,66 @@ def test_fitting_with_a_layout_offset_fits_what_the_layout_leaves(readout):
     # counting the layout twice would miss by its mean size, 1.25; the bilinear fit also pays for
     # smoothing these piecewise-constant labels
     assert err < 0.35
+
+
+def _massive_activations(n=4000, c=32, seed=0):
+    """Tokens whose depth and object live in small channels, beside three "massive" channels
+    10^4 times larger and nearly constant (as a DiT's, set by the timestep through AdaLN)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, c, generator=g)
+    X[:, :3] = 1e4 * (1 + 0.01 * torch.randn(n, 3, generator=g))
+    w = torch.zeros(c)
+    w[5:9] = torch.tensor([1.0, -0.5, 0.8, 0.3])
+    depth = X[:, 3:] @ w[3:] + 0.1 * torch.randn(n, generator=g)
+    fg = (X[:, 10] + 0.3 * torch.randn(n, generator=g) > 0).float()
+    return X, depth, fg
+
+
+@pytest.mark.parametrize("channels", ["rms", "drop-massive"])
+def test_massive_channels_swamp_the_raw_fit_and_normalising_recovers_it(channels):
+    """With the ridge penalty relative to the mean channel, three massive channels leave the
+    informative ones almost unfitted; scaling each channel by its RMS or dropping the massive
+    ones recovers the probe, held out, through the same bias-free readout."""
+    from probe_core.metrics import pearson
+    from probe_core.probing.fitting import fit_key
+
+    X, depth, fg = _massive_activations()
+    Xt, depth_t, fg_t = _massive_activations(seed=1)
+    scores = {}
+    for how in ("raw", channels):
+        wd, ws = fit_key(X, depth, fg, 1e-3, how)
+        assert wd.shape == (1, 32) and ws.shape == (2, 32)
+        pred = apply_probe(wd, Xt)[:, 0]
+        logits = apply_probe(ws, Xt)
+        accuracy = float(((logits[:, 1] > logits[:, 0]).float() == fg_t).float().mean())
+        scores[how] = (pearson(pred.numpy(), depth_t.numpy()), accuracy)
+    assert scores["raw"][0] < 0.5 and scores[channels][0] > 0.9, scores
+    assert scores[channels][1] > 0.85 and scores[channels][1] > scores["raw"][1] + 0.2, scores
+    if channels == "drop-massive":
+        wd, _ = fit_key(X, depth, fg, 1e-3, channels)
+        assert torch.all(wd[0, :3] == 0)
+
+
+def test_an_unknown_channel_handling_is_refused():
+    from probe_core.probing.fitting import fit_key
+
+    X, depth, fg = _massive_activations(n=50)
+    with pytest.raises(ValueError, match="unknown channel handling"):
+        fit_key(X, depth, fg, 1e-3, "clip")
+
+
+def test_a_probe_set_fitted_with_rms_channels_records_it_and_reads_as_fitted(tmp_path):
+    from probe_core.probing.fitting import fit_key, fit_probe_set, fit_inputs
+
+    g = torch.Generator().manual_seed(0)
+    acts = torch.randn(6, 16, 8, generator=g)  # (N, HW, C) on a 4x4 grid
+    acts[..., 0] += 1e4
+    depth = torch.randn(6, 8, 8, generator=g).numpy()
+    saliency = depth > 0
+    settings = ProbeSettings("m", "DDIMScheduler", 1, 8, 4.0, ["l"], channels="rms")
+    probes = fit_probe_set(settings, [(0, "l")], lambda s, l: acts, depth, saliency, (4, 4))
+    X, depth_t, sal_t = fit_inputs(acts, depth, saliency, (4, 4), settings.readout)
+    wd, _ = fit_key(X, depth_t, sal_t, 1e-3, "rms")
+    assert torch.allclose(probes.weights[("depth", 0, "l")], wd)
+    probes.save(tmp_path)
+    assert ProbeSet.load(tmp_path).settings.channels == "rms"

@@ -63,7 +63,10 @@ def test_train_probes_and_evaluate_end_to_end_on_an_sd_shaped_model(sd_assets, t
     assert s.layers == SD_V1_LAYERS
     assert len(probes.keys("depth")) == len(probes.keys("saliency")) == 15 * 16
     assert len(ProbeSet.load(out / "control").keys()) == 2 * 15 * 16
-    assert not (tmp_path / "probes-collect").exists()  # chunks are removed after the merge
+    from probe_core.probing.dataset import ActivationExport
+
+    kept = ActivationExport(tmp_path / "probes-collect")  # the chunks stay: a data set
+    assert kept.n_images == 5 and kept.layers == SD_V1_LAYERS and kept.has_control
 
     report = tmp_path / "report"
     assert main(["evaluate", "--model", pipe_dir, "--labeler", spec, "--probes", str(out),

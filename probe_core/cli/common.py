@@ -6,7 +6,10 @@ import argparse
 
 from .. import settings
 
-LABELER_HELP = ("a scene-labeler folder, 'hf' (DPT-Large + CLIPSeg) or 'DEPTH_MODEL,SALIENCY_MODEL'; "
+LABELER_HELP = ("a scene-labeler folder, 'hf' (DPT-Large + CLIPSeg), a depth model "
+                "(depth-anything-v2-small, zoedepth, depth-pro, dpt-large: with CLIPSeg) or "
+                "'DEPTH_MODEL,SALIENCY_MODEL' (saliency: clipseg, or mask2former for a "
+                "prompt-free object); "
                 "default: weights/labeler for the embedded model, 'hf' for others")
 
 
@@ -72,13 +75,12 @@ def load_with_probes(args):
     `args.probes`): the probe set checked to be there before the model loads, and refused when
     it was made for another model."""
     from ..models import model_name
-    from ..probing.collect import expected_settings
-    from ..probing.probes import ProbeSet
+    from ..probing.collect import expected_settings, load_probes_for
 
     _require_probe_set(args.probes)
     pipe, preset = _load_with_preset(args.model, args.device)
     expect = expected_settings(pipe, model_name(args.model), args.probes)
-    return (pipe, preset), expect, ProbeSet.load(args.probes, expect=expect)
+    return (pipe, preset), expect, load_probes_for(pipe, model_name(args.model), args.probes)
 
 
 def _default_probe_dir(model: str) -> str:

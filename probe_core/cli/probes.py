@@ -1,8 +1,10 @@
-"""Probe sets: `train-probes`, `evaluate`, `layout-baseline` and `import-paper-probes`."""
+"""Probe sets: `train-probes`, `evaluate`, `collect`, `layout-baseline` and
+`import-paper-probes`."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from .. import settings
 from .common import (LABELER_HELP, _default_probe_dir, _labeler, _load_with_preset, _prompts,
@@ -23,11 +25,39 @@ def _train_probes(args) -> int:
         args.guidance if args.guidance is not None else preset.guidance_scale,
         layers=args.layers.split(",") if args.layers else None, site=args.site,
         readout=args.readout, depth_offset=args.depth_offset)
+    probe_settings = replace(probe_settings, channels=args.channels)
+    run = TrainingRun(lam=args.lam, workdir=args.workdir, chunk_size=args.chunk_size,
+                      keep_workdir=not args.discard_chunks)
     probes, _ = train_probe_sets(pipe, probe_settings, _labeler(args, pipe),
-                                 _prompts(args, args.seeds), list(args.seeds), out,
-                                 TrainingRun(lam=args.lam, workdir=args.workdir,
-                                             chunk_size=args.chunk_size))
+                                 _prompts(args, args.seeds), list(args.seeds), out, run)
     print(f"saved {len(probes.keys())} probes (and as many control probes) to {out}")
+    if not args.discard_chunks:
+        print(f"the activations stay in {args.workdir or str(out) + '-collect'} "
+              "(probe_core.probing.dataset.ActivationExport reads them; --discard-chunks "
+              "removes them)")
+    return 0
+
+
+def _collect(args) -> int:
+    from ..families import denoiser_of
+    from ..models import model_name
+    from ..probing.collect import permuted_unet, settings_for
+    from ..probing.shards import ChunkShare, collect_chunks, process_device, process_state
+
+    pipe, preset = _load_with_preset(args.model, process_device(args.device))
+    probe_settings = settings_for(
+        pipe, model_name(args.model), args.steps or preset.num_inference_steps,
+        args.guidance if args.guidance is not None else preset.guidance_scale,
+        layers=args.layers.split(",") if args.layers else None, site=args.site)
+    index, count, barrier = process_state()
+    control = None if args.no_control else permuted_unet(denoiser_of(pipe))
+    collect_chunks(pipe, probe_settings, _labeler(args, pipe), _prompts(args, args.seeds),
+                   list(args.seeds), ChunkShare(args.out, args.chunk_size, index, count),
+                   control)
+    barrier()
+    print(f"{len(args.seeds)} images' activations and labels in {args.out} (safetensors "
+          "shards and collect-manifest.json; probe_core.probing.dataset.ActivationExport "
+          "reads them)")
     return 0
 
 
@@ -121,6 +151,13 @@ def _add_train_probes(sub) -> None:
     c.add_argument("--workdir", help="where chunks of activations go; an interrupted "
                                      "run resumes from it (default: OUT-collect)")
     c.add_argument("--lam", type=float, default=1e-3, help="relative ridge penalty")
+    c.add_argument("--channels", choices=["raw", "rms", "drop-massive"], default="raw",
+                   help="how the fit sees the layer's channels: as they are (the paper's), "
+                        "each scaled by its RMS, or the massive ones (over 100x the median "
+                        "channel's RMS, as in diffusion transformers) left out")
+    c.add_argument("--discard-chunks", dest="discard_chunks", action="store_true",
+                   help="remove the activation chunks after the merge (kept by default: "
+                        "an activation data set; at SD size they take many GB)")
     c.add_argument("--site", choices=["attn1", "block"], default="attn1",
                    help="probe the attn1 output (the paper's) or the transformer "
                         "block's output (the residual stream)")
@@ -144,10 +181,26 @@ def _add_evaluate(sub) -> None:
                         "this report uses, instead of picking them on its own images")
 
 
+def _add_collect(sub) -> None:
+    c = _add_generating_command(sub, "collect", _collect,
+                                "write activations and labels as a data set (safetensors "
+                                "shards and a manifest)")
+    c.add_argument("--out", required=True, help="the export's folder (an interrupted run "
+                                                "resumes there)")
+    c.add_argument("--steps", type=int, help="num_inference_steps (default: preset)")
+    c.add_argument("--guidance", type=float, help="guidance_scale (default: preset)")
+    c.add_argument("--layers", help="comma-separated layer names (default: all)")
+    c.add_argument("--site", choices=["attn1", "block"], default="attn1",
+                   help="the attention output (the paper's) or its block's output")
+    c.add_argument("--no-control", dest="no_control", action="store_true",
+                   help="leave out the permuted model's activations (the control)")
+
+
 def add_parsers(sub) -> None:
-    """Register train-probes and evaluate on the `scene-probe` sub-parsers."""
+    """Register train-probes, evaluate and collect on the `scene-probe` sub-parsers."""
     _add_train_probes(sub)
     _add_evaluate(sub)
+    _add_collect(sub)
 
 
 def add_probe_set_tool_parsers(sub) -> None:

@@ -49,7 +49,7 @@ def probe_step_map(pipe, probes: ProbeSet | None, num_inference_steps: int,
     (`scheduler`, default the pipeline's) use the probes of the right noise level."""
     if probes is None:
         return {i: i for i in range(num_inference_steps)}
-    return ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps).for_run(
+    return ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps, pipe).for_run(
         num_inference_steps, scheduler)
 
 

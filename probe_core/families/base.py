@@ -88,6 +88,17 @@ class Family:
     def set_timesteps(self, pipe, scheduler, num_inference_steps: int, native) -> None:
         scheduler.set_timesteps(num_inference_steps, device=pipe._execution_device)
 
+    def timesteps_for(self, pipe, scheduler, num_inference_steps: int) -> torch.Tensor:
+        """The timesteps a run at the default size takes, set on a copy of `scheduler` (flow
+        matching's shift depends on the image tokens: zeros of their shape stand in)."""
+        import copy
+
+        h, w = self.latent_size(pipe, self.default_size(pipe))
+        native = self.from_grid(torch.zeros(1, self.latent_channels(pipe), h, w))
+        scheduler = copy.deepcopy(scheduler)
+        self.set_timesteps(pipe, scheduler, num_inference_steps, native)
+        return scheduler.timesteps
+
     def scale_input(self, scheduler, model_input: torch.Tensor, t) -> torch.Tensor:
         return scheduler.scale_model_input(model_input, t)
 

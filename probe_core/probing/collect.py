@@ -194,3 +194,27 @@ def expected_settings(pipe, model_name: str, folder) -> ProbeSettings:
     return settings_for(pipe, model_name, steps, guidance,
                         site=meta.get("site", "attn1"), readout=meta.get("readout", "nearest"),
                         depth_offset=meta.get("depth_offset", "none"))
+
+
+def load_probes_for(pipe, model_name: str, folder) -> ProbeSet:
+    """The probe set at `folder`, checked against `pipe`: every probe's width must be its
+    layer's (a set for another hidden size is refused naming both widths), and its settings
+    this model's (`expected_settings`: family, model, schedule, site, weights)."""
+    from .hooks import layer_width
+    from .probes import ProbeMismatchError
+
+    expect = expected_settings(pipe, model_name, folder)
+    found = ProbeSet.load(folder)
+    denoiser = denoiser_of(pipe)
+    for (task, step, layer), weight in found.weights.items():
+        try:
+            width = layer_width(denoiser, layer)
+        except AttributeError:
+            continue  # a layer this model lacks: the settings check names it
+        if weight.shape[-1] != width:
+            raise ProbeMismatchError(
+                f"probe set {shown_path(folder)} reads {weight.shape[-1]} channels at {layer}, "
+                f"where this model ({model_name}, {family_of(pipe).label}) has {width}: it "
+                f"was made for a model with another hidden size "
+                f"({found.settings.model!r}, {found.settings.family})")
+    return ProbeSet.load(folder, expect=expect)

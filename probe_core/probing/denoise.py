@@ -39,7 +39,19 @@ class StepState:
     resume_next: "ResumePoint | None" = None  # where a re-run from step index + 1 starts
     word_attention: torch.Tensor | None = None  # (L, h, w) float32 cross-attention per token
     model_timestep: torch.Tensor | None = None  # the timestep as the denoiser got it (flow
-    # models' are fractional; `timestep` is its integer part, for display)
+    # models' are fractional; `timestep` is it rounded, for display)
+
+    def to_host(self) -> None:
+        """Every tensor this step keeps moved to the CPU (ZeroGPU detaches the GPU between
+        calls; a run resumed from here goes back to the model's device by itself)."""
+        for name in ("unet_input", "latents", "x0_latents", "word_attention",
+                     "model_timestep"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.cpu())
+        self.activations = {k: v.cpu() for k, v in self.activations.items()}
+        if self.resume_next is not None:
+            self.resume_next = self.resume_next.to("cpu")
 
 
 @dataclass
@@ -48,6 +60,40 @@ class ResumePoint:
     index: int  # the first step to run
     latents: torch.Tensor  # the latents entering that step, in the family's own layout
     scheduler: object  # a private copy of the scheduler's state entering that step
+    offloaded: tuple = ()  # the scheduler's attributes moved off the model's device by `to`
+
+    def to(self, device) -> "ResumePoint":
+        """This point on `device` (itself when it is there already): its latents and the
+        scheduler's tensors (timesteps, a multistep solver's history). Going to the CPU it
+        notes which it moved, and going back moves only those (a scheduler that keeps its
+        sigmas on the CPU on purpose keeps them there)."""
+        device = torch.device(device)
+        if self.latents.device == device:
+            return self
+        scheduler = copy.deepcopy(self.scheduler)
+        state = vars(scheduler)
+        if device.type == "cpu":
+            names = tuple(k for k, v in state.items() if _on_accelerator(v))
+        else:
+            names = self.offloaded
+        for name in names:
+            state[name] = _moved(state[name], device)
+        return ResumePoint(self.index, self.latents.to(device), scheduler,
+                           names if device.type == "cpu" else ())
+
+
+def _on_accelerator(value) -> bool:
+    parts = value if isinstance(value, (list, tuple)) else [value]
+    return any(torch.is_tensor(v) and v.device.type != "cpu" for v in parts)
+
+
+def _moved(value, device):
+    """Tensors, and lists or tuples of them (None kept), on `device`; anything else as is."""
+    if torch.is_tensor(value):
+        return value.to(device)
+    if isinstance(value, (list, tuple)) and any(torch.is_tensor(v) for v in value):
+        return type(value)(v.to(device) if torch.is_tensor(v) else v for v in value)
+    return value
 
 
 # The two ways to edit a run (`DenoiseHooks(activation_edit=..., latent_edit=...)`):
@@ -177,10 +223,11 @@ def _set_up(pipe, prompt: str, settings: DenoiseSettings, generator, latents, sc
     first = 0
     if start is not None:
         # a private copy, so the cached point can be resumed from again
+        start = start.to(native.device)  # a point kept on the host goes back to the model
         scheduler = copy.deepcopy(start.scheduler)
         native, first = start.latents.clone(), start.index
     return _Setup(family, denoiser, scheduler, cond, timesteps,
-                  [int(t) for t in timesteps.tolist()], native,
+                  [int(round(t)) for t in timesteps.tolist()], native,
                   family.latent_size(pipe, size), first, capture_layers, edit_layers,
                   word_layers, use_graph, extra)
 

@@ -22,6 +22,29 @@ from .probes import DEPTH_OFFSETS, ProbeSet, ProbeSettings
 from .readout import area_means, patch_means, upsample_tokens
 
 FIT_GRID_MAX = 64  # bilinear fitting grid, pixels a side at most
+# How a probe sees its layer's channels (ProbeSettings.channels). Diffusion transformers carry a
+# few "massive" channels, orders of magnitude above the rest on every token; under a ridge
+# penalty relative to the mean channel they swamp the others.
+#   raw: the paper's, the activations as they are
+#   rms: each channel divided by its RMS over the training rows (folded into the weights, so
+#        the readout is unchanged and stays bias-free; a massive, near-constant channel becomes
+#        a unit one, which acts as an intercept)
+#   drop-massive: channels whose RMS exceeds MASSIVE_RATIO x the median channel's get weight 0
+CHANNELS = ("raw", "rms", "drop-massive")
+MASSIVE_RATIO = 100.0  # Sun et al.'s bar: 100x the median magnitude
+
+
+def channel_scale(X: torch.Tensor, channels: str) -> torch.Tensor | None:
+    """(C,) factors the probe's inputs are multiplied by before fitting (and its weights
+    after, so that the fitted probe reads the raw activations), or None for "raw"."""
+    if channels not in CHANNELS:
+        raise ValueError(f"unknown channel handling {channels!r}; choose {CHANNELS}")
+    if channels == "raw":
+        return None
+    rms = X.float().pow(2).mean(0).sqrt()  # (C,)
+    if channels == "rms":
+        return 1.0 / rms.clamp_min(1e-12)
+    return (rms <= MASSIVE_RATIO * rms.median().clamp_min(1e-12)).float()
 
 
 def fit_ridge(X: torch.Tensor, y: torch.Tensor, lam: float = 1e-3) -> torch.Tensor:
@@ -97,10 +120,16 @@ def fit_inputs(acts: torch.Tensor, depth: np.ndarray, saliency: np.ndarray,
     return X, depth_t, area_means(saliency, size)
 
 
-def fit_key(X: torch.Tensor, depth_t: torch.Tensor, sal_t: torch.Tensor, lam: float = 1e-3):
+def fit_key(X: torch.Tensor, depth_t: torch.Tensor, sal_t: torch.Tensor, lam: float = 1e-3,
+            channels: str = "raw"):
     """The paper's two probes for one (step, layer): X (N*HW, C) -> depth (1, C) by ridge,
-    saliency (2, C) by logistic regression."""
-    return fit_ridge(X, depth_t, lam), fit_logistic(X, sal_t, lam)
+    saliency (2, C) by logistic regression; `channels` (CHANNELS) rescales or drops channels
+    for the fit, folded back into the weights."""
+    scale = channel_scale(X, channels)
+    if scale is None:
+        return fit_ridge(X, depth_t, lam), fit_logistic(X, sal_t, lam)
+    Xs = X.float() * scale
+    return fit_ridge(Xs, depth_t, lam) * scale, fit_logistic(Xs, sal_t, lam) * scale
 
 
 @dataclass(frozen=True)
@@ -137,7 +166,7 @@ def fit_probe_set(settings: ProbeSettings, keys, activations, depth: np.ndarray,
                 probes.set_offset(layer, offset)
         X, depth_t, sal_t = fit_inputs(acts, depth, saliency, latent_hw, settings.readout,
                                        offset)
-        wd, ws = fit_key(X, depth_t, sal_t, options.lam)
+        wd, ws = fit_key(X, depth_t, sal_t, options.lam, settings.channels)
         probes.add("depth", step, layer, wd)
         probes.add("saliency", step, layer, ws)
     return probes

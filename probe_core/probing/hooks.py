@@ -54,6 +54,14 @@ def self_attention_layers(unet: torch.nn.Module) -> list[str]:
                                         [int(p) for p in n.split(".") if p.isdigit()]))
 
 
+def layer_width(unet: torch.nn.Module, name: str) -> int:
+    """C of a layer's image tokens (B, HW, C): its attention's output width (FLUX's
+    single-stream attention has no output projection: its query width)."""
+    module = unet.get_submodule(name)
+    out = getattr(module, "to_out", None)
+    return out[0].out_features if out is not None else module.to_q.out_features
+
+
 def resolve_layers(unet: torch.nn.Module, layers: list[str] | None) -> list[str]:
     """Normalise names (accepting the paper's `...attn1.to_out.0` spelling) and check them.
 

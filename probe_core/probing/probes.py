@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..settings import shown_path
+from .hooks import layer_width
 from .readout import (READOUTS, apply_probe, sigmoid, to_map, token_maps,
                       token_pixel)
 # also importable from here for modules not yet switched to readout.py
@@ -54,6 +55,8 @@ class ProbeSettings:
     # map on the layer's token grid)
     depth_offset: str = "none"
     family: str = "sd"  # probe_core.families name of the model (sets saved before: "sd")
+    channels: str = "raw"  # how the fit saw the channels (fitting.CHANNELS); the readout is
+    # the same linear map whatever it is
 
     def differences(self, other: "ProbeSettings") -> list[str]:
         if self.family != other.family:  # say it first and alone: nothing else can match
@@ -341,7 +344,7 @@ def random_probe_set(unet: torch.nn.Module, settings: ProbeSettings, seed: int =
     the values."""
     probes = ProbeSet(settings)
     g = torch.Generator().manual_seed(seed)
-    dims = {layer: unet.get_submodule(layer).to_out[0].out_features for layer in settings.layers}
+    dims = {layer: layer_width(unet, layer) for layer in settings.layers}
     for step in range(settings.num_inference_steps):
         for layer in settings.layers:
             probes.add("depth", step, layer, torch.randn(1, dims[layer], generator=g))

@@ -15,6 +15,8 @@ import copy
 import diffusers
 import numpy as np
 
+from ..families import family_of
+
 # label -> diffusers class name; "default" is the model's own scheduler
 SCHEDULERS = {
     "DDIM": "DDIMScheduler",
@@ -42,14 +44,22 @@ def make_scheduler(pipe, name: str | None = DEFAULT):
     name = check_scheduler(name)
     if name == DEFAULT or SCHEDULERS[name] == type(pipe.scheduler).__name__:
         return copy.deepcopy(pipe.scheduler)
+    if type(pipe.scheduler).__name__.startswith("FlowMatch"):
+        raise ValueError(f"this model samples by flow matching; the {name} sampler is for "
+                         f"noise-prediction models: choose {DEFAULT}")
     return getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config)
 
 
-def timesteps_of(scheduler, num_inference_steps: int) -> np.ndarray:
-    """The integer timesteps a scheduler runs for n steps (on a copy)."""
-    sched = copy.deepcopy(scheduler)
-    sched.set_timesteps(num_inference_steps)
-    return np.array([int(round(float(t))) for t in sched.timesteps])
+def timesteps_of(scheduler, num_inference_steps: int, pipe=None) -> np.ndarray:
+    """The integer timesteps a scheduler runs for n steps (on a copy); with `pipe`, as its
+    family sets them (flow matching's resolution shift)."""
+    if pipe is not None:
+        timesteps = family_of(pipe).timesteps_for(pipe, scheduler, num_inference_steps)
+    else:
+        sched = copy.deepcopy(scheduler)
+        sched.set_timesteps(num_inference_steps)
+        timesteps = sched.timesteps
+    return np.array([int(round(float(t))) for t in timesteps])
 
 
 def schedule_note(run_timesteps, probe_timesteps) -> str:

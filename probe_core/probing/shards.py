@@ -43,7 +43,8 @@ class TrainingRun:
     lam: float = 1e-3  # relative ridge penalty
     workdir: str | Path | None = None  # where the chunks go; None: OUT-collect beside `out`
     chunk_size: int = 16  # images generated and kept in memory at a time
-    keep_workdir: bool = False  # keep the chunks after the merge (else only ours are removed)
+    keep_workdir: bool = True  # keep the chunks after the merge: an activation data set
+    # (`dataset.ActivationExport`); False removes what this module wrote there
     progress: bool = True  # show progress bars
 
 

@@ -123,10 +123,14 @@ def _flux(tokenizer):
         pooled_projection_dim=16, guidance_embeds=False, axes_dims_rope=(4, 4, 8))
     scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.5,
                                                 max_shift=1.15)
-    return FluxPipeline(scheduler=scheduler, vae=_vae(flow=True),
+    pipe = FluxPipeline(scheduler=scheduler, vae=_vae(flow=True),
                         text_encoder=_clip(16, False, vocab), tokenizer=tokenizer,
                         text_encoder_2=_t5(32, vocab), tokenizer_2=tokenizer,
                         transformer=transformer)
+    # FluxPipeline makes 1024 px unless told; this one's default is IMAGE_SIZE (in memory
+    # only: a saved and reloaded copy makes 1024 px again)
+    pipe.default_sample_size = IMAGE_SIZE // pipe.vae_scale_factor
+    return pipe
 
 
 _BUILDERS = {"sd2-v": _sd2_v, "sdxl": _sdxl, "pixart": _pixart, "sd3": _sd3, "flux": _flux}

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..probing.collect import expected_settings
+from ..probing.collect import load_probes_for
 from ..families import denoiser_of
-from ..probing.probes import ProbeMismatchError, ProbeSet, unet_fingerprint
+from ..probing.probes import ProbeMismatchError, unet_fingerprint
 from ..settings import shown_path
 from ..world.labeler import SceneLabeler
 
@@ -23,7 +23,7 @@ def load_assets(pipe, model_name: str, probes, labeler, evaluation):
     """(ProbeSet | None, SceneLabeler | None, evaluation dict | None, notice)."""
     notes, probe_set, lab, ev = [], None, None, None
     try:
-        probe_set = ProbeSet.load(probes, expect=expected_settings(pipe, model_name, probes))
+        probe_set = load_probes_for(pipe, model_name, probes)
     except (OSError, ProbeMismatchError, KeyError, ValueError) as err:
         notes.append(f"No probe maps: {err}")
     try:

@@ -26,6 +26,7 @@ from ..viz import to_size
 from .inputs import check_finished
 from .runs import Run, return_free_memory, step_tokens
 from .steering import SliderValues, SteerLimits, steer_request
+from .zerogpu import keep_on_host
 
 S = app_settings.DISPLAY_SIZE
 
@@ -102,6 +103,7 @@ def edit_run(demo, run: Run | None, sliders: SliderValues
                      run.negative_prompt, run.scheduler, run.schedule_note,
                      steps=result.steps, image=result.image,
                      tokens=run.tokens[:len(result.steps) - len(tokens)] + tokens)
+    keep_on_host(scored.run)
     run.edit = scored
     return_free_memory()
     yield result

@@ -47,6 +47,7 @@ from .inputs import (bounded, check_finished, check_generation, check_prompt_tex
 from .runs import Run, RunBudget, RunReaders, return_free_memory, stream_run
 from .score_card import score_card
 from .steering import SliderValues
+from .zerogpu import keep_on_host
 
 S = settings.DISPLAY_SIZE
 
@@ -65,7 +66,8 @@ class ProbeDemo:
         self.layers = self_attention_layers(denoiser_of(pipe))
         self.image_size = family_of(pipe).default_size(pipe)[0]
         self.site = probes.settings.site if probes is not None else "attn1"
-        self.probe_steps = (ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps)
+        self.probe_steps = (ProbeStepMap(pipe.scheduler, probes.settings.num_inference_steps,
+                                         pipe)
                             if probes is not None else None)
         # one model, many sessions: hooks live on the shared UNet, so model runs take turns
         self.lock = threading.Lock()
@@ -172,6 +174,8 @@ class ProbeDemo:
                 if len(run.steps) == 1:
                     run.session = session
                     self.budget.use(run)
+                if run.done:
+                    keep_on_host(run)
                 yield run
         self.budget.use(run)  # its full size counts from here
         return_free_memory()

@@ -20,14 +20,14 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from ..models import (EMBEDDED, ModelUnavailableError, check_model_name, is_embedded,
+from ..models import (EMBEDDED, PRESETS, ModelUnavailableError, check_model_name, is_embedded,
                       is_scene_model, load_model, model_name)
 from ..sd.labelers import load_labeler
 from ..settings import PROBES_ROOT
 from .facade import ProbeDemo
 
-CHOICES = [EMBEDDED, "CompVis/stable-diffusion-v1-4",
-           "stable-diffusion-v1-5/stable-diffusion-v1-5"]
+# the embedded model, then every preset: SD 1.x (the paper's), SD 2.x, SDXL, SD3, PixArt, FLUX
+CHOICES = [EMBEDDED] + [name for name in PRESETS if name != EMBEDDED]
 
 
 def model_key(name: str) -> str:
@@ -126,6 +126,14 @@ class ModelChoice:
                 self._loaded.popitem(last=False)
             self._loaded[key] = demo
             return demo
+
+    def peek(self, name: str) -> ProbeDemo | None:
+        """The demo for `name` if it is loaded, else None (never loads)."""
+        key = model_key(name)
+        if key == EMBEDDED:
+            return self.embedded
+        with self._lock:
+            return self._loaded.get(key)
 
     def loaded(self) -> list[str]:
         return [EMBEDDED] + list(self._loaded)

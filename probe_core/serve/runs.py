@@ -122,6 +122,12 @@ class Run:
         self.maps.clear()
         self.released = True
 
+    def to_host(self) -> None:
+        """Every step's tensors on the CPU (between ZeroGPU calls nothing may stay on the GPU;
+        the probe outputs are there already)."""
+        for state in self.steps:
+            state.to_host()
+
     def x0_labels_at(self, step: int, labeler, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The labeler on step `step`'s x0 `image` (H, W, 3), computed once."""
         if step not in self.x0_labels:
@@ -231,7 +237,7 @@ def stream_run(pipe, generation: Generation, readers: RunReaders = RunReaders()
               g.negative_prompt or "", g.scheduler)
     sampler = g.sampler(pipe)
     if r.probe_step is not None:
-        run.schedule_note = schedule_note(timesteps_of(sampler, g.num_inference_steps),
+        run.schedule_note = schedule_note(timesteps_of(sampler, g.num_inference_steps, pipe),
                                           r.probe_step.timesteps())
     t0 = time.perf_counter()
     settings = g.denoise_settings(capture_layers=r.capture_layers, keep_resume=True, site=r.site,

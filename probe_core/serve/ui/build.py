@@ -21,10 +21,10 @@ from ..facade import RUN_BUDGET, ProbeDemo
 from ..model_choice import ModelChoice
 from ..steering import plan_text
 from ..tickets import EDIT, GENERATE, PROBE, JobTickets
-from ..zerogpu import on_gpu
+from ..zerogpu import GpuDuration, on_gpu
 from .example import example_view
 from .forms import (CompareForm, EditForm, GenerateForm, ProbeImageForm, ViewForm, WordForm,
-                    inputs, takes)
+                    READ_EDIT, READ_GENERATE, READ_PROBE, inputs, takes)
 from .jobs import announcer, shown
 from .layout_tabs import about_tab, compare_tab, image_tab, look_tab, steer_tab
 from .layout_watch import Page, header, watch_tab
@@ -84,7 +84,8 @@ MODEL_JOBS = dict(concurrency_id="model", concurrency_limit=1, trigger_mode="mul
 
 def _wire_watch(page, watch, look, tickets, exports) -> None:
     p = page
-    generate = on_gpu(shown(p.status)(takes(GenerateForm)(watch.generate)), 120)
+    generate = on_gpu(shown(p.status)(takes(GenerateForm)(watch.generate)),
+                      GpuDuration(watch.models, READ_GENERATE, "generate"))
     outputs = [p.run, p.x0, p.depth, p.saliency, p.step_value, p.film, p.emergence,
                p.first_value, p.last_value, p.painted, p.word, p.word_image, p.word_compare,
                p.word_text, p.readout, p.original, p.pick, p.edited, p.progress, p.status]
@@ -128,7 +129,8 @@ def _wire_watch(page, watch, look, tickets, exports) -> None:
 
 def _wire_steer(page, steer, tickets) -> None:
     p = page
-    intervene = on_gpu(shown(p.edit_status)(takes(EditForm)(steer.intervene)), 120)
+    intervene = on_gpu(shown(p.edit_status)(takes(EditForm)(steer.intervene)),
+                       GpuDuration(steer.models, READ_EDIT, "edit"))
     edit_inputs = inputs(EditForm, p)
     outputs = [p.edited, p.edit_progress, p.compare_slider, p.target, p.achieved, p.score,
                p.edit_status]
@@ -158,7 +160,8 @@ def _wire_look(page, look, tickets) -> None:
     p.word.input(word, inputs(WordForm, p), word_outputs, api_name="word_map", **QUIET)
     for trigger in (p.when.input, p.step_value.release, p.layer.input):
         trigger(word, inputs(WordForm, p), word_outputs, api_visibility="undocumented", **QUIET)
-    probe = on_gpu(shown(p.probe_status)(takes(ProbeImageForm)(look.probe_image)), 60)
+    probe = on_gpu(shown(p.probe_status)(takes(ProbeImageForm)(look.probe_image)),
+                   GpuDuration(look.models, READ_PROBE, "probe"))
     probe_inputs = inputs(ProbeImageForm, p)
     p.probe_image.click(probe, probe_inputs, [p.probe_tiles, p.probe_table, p.probe_status],
                         api_name="probe_image",

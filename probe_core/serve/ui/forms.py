@@ -157,3 +157,20 @@ class ProbeImageForm:
     layer: object
     model: object = EMBEDDED
     job_id: object = ""
+
+
+def reads(form_cls, fields_of):
+    """A reader of gradio's arguments for `GpuDuration`: binds them to the form and returns
+    `fields_of(form)`, (model name, steps, guidance)."""
+    def read(args, kwargs):
+        form, _ = bind(form_cls, {"request": gr.Request}, args, kwargs)
+        return fields_of(form)
+
+    return read
+
+
+# what the GPU time of each model action depends on
+READ_GENERATE = reads(GenerateForm, lambda f: (f.model, f.steps, f.guidance))
+READ_EDIT = reads(EditForm, lambda f: (f.model, f.run.num_inference_steps,
+                                       f.run.guidance_scale))
+READ_PROBE = reads(ProbeImageForm, lambda f: (f.model, 1, 1.0))
