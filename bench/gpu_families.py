@@ -112,14 +112,20 @@ class FamilyRun:
                          width=self.size, guidance_scale=GUIDANCE[self.name],
                          output_type="latent", generator=self.generator(), **extra).images
 
+    def scheduler(self):
+        """A scheduler no run has set up, as the app gives every run."""
+        return type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
+
     def loop(self):
-        *_, last = denoise(self.pipe, PROMPT, self.settings, self.generator())
+        *_, last = denoise(self.pipe, PROMPT, self.settings, self.generator(),
+                           scheduler=self.scheduler())
         return self.family.from_grid(last.latents)
 
     def probed(self):
         settings = DenoiseSettings(**{**self.settings.__dict__, "capture_layers": self.layers})
         kept = [StepTokens(self.probes.token_outputs(st.index, st.activations))
-                for st in denoise(self.pipe, PROMPT, settings, self.generator())]
+                for st in denoise(self.pipe, PROMPT, settings, self.generator(),
+                                  scheduler=self.scheduler())]
         return kept
 
     def one_step(self):
@@ -160,7 +166,8 @@ def median_seconds(bench: Bench, cases: dict, runs: int) -> dict:
 def measure(bench: Bench, run: FamilyRun, runs: int) -> dict:
     if bench.cuda:
         torch.cuda.reset_peak_memory_stats()
-    equal = bool(torch.equal(run.stock(), run.loop()))
+    ours = run.loop()  # first, on a scheduler of its own: the stock call cannot set it up
+    equal = bool(torch.equal(run.stock(), ours))
     med = median_seconds(bench, {"stock": run.stock, "loop": run.loop, "probed": run.probed},
                          runs)
     step = run.one_step()

@@ -47,7 +47,8 @@ FAMILY_DEFAULTS = {
     "sdxl": dict(scheduler="", num_inference_steps=30, guidance_scale=5.0),
     "pixart": dict(scheduler="", num_inference_steps=20, guidance_scale=4.5),
     "sd3": dict(scheduler="", num_inference_steps=28, guidance_scale=7.0),
-    "flux": dict(scheduler="", num_inference_steps=4, guidance_scale=0.0),
+    "flux": dict(scheduler="", num_inference_steps=4, guidance_scale=0.0),  # schnell
+    "flux-guided": dict(scheduler="", num_inference_steps=28, guidance_scale=3.5),  # dev
 }
 
 
@@ -91,8 +92,24 @@ def pick_device(device: str | None = None, torch_dtype: torch.dtype | None = Non
     if torch_dtype is None:
         half = str(device).startswith("cuda") and not (model is not None
                                                         and is_scene_model(model))
-        torch_dtype = torch.float16 if half else torch.float32
+        # FLUX overflows float16: bfloat16, as its model card runs it
+        torch_dtype = ((torch.bfloat16 if _is_flux(model) else torch.float16) if half
+                       else torch.float32)
     return device, torch_dtype
+
+
+def _is_flux(model) -> bool:
+    """A FLUX model by its preset, or by the pipeline class its folder's index names."""
+    if model is None:
+        return False
+    preset = PRESETS.get(str(model))
+    if preset is not None:
+        return preset.family == "flux"
+    try:
+        index = Path(model) / "model_index.json"
+        return index.is_file() and '"FluxPipeline"' in index.read_text()
+    except (OSError, ValueError):
+        return False
 
 
 def is_embedded(model: str) -> bool:
@@ -133,7 +150,10 @@ def preset_for(model: str, pipe=None) -> ModelPreset:
         base = PRESETS[EMBEDDED]
         return ModelPreset(str(model), base.scheduler, base.num_inference_steps, size,
                            base.guidance_scale)
-    settings = FAMILY_DEFAULTS.get(family.name, PAPER)
+    key = family.name
+    if key == "flux" and family.denoiser(pipe).config.guidance_embeds:
+        key = "flux-guided"  # FLUX.1-dev's guidance embedding: its card's 28 steps at 3.5
+    settings = FAMILY_DEFAULTS.get(key, PAPER)
     return ModelPreset(str(model), **{**settings, "image_size": size}, family=family.name)
 
 

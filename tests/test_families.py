@@ -20,15 +20,24 @@ def family_pipe(request):
     return request.param, random_pipeline(request.param)
 
 
+def _fresh(pipe):
+    """A scheduler no run has set up (a used one keeps its last timesteps and sigmas)."""
+    return type(pipe.scheduler).from_config(pipe.scheduler.config)
+
+
 def _stock(name, pipe, seed):
+    import copy
+
     extra = {"use_resolution_binning": False} if name == "pixart" else {}
-    return pipe(PROMPT, output_type="latent", generator=torch.Generator().manual_seed(seed),
-                **SETTINGS, **extra).images
+    stock = copy.copy(pipe)
+    stock.scheduler = _fresh(pipe)
+    return stock(PROMPT, output_type="latent", generator=torch.Generator().manual_seed(seed),
+                 **SETTINGS, **extra).images
 
 
 def _ours(pipe, seed, **settings):
     return list(denoise(pipe, PROMPT, DenoiseSettings(**{**SETTINGS, **settings}),
-                        generator=torch.Generator().manual_seed(seed)))
+                        generator=torch.Generator().manual_seed(seed), scheduler=_fresh(pipe)))
 
 
 def test_each_family_is_recognised(family_pipe):
@@ -38,8 +47,8 @@ def test_each_family_is_recognised(family_pipe):
 
 def test_probing_every_layer_equals_the_stock_pipeline(family_pipe):
     name, pipe = family_pipe
+    steps = _ours(pipe, 5, capture_layers=None)  # first, each on a scheduler of its own
     stock = _stock(name, pipe, seed=5)
-    steps = _ours(pipe, 5, capture_layers=None)
     assert torch.equal(family_of(pipe).from_grid(steps[-1].latents), stock)
     assert len(steps) == SETTINGS["num_inference_steps"]
     assert steps[-1].activations and steps[-1].x0_image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
@@ -276,3 +285,48 @@ def test_the_apps_model_choice_opens_a_family_folder(saved_families, name, tmp_p
     *_, run = demo.stream(PROMPT, seed=0, num_inference_steps=2,
                           guidance_scale=demo.preset.guidance_scale)
     assert run.done and run.image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+
+
+def test_runs_of_joint_attention_models_keep_no_word_maps_and_image_probing_says_why():
+    """SD3 and FLUX have no cross-attention: a run asked for word maps keeps none (and does not
+    fail); probing a given image is for the UNet families and says so."""
+    from probe_core.probing.image_probe import probe_image
+
+    pipe = random_pipeline("sd3")
+    steps = _ours(pipe, 0, word_attention=True)
+    assert all(st.word_attention is None for st in steps)
+    image = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    with pytest.raises(ValueError, match="UNet families"):
+        next(probe_image(pipe, image, PROMPT, num_inference_steps=2))
+
+
+def test_sdxl_image_probing_passes_its_size_conditioning():
+    from probe_core.probing.image_probe import probe_image
+
+    pipe = random_pipeline("sdxl")
+    image = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    states = list(probe_image(pipe, image, PROMPT, num_inference_steps=2))
+    assert len(states) == 2 and states[0].activations
+
+
+def test_flux_dev_and_schnell_get_their_own_defaults_and_bfloat16():
+    from probe_core.models import pick_device, preset_for
+
+    pipe = random_pipeline("flux")
+    assert preset_for("some/flux-folder", pipe).num_inference_steps == 4  # schnell: no guidance
+    pipe.transformer.register_to_config(guidance_embeds=True)
+    dev = preset_for("some/flux-folder", pipe)
+    assert (dev.num_inference_steps, dev.guidance_scale) == (28, 3.5)
+    assert pick_device("cuda", None, "black-forest-labs/FLUX.1-schnell")[1] == torch.bfloat16
+    assert pick_device("cuda", None, "stabilityai/stable-diffusion-xl-base-1.0")[1] == torch.float16
+
+
+def test_an_sdxl_vae_in_float16_decodes_upcast_and_is_put_back():
+    pipe = random_pipeline("sdxl")
+    pipe.vae.register_to_config(force_upcast=True)
+    pipe.vae.to(torch.float16)
+    grid = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    image = family_of(pipe).decode(pipe, grid.half())
+    assert image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and pipe.vae.dtype == torch.float16
+    pipe.vae.to(torch.float32)
+    np.testing.assert_array_equal(image, family_of(pipe).decode(pipe, grid.half().float()))

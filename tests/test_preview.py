@@ -97,11 +97,10 @@ def test_each_published_vae_is_known_by_its_latent_space():
 @pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
 def test_every_family_gets_its_linear_map_or_its_taesd(family, monkeypatch, tmp_path):
     """Without TAESD in the cache a family's published linear map; with one (a random-weight
-    AutoencoderTiny of the family's latent channels, saved locally), TAESD decoding the VAE's
-    own latent space, from x0 on the grid."""
+    AutoencoderTiny of the family's latent channels, saved locally), TAESD decoding x0 scaled
+    by its own config, as a pipeline that swapped it in for the VAE would."""
     from diffusers import AutoencoderTiny
 
-    from probe_core.families import family_of
     from probe_core.sd.random_pipes import random_pipeline
 
     pipe = random_pipeline(family)
@@ -115,12 +114,13 @@ def test_every_family_gets_its_linear_map_or_its_taesd(family, monkeypatch, tmp_
     assert chosen(x0).shape == (8, 8, 3)
     torch.manual_seed(0)
     AutoencoderTiny(latent_channels=channels, encoder_block_out_channels=(8, 8, 8, 8),
-                    decoder_block_out_channels=(8, 8, 8, 8)).save_pretrained(tmp_path / family)
+                    decoder_block_out_channels=(8, 8, 8, 8), scaling_factor=2.0,
+                    shift_factor=0.5).save_pretrained(tmp_path / family)
     monkeypatch.setitem(P.TAESD, family, str(tmp_path / family))
     tiny = P.choose_preview(pipe)
     assert isinstance(tiny, P.TinyAutoencoderPreview)
     image = tiny(x0)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
-    raw = family_of(pipe).vae_input(pipe, x0)
+    raw = x0 / 2.0 + 0.5  # its own config's scaling and shift, as a pipeline would apply
     expected = P.to_uint8(tiny.vae.decode(raw, return_dict=False)[0].detach())
     np.testing.assert_array_equal(image, expected)

@@ -65,6 +65,14 @@ class Family:
     def latent_channels(self, pipe) -> int:
         return self.denoiser(pipe).config.in_channels
 
+    def max_sequence_length(self, pipe) -> int | None:
+        """The text length the pipeline's __call__ pads to by default (T5 families; PixArt-
+        Sigma's differs from Alpha's), None where it has no such argument."""
+        import inspect
+
+        parameter = inspect.signature(pipe.__call__).parameters.get("max_sequence_length")
+        return None if parameter is None else parameter.default
+
     def encode(self, pipe, prompt: str, guidance_scale: float, negative_prompt: str | None,
                size: tuple[int, int]) -> Conditioning:
         """The prompt as the pipeline encodes it: (2, L, D) [uncond, cond] under guidance."""
@@ -85,18 +93,20 @@ class Family:
                  if latents is None else latents.to(device))
         return drawn * scheduler.init_noise_sigma
 
-    def set_timesteps(self, pipe, scheduler, num_inference_steps: int, native) -> None:
+    def set_timesteps(self, pipe, scheduler, num_inference_steps: int,
+                      latent_hw: tuple[int, int]) -> None:
+        """Set the run's timesteps, before its initial latents are drawn (they are scaled by
+        the scheduler's initial sigma, which some spacings change). `latent_hw`: the latent
+        grid's (h, w), which flow matching's shift depends on."""
         scheduler.set_timesteps(num_inference_steps, device=pipe._execution_device)
 
     def timesteps_for(self, pipe, scheduler, num_inference_steps: int) -> torch.Tensor:
-        """The timesteps a run at the default size takes, set on a copy of `scheduler` (flow
-        matching's shift depends on the image tokens: zeros of their shape stand in)."""
+        """The timesteps a run at the default size takes, set on a copy of `scheduler`."""
         import copy
 
-        h, w = self.latent_size(pipe, self.default_size(pipe))
-        native = self.from_grid(torch.zeros(1, self.latent_channels(pipe), h, w))
         scheduler = copy.deepcopy(scheduler)
-        self.set_timesteps(pipe, scheduler, num_inference_steps, native)
+        self.set_timesteps(pipe, scheduler, num_inference_steps,
+                           self.latent_size(pipe, self.default_size(pipe)))
         return scheduler.timesteps
 
     def scale_input(self, scheduler, model_input: torch.Tensor, t) -> torch.Tensor:
@@ -150,7 +160,8 @@ class Family:
     @torch.no_grad()
     def decode(self, pipe, grid: torch.Tensor) -> np.ndarray:
         """(1, C, h, w) grid latents -> (H, W, 3) uint8, as the pipeline's 'np' output rounds."""
-        image = pipe.vae.decode(self.vae_input(pipe, grid).to(pipe.vae.dtype),
-                                return_dict=False)[0]
+        vae = pipe.vae  # latents kept on the host between calls go back to the VAE's device
+        image = vae.decode(self.vae_input(pipe, grid).to(vae.device, vae.dtype),
+                           return_dict=False)[0]
         image = (image / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).float().cpu().numpy()
         return (image * 255 + 0.5).astype(np.uint8)

@@ -46,14 +46,13 @@ class PixArt(Family):
     label = "PixArt"
     denoiser_attribute = "transformer"
     uses_graph = False
-    max_sequence_length = 120
 
     def encode(self, pipe, prompt, guidance_scale, negative_prompt, size) -> Conditioning:
         do_cfg = guidance_scale > 1.0
         device = pipe._execution_device
         embeds, mask, negative, negative_mask = pipe.encode_prompt(
             prompt, do_cfg, negative_prompt=negative_prompt or "", num_images_per_prompt=1,
-            device=device, clean_caption=True, max_sequence_length=self.max_sequence_length)
+            device=device, clean_caption=True, max_sequence_length=self.max_sequence_length(pipe))
         if do_cfg:
             embeds, mask = torch.cat([negative, embeds]), torch.cat([negative_mask, mask])
         added = {"resolution": None, "aspect_ratio": None}
@@ -67,7 +66,7 @@ class PixArt(Family):
         return Conditioning(embeds, do_cfg, {"encoder_attention_mask": mask,
                                              "added_cond_kwargs": added})
 
-    def set_timesteps(self, pipe, scheduler, num_inference_steps, native) -> None:
+    def set_timesteps(self, pipe, scheduler, num_inference_steps, latent_hw) -> None:
         scheduler.set_timesteps(num_inference_steps, device=pipe._execution_device)
         _begin_at_zero(scheduler)
 
@@ -88,7 +87,6 @@ class SD3(Family):
     label = "Stable Diffusion 3"
     denoiser_attribute = "transformer"
     uses_graph = False
-    max_sequence_length = 256
 
     def default_size(self, pipe) -> tuple[int, int]:
         side = pipe.default_sample_size * pipe.vae_scale_factor
@@ -99,7 +97,7 @@ class SD3(Family):
         embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
             prompt=prompt, prompt_2=None, prompt_3=None, negative_prompt=negative_prompt,
             do_classifier_free_guidance=do_cfg, device=pipe._execution_device,
-            num_images_per_prompt=1, max_sequence_length=self.max_sequence_length)
+            num_images_per_prompt=1, max_sequence_length=self.max_sequence_length(pipe))
         if do_cfg:
             embeds, pooled = torch.cat([negative, embeds]), torch.cat([negative_pooled, pooled])
         return Conditioning(embeds, do_cfg, {"pooled_projections": pooled})
@@ -109,11 +107,11 @@ class SD3(Family):
         return pipe.prepare_latents(1, self.latent_channels(pipe), h, w, dtype,
                                     pipe._execution_device, generator, latents)
 
-    def set_timesteps(self, pipe, scheduler, num_inference_steps, native) -> None:
+    def set_timesteps(self, pipe, scheduler, num_inference_steps, latent_hw) -> None:
         extra = {}
         if scheduler.config.get("use_dynamic_shifting", None):
             patch = self.denoiser(pipe).config.patch_size
-            tokens = (native.shape[-2] // patch) * (native.shape[-1] // patch)
+            tokens = (latent_hw[0] // patch) * (latent_hw[1] // patch)
             extra["mu"] = _shift(scheduler, tokens, 1.16)
         scheduler.set_timesteps(num_inference_steps, device=pipe._execution_device, **extra)
 
@@ -140,7 +138,6 @@ class Flux(Family):
     label = "FLUX.1"
     denoiser_attribute = "transformer"
     uses_graph = False
-    max_sequence_length = 512
 
     def default_size(self, pipe) -> tuple[int, int]:
         side = pipe.default_sample_size * pipe.vae_scale_factor
@@ -157,7 +154,7 @@ class Flux(Family):
         device = pipe._execution_device
         embeds, pooled, text_ids = pipe.encode_prompt(
             prompt=prompt, prompt_2=None, device=device, num_images_per_prompt=1,
-            max_sequence_length=self.max_sequence_length)
+            max_sequence_length=self.max_sequence_length(pipe))
         h, w = self._latent_size(pipe, size)
         image_ids = pipe._prepare_latent_image_ids(1, h // 2, w // 2, device, embeds.dtype)
         guidance = None
@@ -174,11 +171,11 @@ class Flux(Family):
                                          dtype, pipe._execution_device, generator, latents)
         return packed
 
-    def set_timesteps(self, pipe, scheduler, num_inference_steps, native) -> None:
+    def set_timesteps(self, pipe, scheduler, num_inference_steps, latent_hw) -> None:
         n = num_inference_steps
         sigmas = (None if scheduler.config.get("use_flow_sigmas", False)
                   else np.linspace(1.0, 1 / n, n))
-        mu = _shift(scheduler, native.shape[1], 1.15)
+        mu = _shift(scheduler, (latent_hw[0] // 2) * (latent_hw[1] // 2), 1.15)  # packed tokens
         if sigmas is None:
             scheduler.set_timesteps(n, device=pipe._execution_device, mu=mu)
         else:

@@ -44,3 +44,33 @@ class StableDiffusionXL(Family):
             time_ids = torch.cat([time_ids, time_ids])
         added = {"text_embeds": pooled.to(device), "time_ids": time_ids.to(device)}
         return Conditioning(embeds.to(device), do_cfg, {"added_cond_kwargs": added})
+
+    def set_timesteps(self, pipe, scheduler, num_inference_steps, latent_hw) -> None:
+        scheduler.set_timesteps(num_inference_steps, device=pipe._execution_device)
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(0)  # as the pipeline does
+
+    def vae_input(self, pipe, grid: torch.Tensor) -> torch.Tensor:
+        """As the pipeline decodes: through the VAE's latents mean and std where it has them
+        (SDXL derivatives), else unscaled."""
+        config = pipe.vae.config
+        mean, std = config.get("latents_mean", None), config.get("latents_std", None)
+        if mean is None or std is None:
+            return grid / config.scaling_factor
+        shape = (1, len(mean), 1, 1)
+        mean = torch.tensor(mean, device=grid.device, dtype=grid.dtype).view(shape)
+        std = torch.tensor(std, device=grid.device, dtype=grid.dtype).view(shape)
+        return grid * std / config.scaling_factor + mean
+
+    @torch.no_grad()
+    def decode(self, pipe, grid: torch.Tensor):
+        """SDXL's VAE overflows in float16: decoded in float32 when its config says so (as the
+        pipeline upcasts it), then put back."""
+        vae = pipe.vae
+        if not (vae.dtype == torch.float16 and vae.config.get("force_upcast", False)):
+            return super().decode(pipe, grid)
+        vae.to(dtype=torch.float32)
+        try:
+            return super().decode(pipe, grid.float())
+        finally:
+            vae.to(dtype=torch.float16)

@@ -138,7 +138,7 @@ def capture_word_attention(unet: torch.nn.Module, layers: list[str] | None = Non
     record = WordAttention(names)
 
     def on_unet(module, args, kwargs):
-        sample = args[0] if args else kwargs["sample"]
+        sample = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
         record.latent_hw = tuple(sample.shape[-2:])
 
     def make_hook(name):

@@ -210,16 +210,20 @@ def _set_up(pipe, prompt: str, settings: DenoiseSettings, generator, latents, sc
     # 1. encode the prompt ([uncond, cond] under guidance)
     with torch.no_grad():  # as the pipeline's __call__: T5 gives other bits with autograd on
         cond = family.encode(pipe, prompt, s.guidance_scale, s.negative_prompt, size)
-    # 2. initial latents (the family's layout, scaled by this run's scheduler's initial sigma)
+    # 2. timesteps (flow-matching families shift them by the number of image tokens)
+    latent_hw = family.latent_size(pipe, size)
+    family.set_timesteps(pipe, scheduler, s.num_inference_steps, latent_hw)
+    timesteps = scheduler.timesteps
+    # 3. initial latents (the family's layout, scaled by this run's scheduler's initial sigma)
     native = family.initial_latents(pipe, size, generator, latents, cond.prompt_embeds.dtype,
                                     scheduler)
-    # 3. timesteps (flow-matching families shift them by the number of image tokens)
-    family.set_timesteps(pipe, scheduler, s.num_inference_steps, native)
-    timesteps = scheduler.timesteps
     extra = family.step_arguments(scheduler, generator)
     use_graph = (s.cuda_graph if s.cuda_graph is not None else native.is_cuda
                  ) and not s.word_attention and family.uses_graph
-    word_layers = cross_attention_layers(denoiser) if s.word_attention else []  # listed once
+    # per-word maps from cross-attention (the UNets, PixArt); joint text-image attention
+    # (SD3, FLUX) has none: such runs keep no word maps
+    word_layers = (cross_attention_layers(denoiser)
+                   if s.word_attention and family.name in ("sd", "sdxl", "pixart") else [])
     first = 0
     if start is not None:
         # a private copy, so the cached point can be resumed from again
@@ -227,9 +231,8 @@ def _set_up(pipe, prompt: str, settings: DenoiseSettings, generator, latents, sc
         scheduler = copy.deepcopy(start.scheduler)
         native, first = start.latents.clone(), start.index
     return _Setup(family, denoiser, scheduler, cond, timesteps,
-                  [int(round(t)) for t in timesteps.tolist()], native,
-                  family.latent_size(pipe, size), first, capture_layers, edit_layers,
-                  word_layers, use_graph, extra)
+                  [int(round(t)) for t in timesteps.tolist()], native, latent_hw, first,
+                  capture_layers, edit_layers, word_layers, use_graph, extra)
 
 
 def _predict_noise(run: _Setup, model_input, t, fn, site: str):

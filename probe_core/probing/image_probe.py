@@ -17,7 +17,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .denoise import StepState, encode
+from ..families import family_of
+from .denoise import StepState
 from .hooks import capture, resolve_layers
 
 
@@ -50,11 +51,16 @@ def probe_image(pipe, image: np.ndarray, prompt: str = "", num_inference_steps: 
     """Yield a StepState per step of the schedule: the image noised to that step's level (as
     `unet_input`, one half), the clean latents (`x0_latents`) and the captured activations of
     the conditional half (float32, (HW, C))."""
-    unet, scheduler = pipe.unet, pipe.scheduler
+    family = family_of(pipe)
+    if family.denoiser_attribute != "unet":
+        raise ValueError(f"probing a given image is built for the UNet families (SD 1.x / "
+                         f"2.x, SDXL); this model is {family.label}")
+    unet, scheduler = family.denoiser(pipe), pipe.scheduler
     layers = resolve_layers(unet, capture_layers)
     clean = image_latents(pipe, image)
-    prompt_embeds, do_cfg = encode(pipe, prompt, guidance_scale)
-    prompt_embeds = prompt_embeds.to(unet.dtype)
+    cond = family.encode(pipe, prompt, guidance_scale, None, family.default_size(pipe))
+    cond.prompt_embeds = cond.prompt_embeds.to(unet.dtype)
+    do_cfg = cond.do_cfg
     scheduler.set_timesteps(num_inference_steps, device=clean.device)
     noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(int(seed)))
     noise = noise.to(clean.device, clean.dtype)
@@ -62,7 +68,7 @@ def probe_image(pipe, image: np.ndarray, prompt: str = "", num_inference_steps: 
         noisy = scheduler.add_noise(clean, noise, t.reshape(1))
         model_input = _model_input(scheduler, torch.cat([noisy] * 2) if do_cfg else noisy, t)
         with capture(unet, layers, conditional_only=do_cfg, site=site) as acts:
-            unet(model_input, t, encoder_hidden_states=prompt_embeds, return_dict=False)
+            family.predict(unet, model_input, t, cond)
         yield StepState(index=i, timestep=int(t), unet_input=model_input[-1:], latents=noisy,
                         x0_latents=clean, x0_image=None,
                         activations={k: v[0].float() for k, v in acts.items()})

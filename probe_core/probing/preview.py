@@ -111,14 +111,16 @@ class TinyAutoencoderPreview:
         self.vae = AutoencoderTiny.from_pretrained(repo, local_files_only=True,
                                                    use_safetensors=True)
         self.vae.to(pipe.vae.device, pipe.vae.dtype)
-        self.pipe, self.family = pipe, family_of(pipe)
 
     @torch.no_grad()
     def __call__(self, x0_latents: torch.Tensor) -> np.ndarray:
-        """(1, C, h, w) x0 on the grid -> the VAE's own latent space (unscaled, unshifted) ->
-        (H, W, 3) uint8."""
-        raw = self.family.vae_input(self.pipe, x0_latents)
-        return to_uint8(self.vae.decode(raw.to(self.vae.dtype), return_dict=False)[0])
+        """(1, C, h, w) x0 on the grid -> (H, W, 3) uint8, the latents scaled by the tiny
+        decoder's own config as a pipeline does when it is swapped in for the VAE (taesd and
+        taesdxl take the denoiser's latents as they are; taesd3 and taef1 unscale and shift)."""
+        config = self.vae.config
+        raw = x0_latents / config.scaling_factor + (config.get("shift_factor", 0.0) or 0.0)
+        raw = raw.to(self.vae.device, self.vae.dtype)
+        return to_uint8(self.vae.decode(raw, return_dict=False)[0])
 
 
 def vae_kind(pipe) -> str | None:
