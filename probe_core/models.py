@@ -192,17 +192,19 @@ def unavailable_message(model: str, err: Exception, is_folder: bool) -> str:
         return (f"{model} is gated on the Hugging Face hub: accept its licence at "
                 f"https://huggingface.co/{model}, then log in (`hf auth login`) or set HF_TOKEN "
                 f"where it is downloaded.")
+    cause = f"({type(err).__name__}: {without_paths(str(err))[:200]})"
+    if preset is not None and preset.gated:  # how to get access first: the line is cut short
+        return (f"{model} is gated and not in the local cache: accept its licence at "
+                f"https://huggingface.co/{model}, log in (`hf auth login`) or set HF_TOKEN, and "
+                f"download it once where there is internet (`hf download {model}`); the "
+                f"embedded '{EMBEDDED}' model always works. {cause}")
     where = ("the folder is not a complete diffusers pipeline with safetensors weights"
              if is_folder else
              "it is not in the local Hugging Face cache (as safetensors) and the hub cannot "
              "be reached (offline, or HF_HUB_OFFLINE=1)")
-    gated = (f" It is gated: accept its licence at https://huggingface.co/{model} and log in "
-             f"(`hf auth login`) before downloading." if preset is not None and preset.gated
-             else "")
     return (f"could not load {model!r}: {where}. Download it once where there is internet "
             f"(`hf download {model}`) or pass a local diffusers folder; the embedded "
-            f"'{EMBEDDED}' model always works.{gated} ({type(err).__name__}: "
-            f"{without_paths(str(err))[:200]})")
+            f"'{EMBEDDED}' model always works. {cause}")
 
 
 def load_model(model: str = EMBEDDED, device: str | None = None,

@@ -330,3 +330,14 @@ def test_an_sdxl_vae_in_float16_decodes_upcast_and_is_put_back():
     assert image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and pipe.vae.dtype == torch.float16
     pipe.vae.to(torch.float32)
     np.testing.assert_array_equal(image, family_of(pipe).decode(pipe, grid.half().float()))
+
+
+def test_a_gated_preset_offline_says_how_to_get_access_first(monkeypatch):
+    from probe_core.models import ModelUnavailableError, load_model
+
+    model = "stabilityai/stable-diffusion-3-medium-diffusers"
+    with pytest.raises(ModelUnavailableError) as err:
+        load_model(model)  # offline, not cached: an ordinary error from the hub client
+    text = str(err.value)
+    assert text.startswith(f"{model} is gated") and "\n" not in text
+    assert f"https://huggingface.co/{model}" in text and "hf auth login" in text

@@ -68,9 +68,9 @@ def _settings(page: Page, models, home) -> None:
         page.model_pick = Dropdown(
             [(home.name, EMBEDDED)] + [(c, c) for c in CHOICES if c != EMBEDDED],
             value=EMBEDDED, allow_custom_value=models.allow_any, label="Model",
-            info=("the embedded model, a Stable Diffusion id in the local cache, or a diffusers "
-                  "folder" if models.allow_any else
-                  "the embedded model or a Stable Diffusion id this server has"),
+            info=("the embedded model, a hub id in the local cache (SD 1.x / 2.x, SDXL, SD3, "
+                  "PixArt, FLUX), or a diffusers folder" if models.allow_any else
+                  "the embedded model or a listed hub id this server has"),
             elem_id="model")
         page.load = gr.Button("Load model", size="sm")
     words = home.vocabulary()
