@@ -80,6 +80,7 @@ def test_the_notebook_trains_and_scores_a_probe_from_an_export(export, monkeypat
     assert -1 <= r <= 1 and 0 <= d <= 1 and np.isfinite(results["permuted model"][0])
 
 
+@pytest.mark.slow
 def test_collect_command_writes_an_export(tmp_path):
     from probe_core.cli import main
 

@@ -178,6 +178,7 @@ def test_presets_name_each_family_at_its_native_size():
 E2E_FAMILIES = ("sdxl", "pixart", "sd3", "flux")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", E2E_FAMILIES)
 def test_probes_train_evaluate_and_steer_an_edit_on_each_family(tmp_path, name):
     """Train probes on the family's activations (sharded, with the permuted-model control),
