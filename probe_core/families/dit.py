@@ -47,6 +47,13 @@ class PixArt(Family):
     denoiser_attribute = "transformer"
     uses_graph = False
 
+    def max_sequence_length(self, pipe) -> int | None:
+        """The pipeline's default, at most the positions of a CLIP text encoder in T5's slot
+        (the scene DiT's, whose calls pass that length)."""
+        default = super().max_sequence_length(pipe)
+        positions = getattr(pipe.text_encoder.config, "max_position_embeddings", None)
+        return default if positions is None else min(default, positions)
+
     def encode(self, pipe, prompt, guidance_scale, negative_prompt, size) -> Conditioning:
         do_cfg = guidance_scale > 1.0
         device = pipe._execution_device

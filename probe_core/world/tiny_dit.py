@@ -1,0 +1,55 @@
+"""A tiny diffusion transformer for the scene world, beside the embedded UNet: a PixArt-style DiT
+(cross-attention to the text, AdaLN-single timestep conditioning) sharing the embedded model's
+VAE, text encoder, tokenizer and noise schedule, as a stock `PixArtAlphaPipeline`.
+
+    >>> pipe = build_dit_pipeline(load_pipeline(EMBEDDED_MODEL))   # untrained DiT, shared parts
+    >>> pipe("a red sphere on a gray plain floor", max_sequence_length=24)   # stock diffusers
+
+The pipeline pads prompts to `max_sequence_length` (120 by default, for T5); the shared CLIP text
+encoder has the word-level tokenizer's 24 positions, so calls pass 24 (our loop reads it from the
+text encoder: `families.dit.PixArt`). Not trained yet: the trainer still trains UNets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TinyDiTConfig:
+    """The transformer's size; its latents and text come from the UNet model it sits beside."""
+    patch_size: int = 2  # 16x16 latents -> 8x8 tokens, like the UNet's middle level
+    num_layers: int = 8
+    num_attention_heads: int = 4
+    attention_head_dim: int = 32  # width 128, the text encoder's
+
+
+def build_dit(cfg: TinyDiTConfig, latent_size: int, latent_channels: int, text_hidden: int):
+    """A PixArt transformer over (latent_channels, latent_size, latent_size) latents,
+    cross-attending to text of width `text_hidden`; epsilon only (no learned variance)."""
+    from diffusers import PixArtTransformer2DModel
+
+    return PixArtTransformer2DModel(
+        sample_size=latent_size, patch_size=cfg.patch_size, in_channels=latent_channels,
+        out_channels=latent_channels, num_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_attention_heads, attention_head_dim=cfg.attention_head_dim,
+        caption_channels=text_hidden, cross_attention_dim=cfg.num_attention_heads
+        * cfg.attention_head_dim, attention_bias=True, activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000, norm_type="ada_norm_single", norm_elementwise_affine=False,
+        norm_eps=1e-6)
+
+
+def build_dit_pipeline(unet_pipe, cfg: TinyDiTConfig = TinyDiTConfig(), transformer=None):
+    """A PixArtAlphaPipeline with the UNet pipeline's VAE, text encoder, tokenizer and
+    scheduler (shared, not copied) and `transformer` (default: a new untrained one)."""
+    from diffusers import PixArtAlphaPipeline
+
+    latent = unet_pipe.unet.config.sample_size
+    if transformer is None:
+        transformer = build_dit(cfg, latent, unet_pipe.unet.config.in_channels,
+                                unet_pipe.text_encoder.config.hidden_size)
+    pipe = PixArtAlphaPipeline(tokenizer=unet_pipe.tokenizer,
+                               text_encoder=unet_pipe.text_encoder, vae=unet_pipe.vae,
+                               transformer=transformer, scheduler=unet_pipe.scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
