@@ -34,6 +34,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -102,6 +103,7 @@ class FamilyRun:
             name, type(pipe.scheduler).__name__, steps, size, GUIDANCE[name], self.layers))
         self.settings = DenoiseSettings(steps, GUIDANCE[name], height=size, width=size,
                                         decode_x0=False)
+        self.probed_settings = replace(self.settings, capture_layers=self.layers)
 
     def generator(self):
         return torch.Generator().manual_seed(0)
@@ -122,16 +124,13 @@ class FamilyRun:
         return self.family.from_grid(last.latents)
 
     def probed(self):
-        settings = DenoiseSettings(**{**self.settings.__dict__, "capture_layers": self.layers})
         kept = [StepTokens(self.probes.token_outputs(st.index, st.activations))
-                for st in denoise(self.pipe, PROMPT, settings, self.generator(),
+                for st in denoise(self.pipe, PROMPT, self.probed_settings, self.generator(),
                                   scheduler=self.scheduler())]
         return kept
 
     def one_step(self):
-        settings = DenoiseSettings(**{**self.settings.__dict__, "capture_layers": self.layers,
-                                      "num_inference_steps": self.steps})
-        return next(iter(denoise(self.pipe, PROMPT, settings, self.generator())))
+        return next(iter(denoise(self.pipe, PROMPT, self.probed_settings, self.generator())))
 
     def previews(self, x0: torch.Tensor) -> dict:
         """The linear map (the family's published one when its channels match) and a

@@ -105,11 +105,16 @@ def _is_flux(model) -> bool:
     preset = PRESETS.get(str(model))
     if preset is not None:
         return preset.family == "flux"
+    return '"FluxPipeline"' in (_folder_index(model) or "")
+
+
+def _folder_index(model) -> str | None:
+    """The text of a folder's model_index.json; None for a hub id, or a folder without one."""
     try:
-        index = Path(model) / "model_index.json"
-        return index.is_file() and '"FluxPipeline"' in index.read_text()
+        index = Path(str(model)) / "model_index.json"
+        return index.read_text() if index.is_file() else None
     except (OSError, ValueError):
-        return False
+        return None
 
 
 def is_embedded(model: str) -> bool:
@@ -247,9 +252,7 @@ def load_model(model: str = EMBEDDED, device: str | None = None,
 def _safety_off(source) -> dict:
     """Stable Diffusion 1.x / 2.x pipelines load without their safety checker (probing reads
     the raw image); other pipelines take no such arguments."""
-    index = Path(str(source)) / "model_index.json"
-    try:
-        wants = "safety_checker" in index.read_text() if index.is_file() else True
-    except OSError:
-        wants = True
+    index = _folder_index(source)
+    wants = index is None or "safety_checker" in index  # a hub id: SD's arguments, ignored
+    # by pipelines that take none
     return dict(safety_checker=None, requires_safety_checker=False) if wants else {}

@@ -219,16 +219,23 @@ def test_probes_train_evaluate_and_steer_an_edit_on_each_family(tmp_path, name):
         assert f"via `{method}`" in final.score and "object centre moved" in final.score
 
 
+def _save_first_layer_probes(pipe, name: str, width: int, folder) -> None:
+    """A probe set of `pipe`'s first layer only, `width` channels wide, saved to `folder`."""
+    from probe_core.probing.collect import settings_for
+    from probe_core.probing.probes import ProbeSet
+
+    layer = self_attention_layers(family_of(pipe).denoiser(pipe))[0]
+    probes = ProbeSet(settings_for(pipe, name, 3, 4.0, layers=[layer]))
+    probes.add("depth", 0, layer, torch.zeros(1, width))
+    probes.add("saliency", 0, layer, torch.zeros(2, width))
+    probes.save(folder)
+
+
 def test_probes_of_one_family_are_refused_on_another_naming_both(tmp_path):
-    from probe_core.probing.collect import expected_settings, settings_for
+    from probe_core.probing.collect import expected_settings
     from probe_core.probing.probes import ProbeMismatchError, ProbeSet
 
-    sd3 = random_pipeline("sd3")
-    layer = self_attention_layers(family_of(sd3).denoiser(sd3))[0]
-    probes = ProbeSet(settings_for(sd3, "tiny-sd3", 3, 4.0, layers=[layer]))
-    probes.add("depth", 0, layer, torch.zeros(1, 16))
-    probes.add("saliency", 0, layer, torch.zeros(2, 16))
-    probes.save(tmp_path)
+    _save_first_layer_probes(random_pipeline("sd3"), "tiny-sd3", 16, tmp_path)
     sdxl = random_pipeline("sdxl")
     with pytest.raises(ProbeMismatchError) as err:
         ProbeSet.load(tmp_path, expect=expected_settings(sdxl, "tiny-sdxl", tmp_path))
@@ -259,15 +266,11 @@ def test_the_probe_step_map_reads_a_flow_models_shifted_schedule():
 
 
 def test_a_probe_set_of_another_hidden_size_is_refused_naming_both_widths(tmp_path):
-    from probe_core.probing.collect import load_probes_for, settings_for
-    from probe_core.probing.probes import ProbeMismatchError, ProbeSet
+    from probe_core.probing.collect import load_probes_for
+    from probe_core.probing.probes import ProbeMismatchError
 
     pipe = random_pipeline("sdxl")
-    layer = self_attention_layers(family_of(pipe).denoiser(pipe))[0]
-    probes = ProbeSet(settings_for(pipe, "tiny-sdxl", 3, 4.0, layers=[layer]))
-    probes.add("depth", 0, layer, torch.zeros(1, 7))
-    probes.add("saliency", 0, layer, torch.zeros(2, 7))
-    probes.save(tmp_path)
+    _save_first_layer_probes(pipe, "tiny-sdxl", 7, tmp_path)
     with pytest.raises(ProbeMismatchError, match="reads 7 channels") as err:
         load_probes_for(pipe, "tiny-sdxl", tmp_path)
     assert "has 32" in str(err.value) or "has 16" in str(err.value)

@@ -53,14 +53,18 @@ class Family:
     label = "Stable Diffusion 1.x / 2.x"
     denoiser_attribute = "unet"
     uses_graph = True  # its plain UNet call can be replayed from a CUDA graph
+    word_maps = True  # cross-attention to the prompt's tokens, read as per-word maps
 
     def denoiser(self, pipe) -> torch.nn.Module:
         return getattr(pipe, self.denoiser_attribute)
 
     def default_size(self, pipe) -> tuple[int, int]:
-        """(height, width) in pixels the pipeline makes when none is given."""
-        side = self.denoiser(pipe).config.sample_size * pipe.vae_scale_factor
-        return side, side
+        """(height, width) in pixels the pipeline makes when none is given: its own
+        `default_sample_size` where it has one (SDXL, SD3, FLUX), else its denoiser's."""
+        sample = getattr(pipe, "default_sample_size", None)
+        if sample is None:
+            sample = self.denoiser(pipe).config.sample_size
+        return sample * pipe.vae_scale_factor, sample * pipe.vae_scale_factor
 
     def latent_channels(self, pipe) -> int:
         return self.denoiser(pipe).config.in_channels

@@ -87,17 +87,29 @@ class PixArt(Family):
         return out
 
 
-class SD3(Family):
-    """`StableDiffusion3Pipeline`: two CLIP encoders and T5 (or zeros without it), pooled
-    projections, joint text-image blocks, flow matching (Euler), no input scaling."""
-    name = "sd3"
-    label = "Stable Diffusion 3"
+class FlowMatching(Family):
+    """What SD3 and FLUX share: a transformer with joint text-image attention (no
+    cross-attention, so no per-word maps), flow matching with no input scaling, the
+    scheduler's step taking no extra arguments, x0 = x_t - sigma v."""
     denoiser_attribute = "transformer"
     uses_graph = False
+    word_maps = False
 
-    def default_size(self, pipe) -> tuple[int, int]:
-        side = pipe.default_sample_size * pipe.vae_scale_factor
-        return side, side
+    def scale_input(self, scheduler, model_input, t):
+        return model_input
+
+    def step_arguments(self, scheduler, generator) -> dict:
+        return {}
+
+    def predicted_x0(self, scheduler, model_input, model_output, t, sample):
+        return _flow_x0(scheduler, sample, model_output, t)
+
+
+class SD3(FlowMatching):
+    """`StableDiffusion3Pipeline`: two CLIP encoders and T5 (or zeros without it), pooled
+    projections, joint text-image blocks, flow matching (Euler)."""
+    name = "sd3"
+    label = "Stable Diffusion 3"
 
     def encode(self, pipe, prompt, guidance_scale, negative_prompt, size) -> Conditioning:
         do_cfg = guidance_scale > 1.0
@@ -122,33 +134,18 @@ class SD3(Family):
             extra["mu"] = _shift(scheduler, tokens, 1.16)
         scheduler.set_timesteps(num_inference_steps, device=pipe._execution_device, **extra)
 
-    def scale_input(self, scheduler, model_input, t):
-        return model_input
-
     def predict(self, denoiser, model_input, t, cond):
         return denoiser(hidden_states=model_input, timestep=t.expand(model_input.shape[0]),
                         encoder_hidden_states=cond.prompt_embeds, return_dict=False,
                         **cond.extra)[0]
 
-    def step_arguments(self, scheduler, generator) -> dict:
-        return {}
 
-    def predicted_x0(self, scheduler, model_input, model_output, t, sample):
-        return _flow_x0(scheduler, sample, model_output, t)
-
-
-class Flux(Family):
+class Flux(FlowMatching):
     """`FluxPipeline`: CLIP (pooled) and T5, 2x2 patches packed into tokens, position ids,
     flow matching with a resolution-dependent shift, a guidance embedding where the model
     has one (dev) and no classifier-free guidance (schnell, dev)."""
     name = "flux"
     label = "FLUX.1"
-    denoiser_attribute = "transformer"
-    uses_graph = False
-
-    def default_size(self, pipe) -> tuple[int, int]:
-        side = pipe.default_sample_size * pipe.vae_scale_factor
-        return side, side
 
     def latent_channels(self, pipe) -> int:
         return self.denoiser(pipe).config.in_channels // 4
@@ -189,9 +186,6 @@ class Flux(Family):
             scheduler.set_timesteps(sigmas=sigmas, device=pipe._execution_device, mu=mu)
         _begin_at_zero(scheduler)
 
-    def scale_input(self, scheduler, model_input, t):
-        return model_input
-
     def predict(self, denoiser, model_input, t, cond):
         timestep = t.expand(model_input.shape[0]).to(model_input.dtype)
         extra = dict(cond.extra)
@@ -200,12 +194,6 @@ class Flux(Family):
         return denoiser(hidden_states=model_input, timestep=timestep / 1000,
                         encoder_hidden_states=cond.prompt_embeds, return_dict=False,
                         **extra)[0]
-
-    def step_arguments(self, scheduler, generator) -> dict:
-        return {}
-
-    def predicted_x0(self, scheduler, model_input, model_output, t, sample):
-        return _flow_x0(scheduler, sample, model_output, t)
 
     def latent_size(self, pipe, size) -> tuple[int, int]:
         return self._latent_size(pipe, size)

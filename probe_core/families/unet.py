@@ -22,10 +22,6 @@ class StableDiffusionXL(Family):
     label = "Stable Diffusion XL"
     uses_graph = False  # the graph replays a call without added_cond_kwargs
 
-    def default_size(self, pipe) -> tuple[int, int]:
-        side = pipe.default_sample_size * pipe.vae_scale_factor
-        return side, side
-
     def encode(self, pipe, prompt: str, guidance_scale: float, negative_prompt: str | None,
                size: tuple[int, int]) -> Conditioning:
         do_cfg = guidance_scale > 1.0 and self.denoiser(pipe).config.time_cond_proj_dim is None

@@ -107,8 +107,9 @@ LatentEditFn = Callable[[torch.Tensor, int, torch.Tensor, Conditioning, object],
 def encode(pipe, prompt: str, guidance_scale: float, negative_prompt: str | None = None):
     """Prompt embeddings as the pipeline builds them: (2, L, D) [uncond, cond] under guidance,
     else (1, L, D) (a UNet family's; `family_of(pipe).encode` gives every family's)."""
-    cond = family_of(pipe).encode(pipe, prompt, guidance_scale, negative_prompt,
-                                  family_of(pipe).default_size(pipe))
+    family = family_of(pipe)
+    cond = family.encode(pipe, prompt, guidance_scale, negative_prompt,
+                         family.default_size(pipe))
     return cond.prompt_embeds, cond.do_cfg
 
 
@@ -220,10 +221,10 @@ def _set_up(pipe, prompt: str, settings: DenoiseSettings, generator, latents, sc
     extra = family.step_arguments(scheduler, generator)
     use_graph = (s.cuda_graph if s.cuda_graph is not None else native.is_cuda
                  ) and not s.word_attention and family.uses_graph
-    # per-word maps from cross-attention (the UNets, PixArt); joint text-image attention
-    # (SD3, FLUX) has none: such runs keep no word maps
+    # per-word maps from cross-attention; joint text-image attention (SD3, FLUX) has none:
+    # such runs keep no word maps
     word_layers = (cross_attention_layers(denoiser)
-                   if s.word_attention and family.name in ("sd", "sdxl", "pixart") else [])
+                   if s.word_attention and family.word_maps else [])
     first = 0
     if start is not None:
         # a private copy, so the cached point can be resumed from again
