@@ -22,10 +22,12 @@ from pathlib import Path
 import torch
 
 from .families import FAMILIES, family_of
-from .settings import DEFAULT_GUIDANCE, DEFAULT_STEPS, EMBEDDED_MODEL, EMBEDDED_NAME
+from .settings import (DEFAULT_GUIDANCE, DEFAULT_STEPS, EMBEDDED_DIT, EMBEDDED_DIT_NAME,
+                       EMBEDDED_MODEL, EMBEDDED_NAME)
 
 EMBEDDED = EMBEDDED_NAME
 EMBEDDED_FOLDER = EMBEDDED_MODEL
+SHIPPED = {EMBEDDED: EMBEDDED_MODEL, EMBEDDED_DIT_NAME: EMBEDDED_DIT}  # our models: name -> folder
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ PRESETS = {
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelPreset(
         "stable-diffusion-v1-5/stable-diffusion-v1-5", **PAPER),
     EMBEDDED: ModelPreset(EMBEDDED, "DDIMScheduler", DEFAULT_STEPS, 64, DEFAULT_GUIDANCE),
+    # the scene DiT: the same world, schedule and sampler as the embedded UNet model
+    EMBEDDED_DIT_NAME: ModelPreset(EMBEDDED_DIT_NAME, "DDIMScheduler", DEFAULT_STEPS, 64,
+                                   DEFAULT_GUIDANCE, family="pixart"),
     # the other families at their native size and their model cards' steps and guidance
     "stabilityai/stable-diffusion-2-1": ModelPreset(
         "stabilityai/stable-diffusion-2-1", "DDIMScheduler", 25, 768, 7.5),
@@ -127,10 +132,15 @@ def is_embedded(model: str) -> bool:
         return False
 
 
+def is_shipped(model: str) -> bool:
+    """One of our models in weights/ by its name (the embedded UNet model, the scene DiT)."""
+    return str(model) in SHIPPED or is_embedded(model)
+
+
 def is_scene_model(model: str) -> bool:
-    """The embedded model, or a folder `train-model` made (it holds tiny_ldm.json): a model of
+    """Our shipped models, or a folder `train-model` made (it holds tiny_ldm.json): a model of
     our rendered scenes, generated with the embedded preset and labelled by our labeler."""
-    if is_embedded(model):
+    if is_shipped(model):
         return True
     try:
         return (Path(model) / "tiny_ldm.json").is_file()
@@ -154,7 +164,7 @@ def preset_for(model: str, pipe=None) -> ModelPreset:
     if is_scene_model(model):
         base = PRESETS[EMBEDDED]
         return ModelPreset(str(model), base.scheduler, base.num_inference_steps, size,
-                           base.guidance_scale)
+                           base.guidance_scale, family=family.name)
     key = family.name
     if key == "flux" and family.denoiser(pipe).config.guidance_embeds:
         key = "flux-guided"  # FLUX.1-dev's guidance embedding: its card's 28 steps at 3.5
@@ -223,7 +233,7 @@ def load_model(model: str = EMBEDDED, device: str | None = None,
     device, torch_dtype = pick_device(device, torch_dtype, model)
     if is_embedded(model):
         model = EMBEDDED
-    source = EMBEDDED_FOLDER if model == EMBEDDED else model
+    source = SHIPPED.get(str(model), model)
     is_folder = _is_dir(source)
     if not is_folder and (Path(str(source)).is_absolute() or str(source).startswith(".")):
         raise ModelUnavailableError(f"no folder {source}: pass an existing diffusers folder or "

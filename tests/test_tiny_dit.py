@@ -57,3 +57,101 @@ def test_it_saves_and_loads_as_a_stock_diffusers_folder(dit_pipe, tmp_path):
     image = pipe(PROMPT, num_inference_steps=2, max_sequence_length=24,
                  use_resolution_binning=False, output_type="np").images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
+
+
+def _small_dit_config(tmp_path, **overrides):
+    from probe_core.world.train_setup import TrainConfig
+
+    return TrainConfig(**{**dict(
+        backbone="dit", workdir=str(tmp_path / "work"), out=str(tmp_path / "dit"), n_scenes=24,
+        dit_batch=4, dit_steps=2, ckpt_every=1, export_every=100, log_every=1, threads=1,
+        dit=TinyDiTConfig(num_layers=1)), **overrides})
+
+
+def test_a_dit_training_step_lowers_the_loss_on_a_fixed_batch(dit_pipe):
+    from probe_core.world.dit_train import dit_predictor
+    from probe_core.world.unet_train import diffusion_loss
+
+    torch.manual_seed(0)
+    transformer = build_dit_pipeline(load_pipeline(settings.EMBEDDED_MODEL), SMALL).transformer
+    with torch.no_grad():
+        embeds, mask, _, _ = dit_pipe.encode_prompt([PROMPT] * 4, max_sequence_length=24,
+                                                    do_classifier_free_guidance=False)
+    z = torch.randn(4, 4, 16, 16)
+    opt = torch.optim.Adam(transformer.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(6):
+        loss = diffusion_loss(dit_predictor(transformer, embeds, mask), dit_pipe.scheduler, z,
+                              5.0, torch.Generator().manual_seed(1))  # same noise every call
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.9
+
+
+def test_training_conditions_on_the_text_a_generation_gets(tmp_path):
+    """The captions are encoded as our loop (and the stock pipeline) encode a prompt: the same
+    states and mask, and the same empty prompt for the unconditional half."""
+    from probe_core.families import family_of
+    from probe_core.world.dit_train import dit_run, dit_training_set
+    from probe_core.world.unet_train import TrainingSet
+
+    cfg = _small_dit_config(tmp_path)
+    run = dit_run(cfg, load_pipeline(settings.EMBEDDED_MODEL), tmp_path)
+    latents = {"mean": torch.zeros(2, 1, 4, 16, 16), "std": torch.zeros(2, 1, 4, 16, 16),
+               "scale": 1.0}
+    data = dit_training_set(run, TrainingSet(latents, None, None), [PROMPT])
+    cond = family_of(run.pipe).encode(run.pipe, PROMPT, 4.0, None, (64, 64))
+    mask = cond.extra["encoder_attention_mask"]
+    assert torch.equal(data.mask[0], mask[1]) and torch.equal(data.empty_mask[0], mask[0])
+    torch.testing.assert_close(data.embeds[0].float(), cond.prompt_embeds[1].half().float())
+    torch.testing.assert_close(data.empty_embeds[0].float(), cond.prompt_embeds[0].half().float())
+
+
+@pytest.mark.slow
+def test_train_model_trains_a_dit_beside_the_unet_model_and_resumes(tmp_path):
+    import json
+
+    from probe_core.models import load_model
+    from probe_core.world.tiny_train import train
+
+    cfg = _small_dit_config(tmp_path)
+    assert train(cfg)["dit_steps"] == 2
+    cfg.dit_steps = 3
+    assert train(cfg)["dit_steps"] == 3
+    rows = [json.loads(r) for r in (tmp_path / "work" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["phase"] == "dit"] == [1, 2, 3]  # resumed at 3
+    pipe, preset = load_model(str(tmp_path / "dit"))
+    assert type(pipe).__name__ == "PixArtAlphaPipeline" and preset.family == "pixart"
+    assert preset.num_inference_steps == settings.DEFAULT_STEPS  # a scene model's preset
+    shared = load_pipeline(settings.EMBEDDED_MODEL)
+    for part in ("vae", "text_encoder"):  # shipped unchanged beside the DiT
+        mine, theirs = getattr(pipe, part).state_dict(), getattr(shared, part).state_dict()
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), part
+    assert pipe.vae.config.scaling_factor == shared.vae.config.scaling_factor
+    assert pipe.tokenizer.get_vocab() == shared.tokenizer.get_vocab()
+    info = json.loads((tmp_path / "dit" / "tiny_ldm.json").read_text())
+    assert info["backbone"] == "dit" and info["training"]["dit_steps"] == 3
+    image = pipe(PROMPT, num_inference_steps=2, output_type="np",
+                 **family_of(pipe).stock_arguments(pipe)).images[0]
+    assert image.shape == (64, 64, 3) and np.isfinite(image).all()
+    cfg.dit, cfg.dit_steps = TinyDiTConfig(num_layers=2), 4
+    with pytest.raises(ValueError, match="resume it with that size"):
+        train(cfg)  # a resume may not change the transformer under the checkpoint
+
+
+def test_the_scene_dit_is_offered_by_name_only_where_weights_has_it(dit_pipe, tmp_path,
+                                                                     monkeypatch):
+    from probe_core import models
+    from probe_core.world.tiny_ldm import save_pipeline
+
+    monkeypatch.setitem(models.SHIPPED, settings.EMBEDDED_DIT_NAME, tmp_path / "absent")
+    with pytest.raises(models.ModelUnavailableError):
+        models.load_model(settings.EMBEDDED_DIT_NAME)
+    save_pipeline(dit_pipe, tmp_path / "dit")
+    monkeypatch.setitem(models.SHIPPED, settings.EMBEDDED_DIT_NAME, tmp_path / "dit")
+    pipe, preset = models.load_model(settings.EMBEDDED_DIT_NAME)
+    assert type(pipe).__name__ == "PixArtAlphaPipeline"
+    assert (preset.family, preset.image_size, preset.scheduler) == ("pixart", 64, "DDIMScheduler")
+    assert models.is_scene_model(settings.EMBEDDED_DIT_NAME)

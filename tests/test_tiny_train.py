@@ -10,7 +10,7 @@ from probe_core.world.tiny_ldm import (build_scheduler, build_text_encoder, buil
 from probe_core.world.images import to_tensor
 from probe_core.world.tiny_train import train, vae_loss
 from probe_core.world.train_setup import TrainConfig
-from probe_core.world.unet_train import diffusion_loss
+from probe_core.world.unet_train import diffusion_loss, unet_predictor
 from probe_core.world.scenes import render_scene, sample_scene
 
 
@@ -36,7 +36,8 @@ def test_unet_training_step_lowers_the_loss_on_a_fixed_batch(tiny_cfg):
               max_length=tiny_cfg.max_length, return_tensors="pt").input_ids
 
     def loss():  # same noise and timesteps every call: a fixed batch
-        return diffusion_loss(unet, text, sched, z, ids, 5.0, torch.Generator().manual_seed(1))
+        return diffusion_loss(unet_predictor(unet, text, ids), sched, z, 5.0,
+                              torch.Generator().manual_seed(1))
 
     first, last = _fixed_loss(loss, 5, list(unet.parameters()) + list(text.parameters()), 1e-3)
     assert last < first * 0.9

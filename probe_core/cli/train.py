@@ -9,14 +9,18 @@ from .common import _load
 
 
 def _train_model(args) -> int:
+    from ..world.tiny_dit import TinyDiTConfig
     from ..world.tiny_train import TrainConfig, train
+    from ..world.train_setup import default_out
 
-    cfg = TrainConfig()
+    cfg = TrainConfig(backbone=args.backbone, out=args.out or default_out(args.backbone))
     for key, value in vars(args).items():
         if hasattr(cfg, key) and value is not None:
             setattr(cfg, key, value)
     if args.snr_shift is not None:
         cfg.model.snr_shift = args.snr_shift
+    if args.dit_layers is not None:
+        cfg.dit = TinyDiTConfig(num_layers=args.dit_layers, patch_size=cfg.dit.patch_size)
     print(json.dumps(train(cfg), indent=2))
     return 0
 
@@ -33,8 +37,19 @@ def _train_labeler(args) -> int:
 
 def _add_train_model(sub) -> None:
     t = sub.add_parser("train-model", help="train (or resume) the embedded tiny-scenes model")
+    t.add_argument("--backbone", choices=("unet", "dit"), default="unet",
+                   help="unet: the embedded model (VAE, then UNet + text encoder); dit: the "
+                        "scene DiT beside it, sharing --share-from's VAE and text encoder")
     t.add_argument("--workdir", help="data cache, checkpoints and logs (resumes from here)")
-    t.add_argument("--out", help=f"pipeline folder to export to (default {settings.EMBEDDED_MODEL})")
+    t.add_argument("--out", help=f"pipeline folder to export to (default {settings.EMBEDDED_MODEL}"
+                                 f", or {settings.EMBEDDED_DIT} for the DiT)")
+    t.add_argument("--share-from", dest="share_from",
+                   help=f"the UNet model folder a DiT shares parts with (default "
+                        f"{settings.EMBEDDED_MODEL})")
+    t.add_argument("--dit-steps", dest="dit_steps", type=int)
+    t.add_argument("--dit-batch", dest="dit_batch", type=int)
+    t.add_argument("--dit-lr", dest="dit_lr", type=float)
+    t.add_argument("--dit-layers", dest="dit_layers", type=int)
     t.add_argument("--init-from", dest="init_from",
                    help="warm start from a saved pipeline folder when workdir has no checkpoint")
     t.add_argument("--n-scenes", dest="n_scenes", type=int)

@@ -77,6 +77,11 @@ class Family:
         parameter = inspect.signature(pipe.__call__).parameters.get("max_sequence_length")
         return None if parameter is None else parameter.default
 
+    def stock_arguments(self, pipe) -> dict:
+        """What a stock `pipe(...)` call needs besides the prompt to make the image our loop
+        makes with its defaults (nothing for the UNet families)."""
+        return {}
+
     def encode(self, pipe, prompt: str, guidance_scale: float, negative_prompt: str | None,
                size: tuple[int, int]) -> Conditioning:
         """The prompt as the pipeline encodes it: (2, L, D) [uncond, cond] under guidance."""

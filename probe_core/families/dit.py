@@ -54,6 +54,13 @@ class PixArt(Family):
         positions = getattr(pipe.text_encoder.config, "max_position_embeddings", None)
         return default if positions is None else min(default, positions)
 
+    def stock_arguments(self, pipe) -> dict:
+        """The text length our loop uses, and no resolution binning for a transformer whose
+        size has no bins (the pipeline knows only PixArt's 256, 512 and 1024)."""
+        binned = self.denoiser(pipe).config.sample_size in (32, 64, 128)
+        return {"max_sequence_length": self.max_sequence_length(pipe),
+                **({} if binned else {"use_resolution_binning": False})}
+
     def encode(self, pipe, prompt, guidance_scale, negative_prompt, size) -> Conditioning:
         do_cfg = guidance_scale > 1.0
         device = pipe._execution_device

@@ -20,14 +20,16 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from ..models import (EMBEDDED, PRESETS, ModelUnavailableError, check_model_name, is_embedded,
-                      is_scene_model, load_model, model_name)
+from ..models import (EMBEDDED, PRESETS, SHIPPED, ModelUnavailableError, check_model_name,
+                      is_embedded, is_scene_model, load_model, model_name)
 from ..sd.labelers import load_labeler
 from ..settings import PROBES_ROOT
 from .facade import ProbeDemo
 
-# the embedded model, then every preset: SD 1.x (the paper's), SD 2.x, SDXL, SD3, PixArt, FLUX
-CHOICES = [EMBEDDED] + [name for name in PRESETS if name != EMBEDDED]
+# the embedded model, the scene DiT where weights/ has it, then every preset: SD 1.x (the
+# paper's), SD 2.x, SDXL, SD3, PixArt, FLUX
+CHOICES = [EMBEDDED] + [name for name in PRESETS if name != EMBEDDED
+                        and (name not in SHIPPED or (SHIPPED[name] / "model_index.json").is_file())]
 
 
 def model_key(name: str) -> str:

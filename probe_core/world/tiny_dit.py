@@ -7,7 +7,7 @@ VAE, text encoder, tokenizer and noise schedule, as a stock `PixArtAlphaPipeline
 
 The pipeline pads prompts to `max_sequence_length` (120 by default, for T5); the shared CLIP text
 encoder has the word-level tokenizer's 24 positions, so calls pass 24 (our loop reads it from the
-text encoder: `families.dit.PixArt`). Not trained yet: the trainer still trains UNets.
+text encoder: `families.dit.PixArt`). `train-model --backbone dit` trains it (dit_train.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 class TinyDiTConfig:
     """The transformer's size; its latents and text come from the UNet model it sits beside."""
     patch_size: int = 2  # 16x16 latents -> 8x8 tokens, like the UNet's middle level
-    num_layers: int = 8
+    num_layers: int = 12
     num_attention_heads: int = 4
     attention_head_dim: int = 32  # width 128, the text encoder's
 
@@ -44,9 +44,9 @@ def build_dit_pipeline(unet_pipe, cfg: TinyDiTConfig = TinyDiTConfig(), transfor
     scheduler (shared, not copied) and `transformer` (default: a new untrained one)."""
     from diffusers import PixArtAlphaPipeline
 
-    latent = unet_pipe.unet.config.sample_size
     if transformer is None:
-        transformer = build_dit(cfg, latent, unet_pipe.unet.config.in_channels,
+        transformer = build_dit(cfg, unet_pipe.unet.config.sample_size,
+                                unet_pipe.unet.config.in_channels,
                                 unet_pipe.text_encoder.config.hidden_size)
     pipe = PixArtAlphaPipeline(tokenizer=unet_pipe.tokenizer,
                                text_encoder=unet_pipe.text_encoder, vae=unet_pipe.vae,

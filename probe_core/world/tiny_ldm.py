@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..families import family_of
 from ..settings import DEFAULT_GUIDANCE
 from .scenes import caption_vocabulary
 
@@ -236,14 +237,22 @@ def save_pipeline(pipe, folder: str | Path, cfg: TinyLDMConfig | None = None,
     return folder
 
 
+def saved_config(folder: str | Path) -> TinyLDMConfig:
+    """The TinyLDMConfig a folder `train-model` made was trained with (its tiny_ldm.json)."""
+    saved = json.loads((Path(folder) / "tiny_ldm.json").read_text())["config"]
+    return TinyLDMConfig(**{k: tuple(v) if k.endswith("_channels") and isinstance(v, list) else v
+                            for k, v in saved.items()})
+
+
 def load_pipeline(folder: str | Path, torch_dtype: torch.dtype = torch.float32):
-    """Load a saved tiny pipeline exactly as Stable Diffusion loads (works with HF_HUB_OFFLINE=1)."""
-    from diffusers import StableDiffusionPipeline
+    """Load a saved tiny pipeline (the UNet model's StableDiffusionPipeline or the scene DiT's
+    PixArtAlphaPipeline) as its stock class loads (works with HF_HUB_OFFLINE=1)."""
+    from diffusers import DiffusionPipeline
 
     folder = Path(folder)
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"no diffusers pipeline at {folder} (model_index.json missing)")
-    pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, use_safetensors=True)
+    pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -256,8 +265,9 @@ def generate(pipe, prompt: str, seed: int = 0, num_inference_steps: int = 25,
     import numpy as np
 
     check_prompt(pipe.tokenizer, prompt, strict=strict)
-    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    out = pipe(prompt, height=size, width=size, num_inference_steps=num_inference_steps,
+    family = family_of(pipe)
+    height, width = family.default_size(pipe)
+    out = pipe(prompt, height=height, width=width, num_inference_steps=num_inference_steps,
                guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(seed),
-               output_type="np")
+               output_type="np", **family.stock_arguments(pipe))
     return (out.images[0] * 255 + 0.5).astype(np.uint8)

@@ -27,9 +27,10 @@ from tqdm.auto import tqdm
 
 from .images import to_tensor
 from .scenes import render_chunk
-from .tiny_ldm import build_tokenizer, build_vae, load_pipeline
-from .train_setup import Stopper, TrainConfig, atomic_save, log_row, trim_log
-from .unet_train import TrainingSet, train_unet, unet_run
+from .tiny_ldm import build_tokenizer, build_vae, load_pipeline, saved_config
+from .train_setup import Stopper, TrainConfig, atomic_save, fit, log_row, trim_log
+from .dit_train import dit_run, dit_training_set
+from .unet_train import TrainingSet, unet_run
 
 
 # ----------------------------------------------------------------------------- data
@@ -149,6 +150,8 @@ def train(cfg: TrainConfig) -> dict:
 def _train(cfg: TrainConfig, stopper: Stopper) -> dict:
     workdir = Path(cfg.workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
+    if cfg.backbone == "dit":
+        return _train_dit(cfg, workdir, stopper)
     tokenizer = build_tokenizer(cfg.model.vocabulary, cfg.model.max_length)
     images, captions = cached_dataset(cfg)
     warm = _warm_start(cfg, workdir)
@@ -159,7 +162,22 @@ def _train(cfg: TrainConfig, stopper: Stopper) -> dict:
     data = _encoded_training_set(cfg, vae, images, captions, tokenizer, workdir)
     run = unet_run(cfg, vae, tokenizer, warm, workdir)
     run.vae_step, run.vae_seconds = vae_step, vae_seconds
-    return train_unet(run, data, stopper)
+    return fit(run, data, stopper)
+
+
+def _train_dit(cfg: TrainConfig, workdir: Path, stopper: Stopper) -> dict:
+    """The DiT beside cfg.share_from's UNet model: its VAE encodes the same rendered scenes, its
+    text encoder the captions; neither is trained."""
+    shared = load_pipeline(cfg.share_from)
+    shared.vae.to(cfg.device).eval()
+    cfg.model = saved_config(cfg.share_from)  # its image size, vocabulary, text length
+    images, captions = cached_dataset(cfg)
+    scale = shared.vae.config.scaling_factor
+    data = _encoded_training_set(cfg, shared.vae, images, captions, shared.tokenizer, workdir)
+    shared.vae.register_to_config(scaling_factor=scale)  # the shipped VAE's, not a re-estimate
+    data.latents["scale"] = scale
+    run = dit_run(cfg, shared, workdir)
+    return fit(run, dit_training_set(run, data, captions), stopper)
 
 
 def _warm_start(cfg: TrainConfig, workdir: Path):

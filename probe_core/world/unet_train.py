@@ -2,38 +2,36 @@
 a pipeline folder.
 
     >>> run = unet_run(cfg, vae, tokenizer, warm=None, workdir=workdir)   # resumes unet.pt
-    >>> summary = train_unet(run, training_set, Stopper(cfg.max_minutes))
+    >>> summary = fit(run, training_set, Stopper(cfg.max_minutes))   # train_setup.fit
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .tiny_ldm import (build_pipeline, build_scheduler, build_text_encoder, build_unet, build_vae,
                        save_pipeline)
-from .train_setup import Stopper, TrainConfig, atomic_save, log_row, trim_log
+from .train_setup import TrainConfig, atomic_save, ema_update, swap_in_folder, warmed_lr
 
 
-def diffusion_loss(unet, text_encoder, scheduler, latents, input_ids, snr_gamma: float,
+def diffusion_loss(predict, scheduler, latents, snr_gamma: float,
                    generator: torch.Generator | None = None):
     """Epsilon-prediction loss with optional min-SNR weighting.
 
-    latents: (B, 4, h, w), already times the VAE scaling factor; input_ids: (B, L)."""
+    predict(noisy (B, C, h, w), timesteps (B,)) -> predicted noise (B, C, h, w);
+    latents: (B, C, h, w), already times the VAE scaling factor."""
     device = latents.device
     # random numbers come from the (CPU) generator, so a run is the same on any device
     noise = torch.randn(latents.shape, generator=generator).to(device)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),),
                       generator=generator)
     noisy = scheduler.add_noise(latents, noise, t.to(device))
-    pred = unet(noisy, t.to(device), text_encoder(input_ids)[0]).sample
+    pred = predict(noisy, t.to(device))
     per_sample = (pred - noise).pow(2).mean(dim=(1, 2, 3))
     if snr_gamma > 0:
         alphas = scheduler.alphas_cumprod[t]
@@ -42,14 +40,9 @@ def diffusion_loss(unet, text_encoder, scheduler, latents, input_ids, snr_gamma:
     return per_sample.mean()
 
 
-def _ema_update(ema: dict, model: torch.nn.Module, decay: float):
-    """ema <- decay * ema + (1 - decay) * the model's state (non-float entries copied)."""
-    with torch.no_grad():
-        for name, p in model.state_dict().items():
-            if p.dtype.is_floating_point:
-                ema[name].lerp_(p, 1 - decay)
-            else:
-                ema[name].copy_(p)
+def unet_predictor(unet, text_encoder, input_ids):
+    """The UNet's noise prediction for captions `input_ids` (B, L), text encoded on the way."""
+    return lambda noisy, t: unet(noisy, t, text_encoder(input_ids)[0]).sample
 
 
 def export(cfg: TrainConfig, vae, unet, text_encoder, tokenizer, ema_unet, ema_text, info: dict):
@@ -63,17 +56,11 @@ def export(cfg: TrainConfig, vae, unet, text_encoder, tokenizer, ema_unet, ema_t
     vae_cpu.register_to_config(scaling_factor=vae.config.scaling_factor)
     pipe = build_pipeline(cfg.model, vae=vae_cpu, unet=unet_e, text_encoder=text_e,
                           tokenizer=tokenizer)
-    recipe = {k: v for k, v in asdict(cfg).items() if k not in ("workdir", "out", "model")}
-    # write beside the destination, then swap, so a reader never sees a half-written folder
-    out = Path(cfg.out)
-    tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_pipeline(pipe, tmp, cfg.model, extra={"training": info, "recipe": recipe})
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+    recipe = {k: v for k, v in asdict(cfg).items()
+              if k not in ("workdir", "out", "model", "dit", "share_from")
+              and not k.startswith("dit_")}
+    swap_in_folder(Path(cfg.out), lambda tmp: save_pipeline(
+        pipe, tmp, cfg.model, extra={"training": info, "recipe": recipe}))
 
 
 @dataclass
@@ -103,6 +90,8 @@ class UNetRun:
     vae_step: int = 0
     vae_seconds: float = 0.0
     started: float = 0.0  # time.time() when this call's UNet loop began
+    scheduler: object = None  # the training noise schedule (the recipe's snr_shift)
+    phase = "unet"
 
     def info(self) -> dict:
         """The run's summary: train() returns it and the exported folder records it."""
@@ -124,6 +113,9 @@ class UNetRun:
         export(self.cfg, self.vae, self.unet, self.text_encoder, self.tokenizer, self.ema_unet,
                self.ema_text, self.info())
 
+    def train_step(self, data: TrainingSet, gen: torch.Generator, rng: np.random.Generator):
+        return _unet_step(self, data, gen, rng)
+
 
 def unet_run(cfg: TrainConfig, vae, tokenizer, warm, workdir: Path) -> UNetRun:
     """A new UNet and text encoder (warm-started from `warm`'s, if given), resumed from
@@ -140,7 +132,7 @@ def unet_run(cfg: TrainConfig, vae, tokenizer, warm, workdir: Path) -> UNetRun:
     run = UNetRun(cfg, workdir, vae, tokenizer, unet, text_encoder, params, opt,
                    ema_unet={k: v.detach().clone() for k, v in unet.state_dict().items()},
                    ema_text={k: v.detach().clone() for k, v in text_encoder.state_dict().items()},
-                   warm_start=cfg.init_from)
+                   warm_start=cfg.init_from, scheduler=build_scheduler(cfg.model.snr_shift))
     unet_ckpt = workdir / "unet.pt"
     if unet_ckpt.exists():
         state = torch.load(unet_ckpt, weights_only=True, map_location=cfg.device)
@@ -157,39 +149,7 @@ def unet_run(cfg: TrainConfig, vae, tokenizer, warm, workdir: Path) -> UNetRun:
     return run
 
 
-def train_unet(run: UNetRun, data: TrainingSet, stopper: Stopper) -> dict:
-    """Train the UNet and text encoder to cfg.unet_steps or until stopped, checkpointing and
-    exporting on the way and at the end."""
-    cfg = run.cfg
-    trim_log(run.workdir, "unet", run.step)
-    start_step = run.step
-    scheduler = build_scheduler(cfg.model.snr_shift)
-    gen = torch.Generator().manual_seed(cfg.seed + run.step)
-    rng = np.random.default_rng(cfg.seed + run.step)
-    bar = tqdm(total=cfg.unet_steps, initial=run.step, desc="unet")
-    run.started = time.time()
-    running = None
-    while run.step < cfg.unet_steps and not stopper.stop:
-        loss = _unet_step(run, data, scheduler, gen, rng)
-        run.step += 1
-        running = loss if running is None else 0.98 * running + 0.02 * loss
-        bar.update(1)
-        if run.step % cfg.log_every == 0:
-            bar.set_postfix(loss=f"{running:.4f}")
-            log_row(run.workdir, phase="unet", step=run.step, loss=running,
-                    seconds=run.seconds + time.time() - run.started)
-        if run.step % cfg.ckpt_every == 0:
-            run.checkpoint()
-        if run.step % cfg.export_every == 0:
-            run.export()
-    bar.close()
-    if run.step > start_step:  # never export a model that did not train in this run
-        run.checkpoint()
-        run.export()
-    return {"phase": "unet", **run.info()}
-
-
-def _unet_step(run: UNetRun, data: TrainingSet, scheduler, gen: torch.Generator,
+def _unet_step(run: UNetRun, data: TrainingSet, gen: torch.Generator,
                rng: np.random.Generator) -> float:
     """One optimiser and EMA step on a random batch (mirrored images, dropped captions);
     returns the batch's loss."""
@@ -202,15 +162,14 @@ def _unet_step(run: UNetRun, data: TrainingSet, scheduler, gen: torch.Generator,
     batch_ids = data.ids[idx].clone()
     drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
     batch_ids[drop] = data.empty_ids[0]
-    for g in run.opt.param_groups:
-        g["lr"] = cfg.unet_lr * min(1.0, (step + 1) / cfg.warmup)
-    loss = diffusion_loss(run.unet, run.text_encoder, scheduler, z, batch_ids.to(cfg.device),
-                          cfg.snr_gamma, gen)
+    warmed_lr(run.opt, cfg.unet_lr, step, cfg.warmup)
+    predict = unet_predictor(run.unet, run.text_encoder, batch_ids.to(cfg.device))
+    loss = diffusion_loss(predict, run.scheduler, z, cfg.snr_gamma, gen)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.params, 1.0)
     run.opt.step()
     decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-    _ema_update(run.ema_unet, run.unet, decay)
-    _ema_update(run.ema_text, run.text_encoder, decay)
+    ema_update(run.ema_unet, run.unet, decay)
+    ema_update(run.ema_text, run.text_encoder, decay)
     return loss.item()

@@ -1,0 +1,177 @@
+"""The scene DiT's training phase: a PixArt-style transformer learns to denoise the embedded
+UNet model's latents, conditioned on its text encoder; the VAE, text encoder, tokenizer and noise
+schedule are that model's, frozen, and are exported with the transformer as a stock
+`PixArtAlphaPipeline` folder.
+
+    >>> run = dit_run(cfg, shared=load_pipeline(cfg.share_from), workdir=workdir)  # resumes dit.pt
+    >>> data = dit_training_set(run, latents_set)   # captions encoded as PixArt encodes them
+    >>> summary = fit(run, data, Stopper(cfg.max_minutes))   # train_setup.fit
+
+The captions go through the pipeline's own `encode_prompt` (padded to the text encoder's length,
+with an attention mask the transformer's cross-attention uses), so training sees exactly the
+text conditioning a generation gets, the empty prompt included.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .tiny_dit import build_dit, build_dit_pipeline
+from .tiny_ldm import save_pipeline
+from .train_setup import TrainConfig, atomic_save, ema_update, swap_in_folder, warmed_lr
+from .unet_train import TrainingSet, diffusion_loss
+
+
+@dataclass
+class DiTTrainingSet:
+    """The DiT's training data: the UNet's training set's latents and the captions as PixArt
+    encodes them."""
+    latents: dict  # "mean", "std": (2, N, 4, h, w) float16 (as rendered, mirrored); "scale"
+    embeds: torch.Tensor  # (N, L, D) float16 text encoder states of every caption
+    mask: torch.Tensor  # (N, L) their attention masks (1 = a word, 0 = padding)
+    empty_embeds: torch.Tensor  # (1, L, D) float16, the empty prompt's (classifier-free guidance)
+    empty_mask: torch.Tensor  # (1, L)
+
+
+@dataclass
+class DiTRun:
+    """The DiT phase: the transformer in training, its EMA weights and optimiser, and the shared
+    parts it is exported with (`pipe`: a PixArtAlphaPipeline around the transformer)."""
+    cfg: TrainConfig
+    workdir: Path
+    pipe: object  # PixArtAlphaPipeline: shared VAE, text encoder, tokenizer, scheduler
+    opt: torch.optim.Optimizer
+    ema: dict  # name -> EMA tensor of the transformer's state
+    step: int = 0
+    seconds: float = 0.0  # training seconds before this call
+    started: float = 0.0  # time.time() when this call's loop began
+    phase = "dit"
+
+    @property
+    def transformer(self):
+        return self.pipe.transformer
+
+    @property
+    def scheduler(self):
+        return self.pipe.scheduler
+
+    def info(self) -> dict:
+        """The run's summary: fit() returns it and the exported folder records it."""
+        return {"dit_steps": self.step,
+                "dit_seconds": round(self.seconds + time.time() - self.started),
+                "n_scenes": self.cfg.n_scenes, "shares": Path(self.cfg.share_from).name}
+
+    def checkpoint(self) -> None:
+        atomic_save({"transformer": self.transformer.state_dict(), "ema": self.ema,
+                     "opt": self.opt.state_dict(), "step": self.step,
+                     "seconds": self.seconds + time.time() - self.started,
+                     "dit": asdict(self.cfg.dit)}, self.workdir / "dit.pt")
+
+    def export(self) -> None:
+        """Save the EMA transformer with the shared parts as a pipeline folder at cfg.out."""
+        cfg = self.cfg
+        shape = self.transformer.config
+        transformer = build_dit(cfg.dit, shape.sample_size, shape.in_channels,
+                                shape.caption_channels)
+        transformer.load_state_dict({k: v.cpu() for k, v in self.ema.items()})
+        pipe = build_dit_pipeline(self.pipe, cfg.dit, transformer=transformer)
+        recipe = {"dit": asdict(cfg.dit), "n_scenes": cfg.n_scenes, "first_seed": cfg.first_seed,
+                  "dit_batch": cfg.dit_batch, "dit_lr": cfg.dit_lr, "warmup": cfg.warmup,
+                  "ema_decay": cfg.ema_decay, "cond_drop": cfg.cond_drop,
+                  "snr_gamma": cfg.snr_gamma, "seed": cfg.seed, "max_minutes": cfg.max_minutes,
+                  "threads": cfg.threads}
+        swap_in_folder(Path(cfg.out), lambda tmp: save_pipeline(
+            pipe, tmp, cfg.model, extra={"backbone": "dit", "training": self.info(),
+                                         "recipe": recipe}))
+
+    def train_step(self, data: DiTTrainingSet, gen: torch.Generator,
+                   rng: np.random.Generator) -> float:
+        return _dit_step(self, data, gen, rng)
+
+
+def dit_run(cfg: TrainConfig, shared, workdir: Path) -> DiTRun:
+    """A new transformer beside `shared` (the UNet pipeline whose parts it uses), resumed from
+    workdir/dit.pt when it exists. Its output layer starts at zero: the first prediction is
+    'no noise', as DiT's own initialisation has it."""
+    shared.vae.requires_grad_(False)
+    shared.text_encoder.requires_grad_(False)
+    latent = shared.unet.config.sample_size
+    transformer = build_dit(cfg.dit, latent, shared.vae.config.latent_channels,
+                            shared.text_encoder.config.hidden_size)
+    torch.nn.init.zeros_(transformer.proj_out.weight)
+    torch.nn.init.zeros_(transformer.proj_out.bias)
+    transformer.to(cfg.device)
+    pipe = build_dit_pipeline(shared, cfg.dit, transformer=transformer)
+    opt = torch.optim.AdamW(transformer.parameters(), lr=cfg.dit_lr, weight_decay=0.01)
+    run = DiTRun(cfg, workdir, pipe, opt,
+                 ema={k: v.detach().clone() for k, v in transformer.state_dict().items()})
+    ckpt = workdir / "dit.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True, map_location=cfg.device)
+        if state["dit"] != asdict(cfg.dit):
+            raise ValueError(f"the checkpoint in {workdir} trains a DiT of {state['dit']}; "
+                             f"resume it with that size (got {asdict(cfg.dit)})")
+        transformer.load_state_dict(state["transformer"])
+        run.ema = state["ema"]
+        opt.load_state_dict(state["opt"])
+        run.step, run.seconds = int(state["step"]), float(state["seconds"])
+    return run
+
+
+@torch.no_grad()
+def dit_training_set(run: DiTRun, data: TrainingSet, captions: list[str],
+                     batch: int = 2048) -> DiTTrainingSet:
+    """The UNet's training set with every caption (and the empty prompt) encoded by the
+    pipeline's own `encode_prompt`, at the text encoder's length."""
+    pipe, length = run.pipe, run.cfg.model.max_length
+    embeds, masks = [], []
+    for i in range(0, len(captions), batch):
+        e, m, _, _ = pipe.encode_prompt(captions[i:i + batch], do_classifier_free_guidance=False,
+                                        device=torch.device("cpu"), clean_caption=False,
+                                        max_sequence_length=length)
+        embeds.append(e.half())
+        masks.append(m)
+    empty, empty_mask, _, _ = pipe.encode_prompt([""], do_classifier_free_guidance=False,
+                                                 device=torch.device("cpu"), clean_caption=False,
+                                                 max_sequence_length=length)
+    return DiTTrainingSet(data.latents, torch.cat(embeds), torch.cat(masks), empty.half(),
+                          empty_mask)
+
+
+def dit_predictor(transformer, embeds: torch.Tensor, mask: torch.Tensor):
+    """The transformer's noise prediction for text states `embeds` (B, L, D) with `mask` (B, L),
+    called as PixArtAlphaPipeline calls it (no size conditioning at this resolution)."""
+    def predict(noisy, t):
+        return transformer(noisy, encoder_hidden_states=embeds, encoder_attention_mask=mask,
+                           timestep=t, added_cond_kwargs={"resolution": None,
+                                                          "aspect_ratio": None}).sample
+    return predict
+
+
+def _dit_step(run: DiTRun, data: DiTTrainingSet, gen: torch.Generator,
+              rng: np.random.Generator) -> float:
+    """One optimiser and EMA step on a random batch (mirrored images, dropped captions); the
+    same sampling of images, flips, noise and dropped captions as the UNet's step."""
+    cfg, lat, step = run.cfg, data.latents, run.step
+    idx = torch.from_numpy(rng.integers(0, len(data.embeds), cfg.dit_batch))
+    flip = torch.from_numpy(rng.integers(0, 2, cfg.dit_batch))  # 1: the mirrored image
+    z = lat["mean"][flip, idx].float() + lat["std"][flip, idx].float() * torch.randn(
+        (len(idx), *lat["mean"].shape[2:]), generator=gen)
+    z = (z * lat["scale"]).to(cfg.device)
+    embeds, mask = data.embeds[idx].float(), data.mask[idx].clone()
+    drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
+    embeds[drop], mask[drop] = data.empty_embeds[0].float(), data.empty_mask[0]
+    warmed_lr(run.opt, cfg.dit_lr, step, cfg.warmup)
+    predict = dit_predictor(run.transformer, embeds.to(cfg.device), mask.to(cfg.device))
+    loss = diffusion_loss(predict, run.scheduler, z, cfg.snr_gamma, gen)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.transformer.parameters(), 1.0)
+    run.opt.step()
+    ema_update(run.ema, run.transformer, min(cfg.ema_decay, (1 + step) / (10 + step)))
+    return loss.item()
