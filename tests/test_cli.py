@@ -3,6 +3,7 @@
 import argparse
 import json
 
+import numpy as np
 import pytest
 from diffusers.utils import logging as diffusers_logging
 
@@ -78,6 +79,12 @@ def test_labeler_probes_and_evaluation_end_to_end(tiny_pipe, tmp_path, capsys):
                  str(probes), "--seeds", "6-8", "--out", str(report)]) == 0
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["meta"]["n_test"] == 3
+    per_image = np.load(report / "per_image.npz")  # every image's scores, for intervals
+    assert list(per_image["seeds"]) == [6, 7, 8]
+    assert per_image["probes_dice"].shape == per_image["control_dice"].shape == (
+        2, len(metrics["probes"]["layers"]), 3)
+    np.testing.assert_allclose(per_image["probes_dice"].mean(-1), metrics["probes"]["dice"],
+                               atol=1e-6)
     assert len(metrics["probes"]["dice"]) == 2 and metrics["control"] is not None
     assert len(metrics["labeler_on_x0"]["dice"]) == 2
     assert (report / "probe_scores.png").stat().st_size > 1000

@@ -22,7 +22,7 @@ from .latent_control import cross_fitted_depth
 from .layout import token_readout
 from .probes import ProbeSet, ProbeSettings
 from .readout import to_map, upsample_tokens
-from .report import write_report
+from .report import write_per_image, write_report
 from .shards import TrainingRun, train_sharded
 
 
@@ -238,6 +238,8 @@ def evaluate_probe_sets(pipe, probes: ProbeSet, control: ProbeSet | None, labele
     def joined(parts):
         return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
 
+    write_per_image(out_dir, seeds, joined(per["probes"]),
+                    joined(per["control"]) if per["control"] else None)
     scores = _mean_scores(joined(per["probes"]), data.steps, data.layers)
     if picked:
         scores["picked"] = picked

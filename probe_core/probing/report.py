@@ -230,3 +230,17 @@ def write_report(out_dir: str | Path, scores: dict, control: dict | None = None,
         + (layout_table(scores, control, x0, fixed, latent) if fixed is not None else ""))
     plot_scores(scores, control, x0, out_dir / "probe_scores.png")
     return head
+
+
+def write_per_image(out_dir: str | Path, seeds: list[int], probes: dict,
+                    control: dict | None = None) -> Path:
+    """per_image.npz beside metrics.json: every image's scores ("probes_dice", "control_partial",
+    ...: (steps, layers, N) arrays, images in `seeds` order), for bootstrap intervals and paired
+    comparisons of two models on the same seeds."""
+    arrays = {f"probes_{k}": np.asarray(v, dtype=np.float32) for k, v in probes.items()}
+    arrays.update({f"control_{k}": np.asarray(v, dtype=np.float32)
+                   for k, v in (control or {}).items()})
+    path = Path(out_dir) / "per_image.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, seeds=np.asarray(seeds, dtype=np.int64), **arrays)
+    return path
