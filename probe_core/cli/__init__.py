@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import edit_report, edits, probes, render, train
+from . import compare, edit_report, edits, probes, render, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_probe_set_tool_parsers(sub)  # layout-baseline, shuffled-probes,
     # import-paper-probes
     render.add_parser(sub)  # render
+    compare.add_parser(sub)  # compare-evaluations
     return p
 
 
