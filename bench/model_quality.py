@@ -1,6 +1,8 @@
 """Measure the embedded tiny-scenes model: VAE PSNR, prompt adherence, a sample grid, speed.
 
     python bench/model_quality.py                       # everything, prints a Markdown table
+    python bench/model_quality.py --model weights/tiny-scenes-dit \
+        --out bench/results/model_quality_dit.json --grid docs/tiny-scenes-dit-samples.png
     python bench/model_quality.py --skip-adherence      # PSNR and speed only
     python bench/model_quality.py --speed-only --compile   # speed, eager and torch.compile'd
 
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from probe_core.families import family_of
 from probe_core.world.attributes import (ATTRIBUTES, accuracy, caption_attributes,
                                    load_classifier, predict_attributes, render_labelled,
                                    save_classifier, train_attribute_classifier)
@@ -145,14 +148,15 @@ def main() -> int:
         results["vae"] = vae_psnr(pipe, SEEDS.vae_psnr)
     results["speed_25_steps"] = speed(pipe, args.steps)
     if args.compile:
-        eager_unet = pipe.unet
-        pipe.unet = torch.compile(eager_unet)
+        part = family_of(pipe).denoiser_attribute  # "unet", or the DiT's "transformer"
+        eager = getattr(pipe, part)
+        setattr(pipe, part, torch.compile(eager))
         t = time.perf_counter()
         generate(pipe, "a red sphere", seed=0, num_inference_steps=2)  # compiles
         compile_s = time.perf_counter() - t
         results["speed_25_steps_compiled"] = {**speed(pipe, args.steps),
                                               "compile_s": compile_s}
-        pipe.unet = eager_unet
+        setattr(pipe, part, eager)
     if not args.skip_adherence and not args.speed_only:
         clf = classifier(Path(args.classifier).expanduser(), args.retrain_classifier)
         results["adherence"], triples = adherence(

@@ -24,7 +24,7 @@ import torch
 from .tiny_dit import build_dit, build_dit_pipeline
 from .tiny_ldm import save_pipeline
 from .train_setup import TrainConfig, atomic_save, ema_update, swap_in_folder, warmed_lr
-from .unet_train import TrainingSet, diffusion_loss
+from .unet_train import TrainingSet, diffusion_loss, sample_latents
 
 
 @dataclass
@@ -157,12 +157,8 @@ def _dit_step(run: DiTRun, data: DiTTrainingSet, gen: torch.Generator,
               rng: np.random.Generator) -> float:
     """One optimiser and EMA step on a random batch (mirrored images, dropped captions); the
     same sampling of images, flips, noise and dropped captions as the UNet's step."""
-    cfg, lat, step = run.cfg, data.latents, run.step
-    idx = torch.from_numpy(rng.integers(0, len(data.embeds), cfg.dit_batch))
-    flip = torch.from_numpy(rng.integers(0, 2, cfg.dit_batch))  # 1: the mirrored image
-    z = lat["mean"][flip, idx].float() + lat["std"][flip, idx].float() * torch.randn(
-        (len(idx), *lat["mean"].shape[2:]), generator=gen)
-    z = (z * lat["scale"]).to(cfg.device)
+    cfg, step = run.cfg, run.step
+    idx, z = sample_latents(data.latents, cfg.dit_batch, gen, rng, cfg.device)
     embeds, mask = data.embeds[idx].float(), data.mask[idx].clone()
     drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
     embeds[drop], mask[drop] = data.empty_embeds[0].float(), data.empty_mask[0]

@@ -149,16 +149,24 @@ def unet_run(cfg: TrainConfig, vae, tokenizer, warm, workdir: Path) -> UNetRun:
     return run
 
 
+def sample_latents(latents: dict, batch: int, gen: torch.Generator, rng: np.random.Generator,
+                   device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random batch of training images, each as rendered or mirrored, drawn from its VAE
+    posterior and scaled: (image indices (B,), latents (B, C, h, w) on `device`)."""
+    n = latents["mean"].shape[1]
+    idx = torch.from_numpy(rng.integers(0, n, batch))
+    flip = torch.from_numpy(rng.integers(0, 2, batch))  # 1: the mirrored image
+    z = latents["mean"][flip, idx].float() + latents["std"][flip, idx].float() * torch.randn(
+        (len(idx), *latents["mean"].shape[2:]), generator=gen)
+    return idx, (z * latents["scale"]).to(device)
+
+
 def _unet_step(run: UNetRun, data: TrainingSet, gen: torch.Generator,
                rng: np.random.Generator) -> float:
     """One optimiser and EMA step on a random batch (mirrored images, dropped captions);
     returns the batch's loss."""
-    cfg, lat, step = run.cfg, data.latents, run.step
-    idx = torch.from_numpy(rng.integers(0, len(data.ids), cfg.unet_batch))
-    flip = torch.from_numpy(rng.integers(0, 2, cfg.unet_batch))  # 1: the mirrored image
-    z = lat["mean"][flip, idx].float() + lat["std"][flip, idx].float() * torch.randn(
-        (len(idx), *lat["mean"].shape[2:]), generator=gen)
-    z = (z * lat["scale"]).to(cfg.device)
+    cfg, step = run.cfg, run.step
+    idx, z = sample_latents(data.latents, cfg.unet_batch, gen, rng, cfg.device)
     batch_ids = data.ids[idx].clone()
     drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
     batch_ids[drop] = data.empty_ids[0]
