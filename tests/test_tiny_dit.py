@@ -139,6 +139,16 @@ def test_train_model_trains_a_dit_beside_the_unet_model_and_resumes(tmp_path):
     cfg.dit, cfg.dit_steps = TinyDiTConfig(num_layers=2), 4
     with pytest.raises(ValueError, match="resume it with that size"):
         train(cfg)  # a resume may not change the transformer under the checkpoint
+    # a new machine warm-starts from the exported folder (its EMA weights, a fresh optimiser)
+    warm = _small_dit_config(tmp_path, workdir=str(tmp_path / "work2"), out=str(tmp_path / "dit2"),
+                             init_from=str(tmp_path / "dit"), dit_steps=1)
+    assert train(warm)["warm_start"] == {"from": "dit", "dit_steps": 3,
+                                         "dit_seconds": info["training"]["dit_seconds"]}
+    warm.dit_steps = 2
+    assert train(warm)["warm_start"]["from"] == "dit"  # remembered by the checkpoint
+    warm.workdir, warm.dit = str(tmp_path / "work3"), TinyDiTConfig(num_layers=2)
+    with pytest.raises(ValueError, match="1 layers"):
+        train(warm)
 
 
 def test_the_scene_dit_is_offered_by_name_only_where_weights_has_it(dit_pipe, tmp_path,

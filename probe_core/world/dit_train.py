@@ -14,6 +14,7 @@ text conditioning a generation gets, the empty prompt included.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class DiTRun:
     step: int = 0
     seconds: float = 0.0  # training seconds before this call
     started: float = 0.0  # time.time() when this call's loop began
+    warm_start: dict | None = None  # the exported model it began from: its folder and steps
     phase = "dit"
 
     @property
@@ -64,13 +66,15 @@ class DiTRun:
         """The run's summary: fit() returns it and the exported folder records it."""
         return {"dit_steps": self.step,
                 "dit_seconds": round(self.seconds + time.time() - self.started),
-                "n_scenes": self.cfg.n_scenes, "shares": Path(self.cfg.share_from).name}
+                "n_scenes": self.cfg.n_scenes, "shares": Path(self.cfg.share_from).name,
+                "warm_start": self.warm_start}
 
     def checkpoint(self) -> None:
         atomic_save({"transformer": self.transformer.state_dict(), "ema": self.ema,
                      "opt": self.opt.state_dict(), "step": self.step,
                      "seconds": self.seconds + time.time() - self.started,
-                     "dit": asdict(self.cfg.dit)}, self.workdir / "dit.pt")
+                     "dit": asdict(self.cfg.dit), "warm_start": self.warm_start},
+                    self.workdir / "dit.pt")
 
     def export(self) -> None:
         """Save the EMA transformer with the shared parts as a pipeline folder at cfg.out."""
@@ -96,7 +100,8 @@ class DiTRun:
 
 def dit_run(cfg: TrainConfig, shared, workdir: Path) -> DiTRun:
     """A new transformer beside `shared` (the UNet pipeline whose parts it uses), resumed from
-    workdir/dit.pt when it exists. Its output layer starts at zero: the first prediction is
+    workdir/dit.pt when it exists, else warm-started from cfg.init_from's (a scene DiT folder;
+    a fresh optimiser). A new one's output layer starts at zero: the first prediction is
     'no noise', as DiT's own initialisation has it."""
     shared.vae.requires_grad_(False)
     shared.text_encoder.requires_grad_(False)
@@ -111,6 +116,9 @@ def dit_run(cfg: TrainConfig, shared, workdir: Path) -> DiTRun:
     run = DiTRun(cfg, workdir, pipe, opt,
                  ema={k: v.detach().clone() for k, v in transformer.state_dict().items()})
     ckpt = workdir / "dit.pt"
+    if not ckpt.exists() and cfg.init_from:
+        run.warm_start = _warm_start(transformer, cfg)
+        run.ema = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True, map_location=cfg.device)
         if state["dit"] != asdict(cfg.dit):
@@ -120,7 +128,25 @@ def dit_run(cfg: TrainConfig, shared, workdir: Path) -> DiTRun:
         run.ema = state["ema"]
         opt.load_state_dict(state["opt"])
         run.step, run.seconds = int(state["step"]), float(state["seconds"])
+        run.warm_start = state.get("warm_start")  # what the run began from, not this call's flag
     return run
+
+
+def _warm_start(transformer, cfg: TrainConfig) -> dict:
+    """Load cfg.init_from's transformer (exported EMA weights) into `transformer`; returns
+    what it began from (the folder's name and the steps it had trained)."""
+    from diffusers import PixArtTransformer2DModel
+
+    warm = PixArtTransformer2DModel.from_pretrained(Path(cfg.init_from) / "transformer",
+                                                    use_safetensors=True)
+    if warm.config.num_layers != cfg.dit.num_layers or warm.config.patch_size != cfg.dit.patch_size:
+        raise ValueError(f"{cfg.init_from} holds a DiT of {warm.config.num_layers} layers and "
+                         f"patch {warm.config.patch_size}; train it with that size")
+    transformer.load_state_dict(warm.state_dict())
+    info = Path(cfg.init_from) / "tiny_ldm.json"
+    trained = json.loads(info.read_text()).get("training", {}) if info.is_file() else {}
+    return {"from": Path(cfg.init_from).name, "dit_steps": trained.get("dit_steps"),
+            "dit_seconds": trained.get("dit_seconds")}
 
 
 @torch.no_grad()
