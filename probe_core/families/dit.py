@@ -29,6 +29,14 @@ def _begin_at_zero(scheduler) -> None:
         scheduler.set_begin_index(0)
 
 
+def _can_clean_captions() -> bool:
+    """Whether PixArt's caption cleaning can run: its stock call asks for it and falls back to
+    plain lower-casing (with a warning at every prompt) without Beautiful Soup and ftfy."""
+    from diffusers.utils import is_bs4_available, is_ftfy_available
+
+    return is_bs4_available() and is_ftfy_available()
+
+
 def _shift(scheduler, image_seq_len: int, max_shift: float) -> float:
     """The timestep shift `mu` the pipelines compute for a number of image tokens."""
     from diffusers.pipelines.flux.pipeline_flux import calculate_shift
@@ -66,7 +74,8 @@ class PixArt(Family):
         device = pipe._execution_device
         embeds, mask, negative, negative_mask = pipe.encode_prompt(
             prompt, do_cfg, negative_prompt=negative_prompt or "", num_images_per_prompt=1,
-            device=device, clean_caption=True, max_sequence_length=self.max_sequence_length(pipe))
+            device=device, clean_caption=_can_clean_captions(),
+            max_sequence_length=self.max_sequence_length(pipe))
         if do_cfg:
             embeds, mask = torch.cat([negative, embeds]), torch.cat([negative_mask, mask])
         added = {"resolution": None, "aspect_ratio": None}
