@@ -154,6 +154,12 @@ def markdown(result: dict) -> str:
                 f"{_fmt(row['mean'][-1], *row['last_step_interval'])} | "
                 + (f"{control['mean'][-1]:.3f}" if control else "-") + " | "
                 + (f"{emerged} [{lo:.0f}, {hi:.0f}]" if emerged is not None else "never") + " |")
+    lines.append("")
+    for model in result["models"]:
+        on = model["picked_on"]
+        lines.append(f"- {model['name']} ({model['n']} images): layers picked on "
+                     + (f"other images (seeds {on[0]}-{on[1]})" if on else
+                        "these same images (an optimistic pick: no validation run was given)"))
     lines += ["", "Paired differences at the last step (each model at its own picked layer):", ""]
     for pair, by_measure in result["differences"].items():
         for m, d in by_measure.items():
