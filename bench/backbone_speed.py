@@ -24,6 +24,7 @@ import torch
 
 from probe_core.probing.denoise import DenoiseSettings, decode_latents, denoise
 from probe_core.settings import EMBEDDED_DIT, EMBEDDED_MODEL
+from probe_core.world.tiny_dit import load_scene_model
 from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE, generate, load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     models = {"unet": timers(load_pipeline(args.unet), args.steps),
-              "dit": timers(load_pipeline(args.dit), args.steps)}
+              "dit": timers(load_scene_model(args.dit), args.steps)}
     for fns in models.values():  # warm-up
         for fn in fns.values():
             fn(0)

@@ -35,7 +35,8 @@ from probe_core.world.attributes import (ATTRIBUTES, accuracy, caption_attribute
 from probe_core.settings import SEEDS
 from probe_core.world.images import to_tensor
 from probe_core.world.scenes import render_scene, sample_scene
-from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE, generate, load_pipeline
+from probe_core.world.tiny_dit import load_scene_model
+from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +138,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(2)
 
-    pipe = load_pipeline(args.model)
+    pipe = load_scene_model(args.model)
     info_path = Path(args.model) / "tiny_ldm.json"
     results = {"model": os.path.relpath(args.model, ROOT), "guidance_scale": args.guidance,
                "training": json.loads(info_path.read_text()).get("training")

@@ -165,3 +165,21 @@ def test_the_scene_dit_is_offered_by_name_only_where_weights_has_it(dit_pipe, tm
     assert type(pipe).__name__ == "PixArtAlphaPipeline"
     assert (preset.family, preset.image_size, preset.scheduler) == ("pixart", 64, "DDIMScheduler")
     assert models.is_scene_model(settings.EMBEDDED_DIT_NAME)
+
+
+def test_a_training_snapshot_of_the_transformer_alone_loads_with_the_shared_parts(dit_pipe,
+                                                                                   tmp_path):
+    from diffusers import PixArtTransformer2DModel
+
+    from probe_core.world.tiny_dit import load_scene_model
+
+    half = PixArtTransformer2DModel.from_config(dit_pipe.transformer.config)
+    half.load_state_dict(dit_pipe.transformer.state_dict())
+    half.to(torch.float16).save_pretrained(tmp_path / "snapshot" / "transformer")
+    pipe = load_scene_model(tmp_path / "snapshot")
+    assert type(pipe).__name__ == "PixArtAlphaPipeline"
+    for a, b in zip(pipe.transformer.parameters(), dit_pipe.transformer.parameters()):
+        assert a.dtype == torch.float32 and torch.equal(a, b.half().float())
+    unet_model = load_scene_model(settings.EMBEDDED_MODEL)  # a pipeline folder loads as it is
+    assert type(unet_model).__name__ == "StableDiffusionPipeline"
+    assert torch.equal(pipe.vae.encoder.conv_in.weight, unet_model.vae.encoder.conv_in.weight)

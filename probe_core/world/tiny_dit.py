@@ -13,6 +13,10 @@ text encoder: `families.dit.PixArt`). `train-model --backbone dit` trains it (di
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from ..settings import EMBEDDED_MODEL
+from .tiny_ldm import load_pipeline
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,18 @@ def build_dit_pipeline(unet_pipe, cfg: TinyDiTConfig = TinyDiTConfig(), transfor
                                transformer=transformer, scheduler=unet_pipe.scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def load_scene_model(folder, shared=EMBEDDED_MODEL):
+    """A pipeline folder (the UNet model or a scene DiT), or a folder holding a DiT's
+    `transformer/` alone (a training snapshot, float16 on disk), assembled with `shared`'s VAE,
+    text encoder, tokenizer and schedule and run in float32."""
+    import torch
+    from diffusers import PixArtTransformer2DModel
+
+    folder = Path(folder)
+    if (folder / "model_index.json").is_file() or not (folder / "transformer").is_dir():
+        return load_pipeline(folder)
+    transformer = PixArtTransformer2DModel.from_pretrained(
+        folder / "transformer", torch_dtype=torch.float16, use_safetensors=True).float()
+    return build_dit_pipeline(load_pipeline(shared), transformer=transformer)
