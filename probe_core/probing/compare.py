@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..viz import pyplot
+from .report import best_layer
 
 MEASURES = {"dice": "saliency Dice", "partial": "depth beyond the layout (partial r)"}
 EMERGED = 0.9  # a measure has emerged at the first step reaching this share of its last value
@@ -40,12 +41,6 @@ class Evaluation:
     picked_on: list | None  # the validation seeds' [first, last]
 
 
-def _best_layers(metrics: dict) -> dict:
-    """The layer with the best mean at the last step, for each measure."""
-    probes = metrics["probes"]
-    return {m: int(np.argmax(np.asarray(probes[m])[-1])) for m in MEASURES}
-
-
 def load_evaluation(name: str, folder, picked_from=None) -> Evaluation:
     """An `evaluate` folder; its best layers picked on `picked_from` (another evaluation of the
     same probe set), or on itself when None (said in the report)."""
@@ -63,7 +58,7 @@ def load_evaluation(name: str, folder, picked_from=None) -> Evaluation:
     if picked_metrics["probes"]["layers"] != metrics["probes"]["layers"]:
         raise ValueError(f"{picked_from} evaluates other layers than {folder}")
     return Evaluation(name, metrics["probes"]["layers"], metrics["probes"]["steps"], seeds,
-                      scores, _best_layers(picked_metrics),
+                      scores, {m: best_layer(picked_metrics["probes"], m) for m in MEASURES},
                       picked_metrics.get("meta", {}).get("seeds") if picked_from else None)
 
 

@@ -116,9 +116,6 @@ def dit_run(cfg: TrainConfig, shared, workdir: Path) -> DiTRun:
     run = DiTRun(cfg, workdir, pipe, opt,
                  ema={k: v.detach().clone() for k, v in transformer.state_dict().items()})
     ckpt = workdir / "dit.pt"
-    if not ckpt.exists() and cfg.init_from:
-        run.warm_start = _warm_start(transformer, cfg)
-        run.ema = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True, map_location=cfg.device)
         if state["dit"] != asdict(cfg.dit):
@@ -129,6 +126,9 @@ def dit_run(cfg: TrainConfig, shared, workdir: Path) -> DiTRun:
         opt.load_state_dict(state["opt"])
         run.step, run.seconds = int(state["step"]), float(state["seconds"])
         run.warm_start = state.get("warm_start")  # what the run began from, not this call's flag
+    elif cfg.init_from:
+        run.warm_start = _warm_start(transformer, cfg)
+        run.ema = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
     return run
 
 
