@@ -31,6 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
 
 
+def _shown(folder: str) -> str:
+    """A model folder as the results name it: relative to the checkout when inside it."""
+    path = Path(folder).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else folder
+
+
 def timers(pipe, steps: int) -> dict:
     """name -> a function of a seed making one image (stock call, our loop)."""
     def stock(seed):
@@ -69,7 +75,8 @@ def main() -> int:
                 fn(r)
                 times[(m, way)].append(time.perf_counter() - t)
     median = {f"{m}_{way}_s": statistics.median(v) for (m, way), v in times.items()}
-    result = {"steps": args.steps, "runs": args.runs, "threads": args.threads, **median,
+    result = {"unet": _shown(args.unet), "dit": _shown(args.dit), "steps": args.steps, "runs": args.runs,
+              "threads": args.threads, **median,
               "ratio_stock": median["dit_stock_s"] / median["unet_stock_s"],
               "ratio_denoise": median["dit_denoise_s"] / median["unet_denoise_s"]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -63,10 +63,13 @@ class PixArt(Family):
         return default if positions is None else min(default, positions)
 
     def stock_arguments(self, pipe) -> dict:
-        """The text length our loop uses, and no resolution binning for a transformer whose
-        size has no bins (the pipeline knows only PixArt's 256, 512 and 1024)."""
+        """The text length and caption cleaning our loop uses (the stock call asks for cleaning
+        and, without its libraries, warns at every prompt before lower-casing as we do), and no
+        resolution binning for a transformer whose size has no bins (the pipeline knows only
+        PixArt's 256, 512 and 1024)."""
         binned = self.denoiser(pipe).config.sample_size in (32, 64, 128)
         return {"max_sequence_length": self.max_sequence_length(pipe),
+                "clean_caption": _can_clean_captions(),
                 **({} if binned else {"use_resolution_binning": False})}
 
     def encode(self, pipe, prompt, guidance_scale, negative_prompt, size) -> Conditioning:
