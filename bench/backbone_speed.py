@@ -17,6 +17,7 @@ import probe_core.offline  # noqa: F401  (hub offline unless HF_HUB_OFFLINE says
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -28,13 +29,10 @@ from probe_core.world.tiny_dit import load_scene_model
 from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE, generate, load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from probe_overhead import shown  # noqa: E402  (results name folders relative to the checkout)
+
 PROMPT = "a large red sphere and a small blue box on a gray checkered floor"
-
-
-def _shown(folder: str) -> str:
-    """A model folder as the results name it: relative to the checkout when inside it."""
-    path = Path(folder).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else folder
 
 
 def timers(pipe, steps: int) -> dict:
@@ -75,8 +73,8 @@ def main() -> int:
                 fn(r)
                 times[(m, way)].append(time.perf_counter() - t)
     median = {f"{m}_{way}_s": statistics.median(v) for (m, way), v in times.items()}
-    result = {"unet": _shown(args.unet), "dit": _shown(args.dit), "steps": args.steps, "runs": args.runs,
-              "threads": args.threads, **median,
+    result = {"unet": shown(args.unet), "dit": shown(args.dit), "steps": args.steps,
+              "runs": args.runs, "threads": args.threads, **median,
               "ratio_stock": median["dit_stock_s"] / median["unet_stock_s"],
               "ratio_denoise": median["dit_denoise_s"] / median["unet_denoise_s"]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
