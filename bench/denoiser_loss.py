@@ -1,7 +1,7 @@
 """Held-out denoising error of the embedded UNet model and the scene DiT, noise level by noise
 level, on the same images, noise and captions: where a model still falls short of the other.
 
-    python bench/denoiser_loss.py --dit weights/experiments/tiny-scenes-dit-training
+    python bench/denoiser_loss.py --dit weights/tiny-scenes-dit
 
 Images: renders of seeds 0-127 (held out: training starts at 1,000,000), encoded by the shared
 VAE (posterior mean) and scaled; one fixed noise draw; each model predicts the noise at the

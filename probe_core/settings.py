@@ -51,6 +51,8 @@ class SeedRanges:
     labeler_eval: range = range(0, 500)  # held-out renders the labeler is scored on
     vae_psnr: range = range(0, 500)  # held-out renders for the VAE's reconstruction bench
     adherence: range = range(10_000, 10_200)  # captions for the prompt-adherence bench
+    adherence_validation: range = range(11_000, 11_200)  # captions two models' adherence is
+    # compared on while one is still trained (bench/model_parity.py); a verdict uses a sealed range
     examples: range = range(20_000, 20_006)  # the app's example prompts (captions)
     probe_train: range = range(100_000, 100_400)  # images the shipped probes are fitted on
     probe_test: range = range(200_000, 200_150)  # held-out images the probes are scored on

@@ -151,16 +151,19 @@ def test_eight_visitors_at_once_each_get_their_own_run(client):
         assert f"step {k + 1} of {k + 1}" in scrub  # its own run, not another visitor's
 
 
-@pytest.fixture
-def paced_client(tiny_pipe):
+@pytest.fixture(scope="module")
+def paced_client():
     """The app on a model whose steps take at least 0.15 s each: a 50-step run lasts long
-    enough for a request sent while it streams to land while it streams, on a busy machine."""
+    enough for a request sent while it streams to land while it streams, on a busy machine.
+    One launch for the module's tests (each starts its own runs)."""
     import time
 
     from gradio_client import Client
 
     from probe_core.serve.facade import ProbeDemo
-    from tests.helpers import BoxLabeler, launched_app, random_probes
+    from tests.helpers import BoxLabeler, build_tiny_pipe, launched_app, random_probes
+
+    tiny_pipe = build_tiny_pipe()
 
     class PacedDemo(ProbeDemo):
         def stream(self, *args, **kwargs):
@@ -212,12 +215,13 @@ def test_one_visitors_stop_or_new_run_leaves_another_visitors_run_alone(paced_cl
 
     client = paced_client
     other = Client(client.src, verbose=False)
-    long_run = client.submit(PROMPT, 1, 30, 4.0, "best", 0.6, 1, 4, api_name="/generate")
+    long_run = client.submit(PROMPT, 1, 15, 4.0, "best", 0.6, 1, 4, api_name="/generate")
     _iterating(long_run)
     assert "done" in other.predict(PROMPT, 2, 2, 4.0, "best", 0.6, 1, 4,
                                    api_name="/generate")[-1]
     other.predict(api_name="/stop")
-    assert "step 30 of 30" in long_run.result()[-1] and "done" in long_run.result()[-1]
+    assert not long_run.done()  # the other visitor's run and stop came while this one ran
+    assert "step 15 of 15" in long_run.result()[-1] and "done" in long_run.result()[-1]
 
 
 def test_a_bad_canvas_or_upload_is_refused_and_the_session_goes_on(client):

@@ -109,6 +109,25 @@ def test_training_conditions_on_the_text_a_generation_gets(tmp_path):
     torch.testing.assert_close(data.empty_embeds[0].float(), cond.prompt_embeds[0].half().float())
 
 
+def test_the_learning_rate_holds_or_decays_from_the_step_its_schedule_began(tmp_path):
+    from probe_core.world.dit_train import dit_run, scheduled_lr
+
+    cfg = _small_dit_config(tmp_path, dit_lr=1e-3)
+    run = dit_run(cfg, load_pipeline(settings.EMBEDDED_MODEL), tmp_path)
+    assert run.lr_history == [{"from_step": 0, "dit_lr": 1e-3}]
+    run.step = 50
+    assert scheduled_lr(run) == 1e-3
+    run.lr_history.append({"from_step": 100, "dit_lr": 1e-3, "to_lr": 1e-4, "to_step": 300})
+    lrs = []
+    for run.step in (100, 200, 300, 400):
+        lrs.append(scheduled_lr(run))
+    assert lrs[0] == pytest.approx(1e-3) and lrs[1] == pytest.approx(5.5e-4)  # half way: mean
+    assert lrs[2] == lrs[3] == pytest.approx(1e-4)  # held at to_lr past to_step
+    cfg.dit_lr_final, cfg.dit_steps = 1e-5, 500
+    decaying = dit_run(cfg, load_pipeline(settings.EMBEDDED_MODEL), tmp_path)
+    assert decaying.lr_history == [{"from_step": 0, "dit_lr": 1e-3, "to_lr": 1e-5, "to_step": 500}]
+
+
 @pytest.mark.slow
 def test_train_model_trains_a_dit_beside_the_unet_model_and_resumes(tmp_path):
     import json
@@ -118,7 +137,7 @@ def test_train_model_trains_a_dit_beside_the_unet_model_and_resumes(tmp_path):
 
     cfg = _small_dit_config(tmp_path)
     assert train(cfg)["dit_steps"] == 2
-    cfg.dit_steps = 3
+    cfg.dit_steps, first_lr, cfg.dit_lr = 3, cfg.dit_lr, cfg.dit_lr / 3
     assert train(cfg)["dit_steps"] == 3
     rows = [json.loads(r) for r in (tmp_path / "work" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["phase"] == "dit"] == [1, 2, 3]  # resumed at 3
@@ -133,6 +152,8 @@ def test_train_model_trains_a_dit_beside_the_unet_model_and_resumes(tmp_path):
     assert pipe.tokenizer.get_vocab() == shared.tokenizer.get_vocab()
     info = json.loads((tmp_path / "dit" / "tiny_ldm.json").read_text())
     assert info["backbone"] == "dit" and info["training"]["dit_steps"] == 3
+    assert info["training"]["learning_rate_history"] == [  # kept across invocations
+        {"from_step": 0, "dit_lr": first_lr}, {"from_step": 2, "dit_lr": cfg.dit_lr}]
     image = pipe(PROMPT, num_inference_steps=2, output_type="np",
                  **family_of(pipe).stock_arguments(pipe)).images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
@@ -169,13 +190,17 @@ def test_the_scene_dit_is_offered_by_name_only_where_weights_has_it(dit_pipe, tm
 
 def test_a_training_snapshot_of_the_transformer_alone_loads_with_the_shared_parts(dit_pipe,
                                                                                    tmp_path):
-    from diffusers import PixArtTransformer2DModel
+    import json
 
+    from probe_core.cli import main
     from probe_core.world.tiny_dit import load_scene_model
+    from probe_core.world.tiny_ldm import save_pipeline
 
-    half = PixArtTransformer2DModel.from_config(dit_pipe.transformer.config)
-    half.load_state_dict(dit_pipe.transformer.state_dict())
-    half.to(torch.float16).save_pretrained(tmp_path / "snapshot" / "transformer")
+    save_pipeline(dit_pipe, tmp_path / "dit", extra={"training": {"shares": "tiny-scenes"}})
+    assert main(["snapshot-dit", str(tmp_path / "dit"), str(tmp_path / "snapshot")]) == 0
+    assert not (tmp_path / "snapshot" / "vae").exists()  # the transformer alone
+    info = json.loads((tmp_path / "snapshot" / "tiny_ldm.json").read_text())
+    assert info["training"] == {"shares": "tiny-scenes"} and "'tiny-scenes'" in info["snapshot"]
     pipe = load_scene_model(tmp_path / "snapshot")
     assert type(pipe).__name__ == "PixArtAlphaPipeline"
     for a, b in zip(pipe.transformer.parameters(), dit_pipe.transformer.parameters()):

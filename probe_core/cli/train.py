@@ -25,6 +25,15 @@ def _train_model(args) -> int:
     return 0
 
 
+def _snapshot_dit(args) -> int:
+    from ..world.tiny_dit import save_training_snapshot
+
+    save_training_snapshot(args.model, args.snapshot)
+    print(f"kept {settings.shown_path(args.model)}'s transformer in float16 at "
+          f"{settings.shown_path(args.snapshot)}")
+    return 0
+
+
 def _train_labeler(args) -> int:
     from ..world.labeler import build_scene_labeler
 
@@ -49,6 +58,9 @@ def _add_train_model(sub) -> None:
     t.add_argument("--dit-steps", dest="dit_steps", type=int)
     t.add_argument("--dit-batch", dest="dit_batch", type=int)
     t.add_argument("--dit-lr", dest="dit_lr", type=float)
+    t.add_argument("--dit-lr-final", dest="dit_lr_final", type=float,
+                   help="decay the DiT's learning rate (cosine) from --dit-lr at this call's "
+                        "first step to this at --dit-steps")
     t.add_argument("--dit-layers", dest="dit_layers", type=int)
     t.add_argument("--init-from", dest="init_from",
                    help="warm start from a saved pipeline folder when workdir has no checkpoint")
@@ -70,6 +82,14 @@ def _add_train_model(sub) -> None:
     t.set_defaults(func=_train_model)
 
 
+def _add_snapshot_dit(sub) -> None:
+    snap = sub.add_parser("snapshot-dit", help="keep a trained scene DiT's transformer alone, in "
+                                               "float16 (a training snapshot for weights/experiments)")
+    snap.add_argument("model", help="the exported scene DiT pipeline folder (train-model's --out)")
+    snap.add_argument("snapshot", help="folder to write transformer/ and tiny_ldm.json to")
+    snap.set_defaults(func=_snapshot_dit)
+
+
 def _add_train_labeler(sub) -> None:
     lab = sub.add_parser("train-labeler", help="train the depth/saliency labeler on renders")
     lab.add_argument("--model", default=str(settings.EMBEDDED_MODEL),
@@ -86,6 +106,7 @@ def _add_train_labeler(sub) -> None:
 
 
 def add_parsers(sub) -> None:
-    """Register train-model and train-labeler on the `scene-probe` sub-parsers."""
+    """Register train-model, snapshot-dit and train-labeler on the `scene-probe` sub-parsers."""
     _add_train_model(sub)
+    _add_snapshot_dit(sub)
     _add_train_labeler(sub)

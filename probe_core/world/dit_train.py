@@ -15,8 +15,9 @@ text conditioning a generation gets, the empty prompt included.
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ class DiTRun:
     seconds: float = 0.0  # training seconds before this call
     started: float = 0.0  # time.time() when this call's loop began
     warm_start: dict | None = None  # the exported model it began from: its folder and steps
+    lr_history: list = field(default_factory=list)  # {"from_step", "dit_lr"}, one per change
     phase = "dit"
 
     @property
@@ -67,13 +69,14 @@ class DiTRun:
         return {"dit_steps": self.step,
                 "dit_seconds": round(self.seconds + time.time() - self.started),
                 "n_scenes": self.cfg.n_scenes, "shares": Path(self.cfg.share_from).name,
-                "warm_start": self.warm_start}
+                "warm_start": self.warm_start, "learning_rate_history": self.lr_history}
 
     def checkpoint(self) -> None:
         atomic_save({"transformer": self.transformer.state_dict(), "ema": self.ema,
                      "opt": self.opt.state_dict(), "step": self.step,
                      "seconds": self.seconds + time.time() - self.started,
-                     "dit": asdict(self.cfg.dit), "warm_start": self.warm_start},
+                     "dit": asdict(self.cfg.dit), "warm_start": self.warm_start,
+                     "lr_history": self.lr_history},
                     self.workdir / "dit.pt")
 
     def export(self) -> None:
@@ -85,7 +88,8 @@ class DiTRun:
         transformer.load_state_dict({k: v.cpu() for k, v in self.ema.items()})
         pipe = build_dit_pipeline(self.pipe, cfg.dit, transformer=transformer)
         recipe = {"dit": asdict(cfg.dit), "n_scenes": cfg.n_scenes, "first_seed": cfg.first_seed,
-                  "dit_batch": cfg.dit_batch, "dit_lr": cfg.dit_lr, "warmup": cfg.warmup,
+                  "dit_batch": cfg.dit_batch, "dit_lr": cfg.dit_lr,
+                  "dit_lr_final": cfg.dit_lr_final, "warmup": cfg.warmup,
                   "ema_decay": cfg.ema_decay, "cond_drop": cfg.cond_drop,
                   "snr_gamma": cfg.snr_gamma, "seed": cfg.seed, "max_minutes": cfg.max_minutes,
                   "threads": cfg.threads}
@@ -126,10 +130,29 @@ def dit_run(cfg: TrainConfig, shared, workdir: Path) -> DiTRun:
         opt.load_state_dict(state["opt"])
         run.step, run.seconds = int(state["step"]), float(state["seconds"])
         run.warm_start = state.get("warm_start")  # what the run began from, not this call's flag
+        run.lr_history = state.get("lr_history", [])  # older checkpoints did not keep one
     elif cfg.init_from:
         run.warm_start = _warm_start(transformer, cfg)
         run.ema = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
+    schedule = {"dit_lr": cfg.dit_lr}
+    if cfg.dit_lr_final is not None:
+        schedule.update(to_lr=cfg.dit_lr_final, to_step=cfg.dit_steps)
+    if not run.lr_history or {k: v for k, v in run.lr_history[-1].items()
+                              if k != "from_step"} != schedule:
+        run.lr_history.append({"from_step": run.step, **schedule})
     return run
+
+
+def scheduled_lr(run: DiTRun) -> float:
+    """The learning rate at run.step: the last schedule's dit_lr, or its cosine decay from
+    dit_lr at its first step to to_lr at to_step."""
+    schedule = run.lr_history[-1]
+    if "to_lr" not in schedule:
+        return schedule["dit_lr"]
+    start, end = schedule["from_step"], schedule["to_step"]
+    done = min(1.0, max(0.0, (run.step - start) / max(1, end - start)))
+    return schedule["to_lr"] + (schedule["dit_lr"] - schedule["to_lr"]) * 0.5 * (
+        1 + math.cos(math.pi * done))
 
 
 def _warm_start(transformer, cfg: TrainConfig) -> dict:
@@ -188,7 +211,7 @@ def _dit_step(run: DiTRun, data: DiTTrainingSet, gen: torch.Generator,
     embeds, mask = data.embeds[idx].float(), data.mask[idx].clone()
     drop = torch.rand(len(idx), generator=gen) < cfg.cond_drop
     embeds[drop], mask[drop] = data.empty_embeds[0].float(), data.empty_mask[0]
-    warmed_lr(run.opt, cfg.dit_lr, step, cfg.warmup)
+    warmed_lr(run.opt, scheduled_lr(run), step, cfg.warmup)
     predict = dit_predictor(run.transformer, embeds.to(cfg.device), mask.to(cfg.device))
     loss = diffusion_loss(predict, run.scheduler, z, cfg.snr_gamma, gen)
     run.opt.zero_grad(set_to_none=True)

@@ -60,6 +60,8 @@ class TrainConfig:
     dit_steps: int = 200_000  # an upper bound; stop earlier with max_minutes
     dit_batch: int = 64
     dit_lr: float = 3e-4
+    dit_lr_final: float | None = None  # set: cosine decay from dit_lr (at the step this
+    # invocation starts) to it at dit_steps; unset: dit_lr throughout
 
     def __post_init__(self):
         if self.backbone not in ("unet", "dit"):
