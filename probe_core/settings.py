@@ -31,6 +31,10 @@ PROBES_ROOT = WEIGHTS / "probes"  # one folder per probe set; the app looks here
 EMBEDDED_PROBES = PROBES_ROOT / "tiny-scenes"  # the default set (+ control/)
 EMBEDDED_EVALUATION = DOCS / "probe-eval" / "metrics.json"  # its held-out evaluation
 EDIT_REPORTS = DOCS / "interventions"  # intervene-eval writes METHOD/ under here
+EMBEDDED_DIT_PROBES = PROBES_ROOT / EMBEDDED_DIT_NAME  # the scene DiT's probe set
+DIT_COMPARISON = DOCS / "dit-vs-unet" / "test-442000"  # both models on one sealed range
+SHIPPED_EVALUATIONS = {  # a shipped probe set -> its held-out evaluation, for the app's labels
+    EMBEDDED_PROBES: EMBEDDED_EVALUATION, EMBEDDED_DIT_PROBES: DIT_COMPARISON / "dit" / "metrics.json"}
 PAPER_PROBES = PROBES_ROOT / "sd-v1-4-paper"  # where import-paper-probes puts the authors' set
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..models import (EMBEDDED, PRESETS, SHIPPED, ModelUnavailableError, check_model_name,
                       is_embedded, is_scene_model, load_model, model_name)
 from ..sd.labelers import load_labeler
-from ..settings import PROBES_ROOT
+from ..settings import PROBES_ROOT, SHIPPED_EVALUATIONS
 from .facade import ProbeDemo
 
 # the embedded model, the scene DiT where weights/ has it, then every preset: SD 1.x (the
@@ -67,7 +67,8 @@ def demo_for_model(name: str, device: str | None = None,
     demo = None
     for folder in folders:
         demo = ProbeDemo.with_assets(pipe, name, model_name(name), folder, labeler=None,
-                                     evaluation=None, scene_model=scene_model)
+                                     evaluation=SHIPPED_EVALUATIONS.get(folder),
+                                     scene_model=scene_model)
         if demo.probes is not None:
             break
         notes = [demo.notice]  # a set for this model that was refused, and why

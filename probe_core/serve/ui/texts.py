@@ -22,8 +22,9 @@ GLOSSARY = {
              "represents it.",
     "activations": "the numbers a layer of the model computes inside; here the output of a "
                    "self-attention layer, one vector per image patch.",
-    "layer": "which self-attention layer of the UNet is read (down, mid or up blocks); 'best' "
-             "is the layer with the best held-out scores.",
+    "layer": "which self-attention layer is read (a UNet's down, mid or up blocks; a "
+             "transformer's blocks, first to last); 'best' is the layer with the best held-out "
+             "scores.",
     "depth probe": "reads, per pixel, how near the surface is (bright = near, dark = far).",
     "saliency probe": "reads, per pixel, the probability P(object) that it belongs to the main "
                       "object rather than floor or sky (magenta = object).",
