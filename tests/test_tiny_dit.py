@@ -197,6 +197,7 @@ def test_a_training_snapshot_of_the_transformer_alone_loads_with_the_shared_part
     from probe_core.world.tiny_ldm import save_pipeline
 
     save_pipeline(dit_pipe, tmp_path / "dit", extra={"training": {"shares": "tiny-scenes"}})
+    assert main(["snapshot-dit", str(tmp_path / "absent"), str(tmp_path / "snapshot")]) == 2
     assert main(["snapshot-dit", str(tmp_path / "dit"), str(tmp_path / "snapshot")]) == 0
     assert not (tmp_path / "snapshot" / "vae").exists()  # the transformer alone
     info = json.loads((tmp_path / "snapshot" / "tiny_ldm.json").read_text())

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..settings import EMBEDDED_MODEL
+from ..settings import EMBEDDED_MODEL, shown_path
 from .tiny_ldm import load_pipeline
 
 
@@ -84,11 +84,15 @@ def save_training_snapshot(folder, snapshot) -> None:
     from diffusers import PixArtTransformer2DModel
 
     folder, snapshot = Path(folder), Path(snapshot)
+    if not ((folder / "transformer" / "config.json").is_file()
+            and (folder / "tiny_ldm.json").is_file()):
+        raise FileNotFoundError(f"no scene DiT export at {shown_path(folder)} (needs "
+                                "transformer/ and tiny_ldm.json, as train-model writes them)")
     transformer = PixArtTransformer2DModel.from_pretrained(folder / "transformer",
                                                            use_safetensors=True)
     transformer.to(torch.float16).save_pretrained(snapshot / "transformer")
     info = json.loads((folder / "tiny_ldm.json").read_text())
+    shares = (info.get("training") or {}).get("shares", EMBEDDED_MODEL.name)
     info["snapshot"] = ("the exported EMA transformer alone, stored in float16; the VAE, text "
-                        "encoder, tokenizer and schedule are those of the model folder "
-                        f"'{info['training']['shares']}'")
+                        f"encoder, tokenizer and schedule are those of the model folder '{shares}'")
     (snapshot / "tiny_ldm.json").write_text(json.dumps(info, indent=1) + "\n")
