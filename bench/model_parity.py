@@ -21,28 +21,30 @@ import probe_core.offline  # noqa: F401  (hub offline unless HF_HUB_OFFLINE says
 
 import argparse
 import json
-import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from probe_core.cli.common import parse_range
+from probe_core.edits.protocol import commit_of
 from probe_core.settings import SEEDS
-from probe_core.world.attributes import (ATTRIBUTES, caption_attributes, load_classifier,
-                                         predict_attributes, render_labelled)
+from probe_core.world.attributes import (ATTRIBUTES, caption_attributes, predict_attributes,
+                                         render_labelled)
 from probe_core.world.tiny_dit import load_scene_model
-from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE, generate
+from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from model_quality import CLASSIFIER, classifier, generated_for  # noqa: E402  (a bench sibling)
+
 BOOTSTRAP = 2000
 
 
 def predicted_attributes(model: str, captions: list[str], start: int, clf, args) -> dict:
     """attribute -> (n,) class index the classifier reads in `model`'s image for each caption."""
-    pipe = load_scene_model(model)
-    images = np.stack([generate(pipe, c, seed=start + k, num_inference_steps=args.steps,
-                                guidance_scale=args.guidance) for k, c in enumerate(captions)])
+    images = generated_for(load_scene_model(model), captions, start, args.steps, args.guidance)
     return predict_attributes(clf, images)
 
 
@@ -76,14 +78,6 @@ def compare(first: dict, second: dict, bar: float, seed: int = 0) -> dict:
     return out
 
 
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--first", default=str(ROOT / "weights" / "tiny-scenes"),
@@ -95,13 +89,12 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     p.add_argument("--bar", type=float, default=0.9)
-    p.add_argument("--classifier", default="~/.cache/scene-probe/attribute_classifier.safetensors",
-                   help="made by bench/model_quality.py on first use")
+    p.add_argument("--classifier", default=CLASSIFIER, help="trained on first use")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "model_parity.json"))
     args = p.parse_args()
     torch.set_num_threads(2)
 
-    clf = load_classifier(Path(args.classifier).expanduser())
+    clf = classifier(Path(args.classifier).expanduser(), retrain=False)
     _, _, captions = render_labelled(args.seeds)
     first = predicted_attributes(args.first, captions, args.seeds.start, clf, args)
     second = predicted_attributes(args.second, captions, args.seeds.start, clf, args)
@@ -112,7 +105,7 @@ def main() -> int:
         "first": Path(args.first).name, "second": Path(args.second).name,
         "seeds": [args.seeds.start, args.seeds.stop - 1], "n_captions": len(captions),
         "steps": args.steps, "guidance_scale": args.guidance, "bar": args.bar,
-        "commit": commit(),
+        "commit": commit_of(ROOT),
         "attributes": compare(right(first, captions), right(second, captions), args.bar),
         "control_shuffled_captions": {
             model: {k: float(v.mean()) for k, v in right(pred, shuffled).items()}

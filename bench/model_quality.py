@@ -39,6 +39,7 @@ from probe_core.world.tiny_dit import load_scene_model
 from probe_core.world.tiny_ldm import DEFAULT_GUIDANCE, generate
 
 ROOT = Path(__file__).resolve().parents[1]
+CLASSIFIER = "~/.cache/scene-probe/attribute_classifier.safetensors"  # trained on first use
 
 
 def vae_psnr(pipe, seeds: range) -> dict:
@@ -64,10 +65,16 @@ def classifier(path: Path, retrain: bool):
     return clf
 
 
+def generated_for(pipe, captions: list[str], start: int, steps: int,
+                  guidance: float) -> np.ndarray:
+    """(N, H, W, 3) uint8: one image per caption, the k-th generated with seed start + k."""
+    return np.stack([generate(pipe, c, seed=start + k, num_inference_steps=steps,
+                              guidance_scale=guidance) for k, c in enumerate(captions)])
+
+
 def adherence(pipe, clf, seeds: range, steps: int, guidance: float) -> tuple[dict, list]:
     renders, truth, captions = render_labelled(seeds)
-    generated = np.stack([generate(pipe, c, seed=seeds.start + k, num_inference_steps=steps,
-                                   guidance_scale=guidance) for k, c in enumerate(captions)])
+    generated = generated_for(pipe, captions, seeds.start, steps, guidance)
     from_captions = [caption_attributes(c) for c in captions]
     result = {
         "n": len(captions),
@@ -126,7 +133,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     p.add_argument("--n-adherence", type=int, default=200)
-    p.add_argument("--classifier", default="~/.cache/scene-probe/attribute_classifier.safetensors")
+    p.add_argument("--classifier", default=CLASSIFIER)
     p.add_argument("--retrain-classifier", action="store_true")
     p.add_argument("--skip-adherence", action="store_true")
     p.add_argument("--speed-only", action="store_true",
