@@ -35,9 +35,12 @@ class ProtocolRun:
     probes: str = "trained"  # "trained", "shuffled" (fitted to shuffled labels) or "none"
     app: bool = False  # as the app's sliders run it: every object, the sliders' steps
 
-    def settings(self, num_inference_steps: int) -> EditSettings:
-        """The method's settings, or the app's: every part at the method's steps."""
+    def settings(self, num_inference_steps: int, available: list[str] | None = None
+                 ) -> EditSettings:
+        """The method's settings, or the app's (every part at the method's steps), on a model
+        with `available` layers where given (its backbone's layer set, as the app picks)."""
         d = METHOD_DEFAULTS[self.method]
+        d = d if available is None else d.for_layers(available)
         return d.as_one_edit(*d.steps_within(num_inference_steps)) if self.app else d
 
     def suite(self) -> EditSuite:
@@ -89,6 +92,7 @@ def run_protocol(model: ProbedModel, probe_sets: dict, prompts: list[str], seeds
     """Every protocol run (or those named in `only`) not yet done in `out`: `probe_sets` maps
     "trained" and "shuffled" to a ProbeSet. Returns the folders written."""
     out = Path(out)
+    available = getattr(probe_sets.get("trained"), "layers", None)  # the probed model's layers
     written = []
     for run in protocol_runs():
         if only and run.name not in only:
@@ -99,7 +103,7 @@ def run_protocol(model: ProbedModel, probe_sets: dict, prompts: list[str], seeds
         probes = None if run.probes == "none" else probe_sets[run.probes]
         summary, examples = evaluate_edits(
             replace(model, probes=probes), run.suite(),
-            run.settings(model.num_inference_steps), prompts, seeds)
+            run.settings(model.num_inference_steps, available), prompts, seeds)
         summary["protocol"] = {"run": run.name, "role": run.role, "probes": run.probes,
                                "app": run.app, "seeds": [min(seeds), max(seeds), len(seeds)],
                                "commit": commit_of(root or Path(__file__).resolve().parents[2])}
