@@ -141,16 +141,16 @@ def run_fake_protocol(monkeypatch, tmp_path, seen):
 def test_the_protocol_steers_the_layers_the_probed_model_has(monkeypatch, tmp_path):
     """The default's layer set is the UNet's; on a DiT (other layer names) the protocol runs
     every probed layer, as the app does, instead of asking for layers the model lacks."""
-    from types import SimpleNamespace
+    from probe_core.probing.probes import ProbeSet, ProbeSettings
 
     unet_layers = list(METHOD_DEFAULTS["guided"].layers)
     for name, layers, expect in (
             ("unet", unet_layers + ["mid_block.attentions.0.transformer_blocks.0.attn1"],
              unet_layers), ("dit", [f"transformer_blocks.{i}.attn1" for i in range(3)], None)):
         seen = record_edits(monkeypatch, scene_image(4, blue_at=20))
-        trained = SimpleNamespace(layers=layers)
+        trained = ProbeSet(ProbeSettings("m", "DDIMScheduler", 15, 32, 1.0, layers=layers))
         P.run_protocol(ProbedModel(None, trained, BrightLabeler(), 15, 1.0),
-                       {"trained": trained, "shuffled": SimpleNamespace(layers=layers)},
+                       {"trained": trained, "shuffled": trained},
                        [CAPTION], [0], tmp_path / name, only=("guided", "app"))
         assert seen and all(e.layers == expect for e in seen)
 

@@ -103,6 +103,11 @@ class ProbeSet:
         self.offsets: dict[str, torch.Tensor] = {}  # layer -> (HW,) depth offset ("layout")
         self._stacked: dict = {}  # token_outputs' cache of stacked (L, C, 3) weights
 
+    @property
+    def layers(self) -> list[str]:
+        """The layers this set was made for (its settings')."""
+        return list(self.settings.layers)
+
     def add(self, task: str, step: int, layer: str, weight: torch.Tensor) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; tasks are {list(TASKS)}")
