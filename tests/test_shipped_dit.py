@@ -71,3 +71,22 @@ def test_the_app_offers_it_with_its_probes_labeler_and_evaluation():
     # the held-out evaluation the app labels layers with belongs to these probes
     assert demo.evaluation["meta"]["settings"]["model_fingerprint"] == s.model_fingerprint
     assert demo.best_layer() in demo.layers
+
+
+def test_the_apps_default_move_steers_every_block_and_moves_the_object():
+    """The guided edit's tuned layers are the UNet's; on the DiT the app steers every probed
+    block (its validation round chose that) and the object goes where the slider asks."""
+    from probe_core.edits.edit_settings import METHOD_DEFAULTS
+    from probe_core.serve.model_choice import demo_for_model
+    from probe_core.serve.steering import SliderValues
+
+    demo = demo_for_model(settings.EMBEDDED_DIT_NAME)
+    assert METHOD_DEFAULTS["guided"].for_layers(demo.layers).layers is None  # every block
+    caption = render_scene(sample_scene(settings.SEEDS.edit_validation[0])).caption
+    *_, run = demo.stream(caption, seed=settings.SEEDS.edit_validation[0],
+                          num_inference_steps=15, guidance_scale=4.0)
+    *_, view = demo.intervene(run, SliderValues(move_x=8))
+    shift_x, _ = run.edit.scores["labeler_shift"]
+    asked_x = run.edit.scores["asked_x"]  # less than 8 where the move takes some past the edge
+    assert 0 < asked_x <= 8 and shift_x >= asked_x / 2
+    assert "The edit worked" in view.score
