@@ -27,15 +27,22 @@ def tiny_sd_unet():
     return build_tiny_sd_unet()
 
 
-@pytest.fixture
-def client(tiny_pipe):
-    """The app on the tiny test model (random probes, a box labeler), launched locally, and a
-    gradio_client on it."""
-    from gradio_client import Client
-
+@pytest.fixture(scope="module")
+def tiny_app_url():
+    """The app on the tiny test model (random probes, a box labeler), launched locally once for
+    a test module: its URL."""
     from probe_core.serve.facade import ProbeDemo
     from tests.helpers import BoxLabeler, launched_app, random_probes
 
-    with launched_app(ProbeDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe),
+    pipe = build_tiny_pipe()
+    with launched_app(ProbeDemo(pipe, "tiny test model", random_probes(pipe),
                                 BoxLabeler())) as url:
-        yield Client(url, verbose=False)
+        yield url
+
+
+@pytest.fixture
+def client(tiny_app_url):
+    """A new visitor (its own session) on the module's launched app, through gradio_client."""
+    from gradio_client import Client
+
+    return Client(tiny_app_url, verbose=False)
