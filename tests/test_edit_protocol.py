@@ -120,8 +120,16 @@ def test_the_app_run_of_the_protocol_is_what_the_sliders_send():
     assert list(from_sliders.edit_steps("depth")) == [5, 6, 7, 8]
 
 
+def probe_set(layers: list[str]):
+    """An empty probe set made for `layers` (the protocol reads only its layer names here)."""
+    from probe_core.probing.probes import ProbeSet, ProbeSettings
+
+    return ProbeSet(ProbeSettings("m", "DDIMScheduler", 15, 32, 1.0, layers=layers))
+
+
 def run_fake_protocol(monkeypatch, tmp_path, seen):
-    trained, shuffled = object(), object()
+    unet_layers = list(METHOD_DEFAULTS["guided"].layers)
+    trained, shuffled = probe_set(unet_layers), probe_set(unet_layers)
     used = []
     from probe_core.edits import evaluate as E
 
@@ -141,14 +149,12 @@ def run_fake_protocol(monkeypatch, tmp_path, seen):
 def test_the_protocol_steers_the_layers_the_probed_model_has(monkeypatch, tmp_path):
     """The default's layer set is the UNet's; on a DiT (other layer names) the protocol runs
     every probed layer, as the app does, instead of asking for layers the model lacks."""
-    from probe_core.probing.probes import ProbeSet, ProbeSettings
-
     unet_layers = list(METHOD_DEFAULTS["guided"].layers)
     for name, layers, expect in (
             ("unet", unet_layers + ["mid_block.attentions.0.transformer_blocks.0.attn1"],
              unet_layers), ("dit", [f"transformer_blocks.{i}.attn1" for i in range(3)], None)):
         seen = record_edits(monkeypatch, scene_image(4, blue_at=20))
-        trained = ProbeSet(ProbeSettings("m", "DDIMScheduler", 15, 32, 1.0, layers=layers))
+        trained = probe_set(layers)
         P.run_protocol(ProbedModel(None, trained, BrightLabeler(), 15, 1.0),
                        {"trained": trained, "shuffled": trained},
                        [CAPTION], [0], tmp_path / name, only=("guided", "app"))

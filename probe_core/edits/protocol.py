@@ -92,7 +92,7 @@ def run_protocol(model: ProbedModel, probe_sets: dict, prompts: list[str], seeds
     """Every protocol run (or those named in `only`) not yet done in `out`: `probe_sets` maps
     "trained" and "shuffled" to a ProbeSet. Returns the folders written."""
     out = Path(out)
-    available = getattr(probe_sets.get("trained"), "layers", None)  # the probed model's layers
+    available = probe_sets["trained"].layers  # the probed model's layers
     written = []
     for run in protocol_runs():
         if only and run.name not in only:
