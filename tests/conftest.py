@@ -31,12 +31,9 @@ def tiny_sd_unet():
 def tiny_app_url():
     """The app on the tiny test model (random probes, a box labeler), launched locally once for
     a test module: its URL."""
-    from probe_core.serve.facade import ProbeDemo
-    from tests.helpers import BoxLabeler, launched_app, random_probes
+    from tests.helpers import launched_app, tiny_test_demo
 
-    pipe = build_tiny_pipe()
-    with launched_app(ProbeDemo(pipe, "tiny test model", random_probes(pipe),
-                                BoxLabeler())) as url:
+    with launched_app(tiny_test_demo(build_tiny_pipe())) as url:
         yield url
 
 

@@ -66,6 +66,14 @@ class BoxLabeler:
         return depth, sal
 
 
+def tiny_test_demo(pipe, demo_class=None):
+    """The app's model on the tiny pipeline: random probes, a box labeler ("tiny test model");
+    `demo_class` a ProbeDemo subclass where a test needs one."""
+    from probe_core.serve.facade import ProbeDemo
+
+    return (demo_class or ProbeDemo)(pipe, "tiny test model", random_probes(pipe), BoxLabeler())
+
+
 def build_tiny_sd_unet(sample_size: int = 16):
     """Same block structure as SD v1.x's UNet (4 levels, 2 layers per block, cross-attention in
     the first three down and last three up blocks), with tiny channels."""

@@ -161,9 +161,7 @@ def paced_client():
     from gradio_client import Client
 
     from probe_core.serve.facade import ProbeDemo
-    from tests.helpers import BoxLabeler, build_tiny_pipe, launched_app, random_probes
-
-    tiny_pipe = build_tiny_pipe()
+    from tests.helpers import build_tiny_pipe, launched_app, tiny_test_demo
 
     class PacedDemo(ProbeDemo):
         def stream(self, *args, **kwargs):
@@ -171,8 +169,7 @@ def paced_client():
                 yield run
                 time.sleep(0.15)
 
-    with launched_app(PacedDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe),
-                                BoxLabeler())) as url:
+    with launched_app(tiny_test_demo(build_tiny_pipe(), PacedDemo)) as url:
         yield Client(url, verbose=False)
 
 

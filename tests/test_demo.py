@@ -10,14 +10,14 @@ from probe_core.serve.figures import emergence_scores
 from probe_core.settings import DISPLAY_SIZE
 from probe_core.world.tiny_ldm import generate
 
-from .helpers import BoxLabeler, random_probes
+from .helpers import random_probes, tiny_test_demo
 
 PROMPT = "a small blue box on a beige plain floor"
 
 
 @pytest.fixture
 def demo(tiny_pipe):
-    return ProbeDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe), BoxLabeler())
+    return tiny_test_demo(tiny_pipe)
 
 
 @pytest.fixture

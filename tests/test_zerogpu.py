@@ -49,13 +49,12 @@ def test_the_app_on_zero_gpu_asks_each_call_for_its_own_duration(monkeypatch, ti
     """With the `spaces` shim, every model action is wrapped with a callable duration; called
     with the action's own arguments it estimates from the model and the steps, and arguments
     it cannot read get the largest bound."""
-    from probe_core.serve.facade import ProbeDemo
     from probe_core.serve.model_choice import ModelChoice
     from probe_core.serve.ui.build import build_app
     from probe_core.serve.ui.forms import GenerateForm
     from probe_core.serve.zerogpu import MAX_SECONDS, GpuDuration
 
-    from .helpers import BoxLabeler, random_probes
+    from .helpers import tiny_test_demo
 
     durations = []
     fake = types.ModuleType("spaces")
@@ -67,7 +66,7 @@ def test_the_app_on_zero_gpu_asks_each_call_for_its_own_duration(monkeypatch, ti
     fake.GPU = gpu
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    demo = ProbeDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe), BoxLabeler())
+    demo = tiny_test_demo(tiny_pipe)
     build_app(ModelChoice(embedded=demo))
     assert len(durations) == 3 and all(isinstance(d, GpuDuration) for d in durations)
     generate = durations[0]
@@ -83,16 +82,15 @@ def test_a_run_moved_to_the_host_resumes_an_edit_as_before(monkeypatch, tiny_pip
     from its cached steps gives the same image as without the move."""
     import numpy as np
 
-    from probe_core.serve.facade import ProbeDemo
     from probe_core.serve.runs import Run
     from probe_core.serve.steering import SliderValues
 
-    from .helpers import BoxLabeler, random_probes
+    from .helpers import tiny_test_demo
 
     moved = []
     original = Run.to_host
     monkeypatch.setattr(Run, "to_host", lambda self: (moved.append(self), original(self)))
-    demo = ProbeDemo(tiny_pipe, "tiny test model", random_probes(tiny_pipe), BoxLabeler())
+    demo = tiny_test_demo(tiny_pipe)
     sliders = SliderValues(move_x=8, first_step=1, last_step=1, strength=0.3)
     *_, plain = demo.stream("a small blue box on a beige plain floor", 4, 3, 4.0)
     *_, plain_edit = demo.intervene(plain, sliders)
