@@ -64,8 +64,9 @@ class SeedRanges:
     edit_test: range = range(300_000, 300_060)  # the old edit report's images (looked at in
     # every design round since: validation seeds now)
     edit_validation: range = range(310_000, 310_040)  # where edit settings were tuned
-    edit_sealed: range = range(431_000, 431_080)  # the edit protocol's sealed test range: run
-    # once after the design was frozen (`intervene-report`); a retune needs a new range
+    edit_sealed: range = range(446_000, 446_040)  # the edit protocol's latest sealed test
+    # range: run once after the design was frozen (`intervene-report`); a retune needs a new
+    # range. Used before: 431000-431079 (the first design), 444000-444039 (UNet beside DiT)
     segmenter_validation: range = range(7_000_000, 7_000_200)  # renders the colour segmenter
     segmenter_test: range = range(7_100_000, 7_100_200)  # was checked on / is scored on
     model_train: int = 1_000_000  # first seed of the embedded model's training scenes

@@ -116,7 +116,8 @@ class EditSettings:
 #   3/5/7/9: moves 98/96/98/97% of the asked distance, objects kept 96/88/88/87%, the farther
 #   push's random-field control 50/75/75/75%; its carry alone moves 82%. Its pushes take the
 #   UNet's steps: at 5-8 (40 images) nearer/farther 98/90% as asked, the shuffled-probe
-#   control 20/25% (at 2-5 on 20 images, farther 85% as asked, random-field control 50%).
+#   control 20/25%, the random-field control 38/73% (at 2-5 on 20 images, farther 85% as
+#   asked, random-field control 50%).
 # Two variants of guided are its controls, each a method a visitor can pick:
 # - guidance_only: the probes' gradient without the carry, at the steps tuned for it before the
 #   carry existed (0-3, the moved object's outline peeled by a pixel); pushes as guided.

@@ -1,7 +1,7 @@
 """The edit report's headline: every protocol run side by side, the targets met or missed, and
 what the probes add beyond the carry by both scorers.
 
-    >>> report = summarise_protocol("docs/interventions/test-431000")   # writes report.json, .md
+    >>> report = summarise_protocol("docs/interventions/test-446000")   # writes report.json, .md
     >>> [t["met"] for t in report["targets"]]
 
 Differences between two runs are paired by image (the same seeds, the same edits): for every
