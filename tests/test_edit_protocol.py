@@ -120,6 +120,15 @@ def test_the_app_run_of_the_protocol_is_what_the_sliders_send():
     assert list(from_sliders.edit_steps("depth")) == [5, 6, 7, 8]
 
 
+def test_the_default_method_pushes_at_the_steps_a_visitor_pushes_at():
+    """The report's default push and its guidance-only control edit the steps the sliders
+    edit (the moves' steps), so the sealed figures describe the push a visitor gets."""
+    limits = SteerLimits(max_move=16, num_inference_steps=15, image_size=64)
+    _, from_sliders = steer_request(SliderValues(depth_push=-2.0), limits)
+    for name in ("guided", "guidance_only", "carry_only"):
+        assert METHOD_DEFAULTS[name].edit_steps("depth") == from_sliders.edit_steps("depth")
+
+
 def probe_set(layers: list[str]):
     """An empty probe set made for `layers` (the protocol reads only its layer names here)."""
     from probe_core.probing.probes import ProbeSet, ProbeSettings
