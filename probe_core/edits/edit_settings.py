@@ -104,7 +104,7 @@ class EditSettings:
 #   92% (3 objects 74% -> 91%), outside change 0.047 -> 0.019, area x0.99 -> x1.04; carrying
 #   alone (strength 0) moves 81%, keeps 78%.
 # - pushes edit the moves' steps 5-8, as the app's sliders do. As asked / random-field control,
-#   nearer and farther (20 images): steps 0-3 95/46%, 64/51%; 2-5 95/51%, 87/54%; 3-6 95/46%,
+#   nearer and farther (tuning seeds): steps 0-3 95/46%, 64/51%; 2-5 95/51%, 87/54%; 3-6 95/46%,
 #   79/59%; 5-8 95/54%, 90/59%. Against probes fitted to shuffled labels (39 images), 2-5 vs
 #   5-8: as asked 95/90% vs 95/90%, the shuffled-probe control 77/51% vs 54/56%, objects kept
 #   85/79% vs 95/87%, outside change 0.033/0.025 vs 0.020/0.018.
