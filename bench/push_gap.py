@@ -66,7 +66,8 @@ def main() -> int:
     rows = {"nearer": [], "farther": []}
     for seed in settings.SEEDS.edit_validation[:args.seeds]:
         caption = render_scene(sample_scene(seed)).caption
-        *_, run = demo.stream(caption, seed=seed, num_inference_steps=15, guidance_scale=4.0)
+        *_, run = demo.stream(caption, seed=seed, num_inference_steps=settings.DEFAULT_STEPS,
+                              guidance_scale=demo.default_guidance)  # as the app's page runs
         for name, push in (("nearer", 2.0), ("farther", -2.0)):
             try:
                 rows[name].append(push_readings(demo, run, push, layer))
